@@ -1,0 +1,15 @@
+//! The cloud side of pinip: the [`Provider`] trait the agent drives, the types it
+//! speaks in, and an in-memory [`fake`] cloud for tests and `pinip simulate`.
+//!
+//! No provider knows about Kubernetes; the agent knows nothing of a cloud SDK.
+
+mod error;
+pub mod fake;
+pub mod filter;
+pub mod order;
+mod provider;
+mod types;
+
+pub use error::{ErrorClass, ProviderError};
+pub use provider::{Provider, ProviderHandle};
+pub use types::{Instance, InstanceRef, IpFamily, Ownership, PoolAddress, PoolSpec};

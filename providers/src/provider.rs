@@ -1,0 +1,40 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{Instance, InstanceRef, Ownership, PoolAddress, ProviderError};
+
+/// What the agent needs from a cloud, and nothing more.
+///
+/// Contract shared by every implementation (the agent relies on it, tests check it):
+/// - `attach` and `detach` are idempotent: "already attached to this instance" and
+///   "not attached" are successes;
+/// - `attach` never moves an address that another instance holds: it fails with
+///   [`crate::ErrorClass::Conflict`] instead (AWS `AllowReassociation=false`, GCP's in-use check);
+/// - errors carry a class the agent acts on (retry, back off harder, next candidate, stop).
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Short name for logs and metrics: "aws", "gcp", "fake".
+    fn name(&self) -> &'static str;
+
+    /// The instance behind a node: the NIC and private address an attachment targets.
+    async fn describe_instance(&self, instance: &InstanceRef) -> Result<Instance, ProviderError>;
+
+    /// Every address of the pool (`FILTER`, IP family), free or attached, in `ORDER_BY` order.
+    /// One call answers both "does my instance already hold one?" and "which are free?".
+    async fn list_pool(&self) -> Result<Vec<PoolAddress>, ProviderError>;
+
+    /// Attach `address` to `instance` and record `owner` on the cloud object.
+    async fn attach(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<(), ProviderError>;
+
+    /// Detach `address` if it is still on `instance`, and clear its ownership record.
+    async fn detach(&self, address: &PoolAddress, instance: &InstanceRef) -> Result<(), ProviderError>;
+}
+
+/// A shared, dynamically chosen provider (picked from the node's providerID).
+pub type ProviderHandle = Arc<dyn Provider>;

@@ -1,0 +1,126 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a node runs, as its `spec.providerID` says.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InstanceRef {
+    /// Cloud scheme of the providerID: "aws", "gce", "fake", ...
+    pub cloud: String,
+    /// GCP project (from `gce://project/zone/name`); None elsewhere.
+    pub project: Option<String>,
+    /// Availability zone (`us-east-1a`, `europe-west1-b`).
+    pub zone: String,
+    /// Instance ID (AWS `i-…`) or name (GCP).
+    pub id: String,
+}
+
+impl InstanceRef {
+    /// Region derived from the zone: `us-east-1a` → `us-east-1`, `europe-west1-b` → `europe-west1`.
+    pub fn region(&self) -> Option<String> {
+        region_of_zone(&self.zone)
+    }
+}
+
+impl fmt::Display for InstanceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.cloud, self.zone, self.id)
+    }
+}
+
+/// `us-east-1a` → `us-east-1` (AWS: trailing letter), `europe-west1-b` → `europe-west1` (GCP: `-letter`).
+pub fn region_of_zone(zone: &str) -> Option<String> {
+    if let Some((region, suffix)) = zone.rsplit_once('-') {
+        if suffix.len() == 1 && suffix.chars().all(|c| c.is_ascii_lowercase()) {
+            return Some(region.to_string());
+        }
+    }
+    let trimmed = zone.trim_end_matches(|c: char| c.is_ascii_lowercase());
+    let ends_with_digit = trimmed.chars().last().is_some_and(|c| c.is_ascii_digit());
+    (ends_with_digit && trimmed.len() < zone.len()).then(|| trimmed.to_string())
+}
+
+/// What an attachment needs to know about the target instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub reference: InstanceRef,
+    /// The primary NIC (AWS ENI at device index 0, GCP `nic0`).
+    pub nic: Option<String>,
+    /// The primary private address of that NIC.
+    pub private_ip: Option<IpAddr>,
+}
+
+/// One reserved address of the pool, as the cloud sees it now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolAddress {
+    /// Cloud identity: AWS allocation ID, GCP address name.
+    pub id: String,
+    pub ip: IpAddr,
+    /// Instance ID the address is attached to, if any.
+    pub attached_to: Option<String>,
+    /// Ownership record pinip wrote on the cloud object (tags / labels), if any.
+    pub owner: Option<Ownership>,
+    /// The cloud object's tags or labels (used by `ORDER_BY Tag:<key>`).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl PoolAddress {
+    pub fn is_free(&self) -> bool {
+        self.attached_to.is_none()
+    }
+}
+
+/// Who holds an address, recorded on the cloud object so a sweep can find it later.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Ownership {
+    pub cluster: String,
+    pub node: String,
+    pub instance: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpFamily {
+    #[default]
+    V4,
+    V6,
+}
+
+impl IpFamily {
+    pub fn matches(self, ip: &IpAddr) -> bool {
+        matches!((self, ip), (IpFamily::V4, IpAddr::V4(_)) | (IpFamily::V6, IpAddr::V6(_)))
+    }
+}
+
+/// Which addresses form the pool: the user's `FILTER`, `ORDER_BY` and `IPV6` settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub filter: Vec<String>,
+    pub order_by: Option<String>,
+    pub family: IpFamily,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_from_aws_and_gcp_zones() {
+        assert_eq!(region_of_zone("us-east-1a").as_deref(), Some("us-east-1"));
+        assert_eq!(region_of_zone("ap-southeast-2c").as_deref(), Some("ap-southeast-2"));
+        assert_eq!(region_of_zone("europe-west1-b").as_deref(), Some("europe-west1"));
+        assert_eq!(region_of_zone("us-central1-f").as_deref(), Some("us-central1"));
+        assert_eq!(region_of_zone("zone"), None);
+        assert_eq!(region_of_zone(""), None);
+    }
+
+    #[test]
+    fn family_matches_address_kind() {
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(IpFamily::V4.matches(&v4) && !IpFamily::V4.matches(&v6));
+        assert!(IpFamily::V6.matches(&v6) && !IpFamily::V6.matches(&v4));
+    }
+}
