@@ -1,0 +1,465 @@
+//! Per-address claims: one `coordination.k8s.io/v1` Lease per address
+//! (`pinip-<address>` in `LEASE_NAMESPACE`), written *before* any cloud call.
+//!
+//! - `create` is atomic: `AlreadyExists` means another node got there first → next candidate.
+//! - A claim is `claiming` while its holder attaches the address (renewed every
+//!   `LEASE_DURATION`/3), then `held` for as long as the node keeps the address.
+//! - A `claiming` claim whose resourceVersion has not moved for `LEASE_DURATION`, as
+//!   measured on the observer's own monotonic clock (client-go's leader-election rule,
+//!   immune to clock skew between nodes), belongs to a crashed agent and may be taken over.
+//! - A `held` claim is stale only when its holder Node is gone or now runs on another
+//!   instance.
+//! - Every takeover and release is a `resourceVersion`-guarded write, so two nodes
+//!   can never both win one claim.
+//!
+//! The claim is coordination, not the last line of defence: the provider's attach
+//! refuses an address that another instance holds (see docs/design.md).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
+use kube::Api;
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+use crate::identity::parse_provider_id;
+use crate::kube_errors::{is_conflict_or_gone, status_code};
+
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY_VALUE: &str = "pinip";
+pub const ADDRESS_ANNOTATION: &str = "pinip.dev/address";
+pub const INSTANCE_ANNOTATION: &str = "pinip.dev/instance";
+pub const PHASE_ANNOTATION: &str = "pinip.dev/phase";
+pub const CLUSTER_ANNOTATION: &str = "pinip.dev/cluster";
+
+/// The Lease name of an address: `pinip-203-0-113-10`, `pinip-2001-db8--1`.
+pub fn lease_name(ip: &IpAddr) -> String {
+    let mut slug: String = ip
+        .to_string()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    // Names must end alphanumeric; a canonical IPv6 text may end in "::".
+    if slug.ends_with('-') {
+        slug.push('0');
+    }
+    format!("pinip-{slug}")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The holder is attaching the address; the claim expires unless renewed.
+    Claiming,
+    /// The address is attached to the holder's instance.
+    Held,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::Claiming => "claiming",
+            Phase::Held => "held",
+        }
+    }
+}
+
+/// A claim as read from its Lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimRecord {
+    pub name: String,
+    pub holder: String,
+    pub instance: String,
+    pub address: Option<IpAddr>,
+    pub phase: Phase,
+    pub resource_version: String,
+    pub duration: Duration,
+}
+
+impl ClaimRecord {
+    /// None for a Lease pinip did not write (it is never touched).
+    pub fn from_lease(lease: &Lease) -> Option<ClaimRecord> {
+        let meta = &lease.metadata;
+        if meta.labels.as_ref()?.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY_VALUE) {
+            return None;
+        }
+        let annotations = meta.annotations.as_ref()?;
+        let spec = lease.spec.as_ref()?;
+        Some(ClaimRecord {
+            name: meta.name.clone()?,
+            holder: spec.holder_identity.clone().unwrap_or_default(),
+            instance: annotations.get(INSTANCE_ANNOTATION).cloned().unwrap_or_default(),
+            address: annotations.get(ADDRESS_ANNOTATION).and_then(|a| a.parse().ok()),
+            phase: match annotations.get(PHASE_ANNOTATION).map(String::as_str) {
+                Some("held") => Phase::Held,
+                _ => Phase::Claiming,
+            },
+            resource_version: meta.resource_version.clone().unwrap_or_default(),
+            duration: Duration::from_secs(spec.lease_duration_seconds.unwrap_or(0).max(1) as u64),
+        })
+    }
+}
+
+/// What we know of the node that holds a claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HolderState {
+    /// Not looked up (only `held` claims need it).
+    Unknown,
+    Present { instance: Option<String> },
+    Gone,
+}
+
+/// Does another node's claim still bind us?
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Binding,
+    Stale(String),
+}
+
+/// Pure staleness rule. `unchanged_for`: how long this observer has seen the claim at
+/// its current resourceVersion, on its own monotonic clock.
+pub fn judge(claim: &ClaimRecord, unchanged_for: Duration, holder: &HolderState) -> Verdict {
+    match claim.phase {
+        Phase::Claiming if unchanged_for > claim.duration => Verdict::Stale(format!(
+            "claim by {} not renewed for {:?} (lease duration {:?})",
+            claim.holder, unchanged_for, claim.duration
+        )),
+        Phase::Claiming => Verdict::Binding,
+        Phase::Held => match holder {
+            HolderState::Gone => Verdict::Stale(format!("holder node {} no longer exists", claim.holder)),
+            HolderState::Present { instance: Some(i) } if !claim.instance.is_empty() && *i != claim.instance => {
+                Verdict::Stale(format!(
+                    "holder node {} now runs on instance {i}, not {}",
+                    claim.holder, claim.instance
+                ))
+            }
+            _ => Verdict::Binding,
+        },
+    }
+}
+
+/// A claim this node holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub name: String,
+    pub address: IpAddr,
+    pub phase: Phase,
+    resource_version: String,
+}
+
+#[derive(Debug)]
+pub enum ClaimAttempt {
+    Claimed(Claim),
+    Taken { holder: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("claim {0} was taken over or deleted by someone else")]
+    Lost(String),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// Who we are, as written into claims.
+#[derive(Clone, Debug)]
+pub struct Holder {
+    pub node: String,
+    pub instance: String,
+    pub cluster: String,
+}
+
+/// Claims of one node.
+pub struct ClaimStore {
+    leases: Api<Lease>,
+    nodes: Api<Node>,
+    me: Holder,
+    duration: Duration,
+    /// Lease name → (resourceVersion, when we first saw it at that version).
+    observed: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+impl ClaimStore {
+    pub fn new(client: kube::Client, namespace: &str, me: Holder, duration: Duration) -> ClaimStore {
+        ClaimStore {
+            leases: Api::namespaced(client.clone(), namespace),
+            nodes: Api::all(client),
+            me,
+            duration,
+            observed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn holder(&self) -> &Holder {
+        &self.me
+    }
+
+    fn lease(&self, address: IpAddr, phase: Phase, resource_version: Option<String>) -> Lease {
+        let now = MicroTime(Timestamp::now());
+        Lease {
+            metadata: ObjectMeta {
+                name: Some(lease_name(&address)),
+                resource_version,
+                labels: Some(BTreeMap::from([(MANAGED_BY_LABEL.to_string(), MANAGED_BY_VALUE.to_string())])),
+                annotations: Some(BTreeMap::from([
+                    (ADDRESS_ANNOTATION.to_string(), address.to_string()),
+                    (INSTANCE_ANNOTATION.to_string(), self.me.instance.clone()),
+                    (PHASE_ANNOTATION.to_string(), phase.as_str().to_string()),
+                    (CLUSTER_ANNOTATION.to_string(), self.me.cluster.clone()),
+                ])),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(self.me.node.clone()),
+                lease_duration_seconds: Some(self.duration.as_secs().max(1) as i32),
+                acquire_time: Some(now.clone()),
+                renew_time: Some(now),
+                ..LeaseSpec::default()
+            }),
+        }
+    }
+
+    fn claim_from(&self, lease: &Lease, address: IpAddr, phase: Phase) -> Claim {
+        Claim {
+            name: lease_name(&address),
+            address,
+            phase,
+            resource_version: lease.metadata.resource_version.clone().unwrap_or_default(),
+        }
+    }
+
+    fn unchanged_for(&self, record: &ClaimRecord) -> Duration {
+        let now = Instant::now();
+        let mut observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = observed
+            .entry(record.name.clone())
+            .or_insert_with(|| (record.resource_version.clone(), now));
+        if entry.0 != record.resource_version {
+            *entry = (record.resource_version.clone(), now);
+        }
+        now.saturating_duration_since(entry.1)
+    }
+
+    async fn holder_state(&self, record: &ClaimRecord) -> Result<HolderState, kube::Error> {
+        if record.phase == Phase::Claiming {
+            return Ok(HolderState::Unknown);
+        }
+        Ok(match self.nodes.get_opt(&record.holder).await? {
+            None => HolderState::Gone,
+            Some(node) => HolderState::Present {
+                instance: node
+                    .spec
+                    .and_then(|s| s.provider_id)
+                    .and_then(|id| parse_provider_id(&id).ok())
+                    .map(|i| i.id),
+            },
+        })
+    }
+
+    /// Try to claim `address` for this node before touching the cloud.
+    pub async fn try_claim(&self, address: IpAddr) -> Result<ClaimAttempt, kube::Error> {
+        let name = lease_name(&address);
+        let fresh = self.lease(address, Phase::Claiming, None);
+        match self.leases.create(&PostParams::default(), &fresh).await {
+            Ok(created) => return Ok(ClaimAttempt::Claimed(self.claim_from(&created, address, Phase::Claiming))),
+            Err(e) if status_code(&e) == Some(409) => {}
+            Err(e) => return Err(e),
+        }
+        let Some(existing) = self.leases.get_opt(&name).await? else {
+            // Released between our create and get: someone is moving; let the next pass retry.
+            return Ok(ClaimAttempt::Taken { holder: "(just released)".into() });
+        };
+        let Some(record) = ClaimRecord::from_lease(&existing) else {
+            return Ok(ClaimAttempt::Taken { holder: "(a Lease pinip did not write)".into() });
+        };
+        let verdict = if record.holder == self.me.node {
+            // Our own leftover (e.g. the agent restarted mid-claim): reuse it.
+            Verdict::Stale("our own earlier claim".into())
+        } else {
+            let unchanged = self.unchanged_for(&record);
+            judge(&record, unchanged, &self.holder_state(&record).await?)
+        };
+        match verdict {
+            Verdict::Binding => Ok(ClaimAttempt::Taken { holder: record.holder }),
+            Verdict::Stale(reason) => {
+                let takeover = self.lease(address, Phase::Claiming, Some(record.resource_version.clone()));
+                match self.leases.replace(&name, &PostParams::default(), &takeover).await {
+                    Ok(replaced) => {
+                        info!(address = %address, previous_holder = %record.holder, %reason, "took over a stale claim");
+                        Ok(ClaimAttempt::Claimed(self.claim_from(&replaced, address, Phase::Claiming)))
+                    }
+                    Err(e) if is_conflict_or_gone(&e) => Ok(ClaimAttempt::Taken { holder: record.holder }),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Renew (or change the phase of) a claim we hold; fails with `Lost` if someone else
+    /// took it over.
+    async fn rewrite(&self, claim: &mut Claim, phase: Phase) -> Result<(), ClaimError> {
+        let lease = self.lease(claim.address, phase, Some(claim.resource_version.clone()));
+        match self.leases.replace(&claim.name, &PostParams::default(), &lease).await {
+            Ok(written) => {
+                claim.resource_version = written.metadata.resource_version.unwrap_or_default();
+                claim.phase = phase;
+                Ok(())
+            }
+            Err(e) if is_conflict_or_gone(&e) => Err(ClaimError::Lost(claim.name.clone())),
+            Err(e) => Err(ClaimError::Kube(e)),
+        }
+    }
+
+    pub async fn renew(&self, claim: &mut Claim) -> Result<(), ClaimError> {
+        self.rewrite(claim, claim.phase).await
+    }
+
+    pub async fn mark_held(&self, claim: &mut Claim) -> Result<(), ClaimError> {
+        self.rewrite(claim, Phase::Held).await
+    }
+
+    /// Make sure we hold a `held` claim for an address the cloud says is attached to our
+    /// instance (adoption after a restart, or after losing a claim mid-attach). The cloud
+    /// is the truth here, so any other holder's claim is replaced.
+    pub async fn ensure_held(&self, address: IpAddr) -> Result<Claim, kube::Error> {
+        let name = lease_name(&address);
+        loop {
+            match self.leases.get_opt(&name).await? {
+                None => {
+                    let lease = self.lease(address, Phase::Held, None);
+                    match self.leases.create(&PostParams::default(), &lease).await {
+                        Ok(created) => return Ok(self.claim_from(&created, address, Phase::Held)),
+                        Err(e) if status_code(&e) == Some(409) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Some(existing) => {
+                    let record = ClaimRecord::from_lease(&existing);
+                    let already_ours = record
+                        .as_ref()
+                        .is_some_and(|r| r.holder == self.me.node && r.phase == Phase::Held && r.instance == self.me.instance);
+                    if already_ours {
+                        return Ok(self.claim_from(&existing, address, Phase::Held));
+                    }
+                    if let Some(r) = record.as_ref().filter(|r| r.holder != self.me.node) {
+                        info!(address = %address, previous_holder = %r.holder, "the cloud shows this address on our instance; correcting its claim");
+                    }
+                    let rv = existing.metadata.resource_version.clone();
+                    let lease = self.lease(address, Phase::Held, rv);
+                    match self.leases.replace(&name, &PostParams::default(), &lease).await {
+                        Ok(written) => return Ok(self.claim_from(&written, address, Phase::Held)),
+                        Err(e) if is_conflict_or_gone(&e) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Give a claim up (guarded: if someone else took it over meanwhile, theirs stays).
+    pub async fn release(&self, claim: &Claim) -> Result<(), kube::Error> {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: Some(claim.resource_version.clone()),
+                uid: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match self.leases.delete(&claim.name, &params).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_conflict_or_gone(&e) => {
+                debug!(claim = %claim.name, "claim already gone or taken over; nothing to release");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every pinip claim in the namespace (for status, sweeps and leftovers).
+    pub async fn list_all(&self) -> Result<Vec<ClaimRecord>, kube::Error> {
+        let params = ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+        Ok(self.leases.list(&params).await?.items.iter().filter_map(ClaimRecord::from_lease).collect())
+    }
+
+    /// Drop claims this node holds for addresses other than `keep` (left behind by a
+    /// crash mid-claim), so no claim outlives its purpose.
+    pub async fn release_leftovers(&self, keep: Option<IpAddr>) -> Result<usize, kube::Error> {
+        let mut released = 0;
+        for record in self.list_all().await? {
+            if record.holder != self.me.node || (keep.is_some() && record.address == keep) {
+                continue;
+            }
+            let Some(address) = record.address else { continue };
+            let claim = Claim {
+                name: record.name.clone(),
+                address,
+                phase: record.phase,
+                resource_version: record.resource_version.clone(),
+            };
+            self.release(&claim).await?;
+            released += 1;
+        }
+        Ok(released)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(phase: Phase) -> ClaimRecord {
+        ClaimRecord {
+            name: "pinip-192-0-2-1".into(),
+            holder: "node-a".into(),
+            instance: "i-a".into(),
+            address: Some("192.0.2.1".parse().unwrap()),
+            phase,
+            resource_version: "7".into(),
+            duration: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn lease_names_are_valid_and_distinct() {
+        let cases = [
+            ("203.0.113.10", "pinip-203-0-113-10"),
+            ("2001:db8::1", "pinip-2001-db8--1"),
+            ("2001:db8::", "pinip-2001-db8--0"),
+            ("2001:DB8::AB", "pinip-2001-db8--ab"),
+        ];
+        for (ip, name) in cases {
+            assert_eq!(lease_name(&ip.parse().unwrap()), name);
+        }
+    }
+
+    #[test]
+    fn a_claiming_claim_binds_until_unchanged_for_its_duration() {
+        let claim = record(Phase::Claiming);
+        assert_eq!(judge(&claim, Duration::from_secs(4), &HolderState::Unknown), Verdict::Binding);
+        assert_eq!(judge(&claim, Duration::from_secs(5), &HolderState::Unknown), Verdict::Binding);
+        assert!(matches!(judge(&claim, Duration::from_secs(6), &HolderState::Unknown), Verdict::Stale(_)));
+    }
+
+    #[test]
+    fn a_held_claim_binds_while_its_holder_node_runs_the_same_instance() {
+        let claim = record(Phase::Held);
+        let same = HolderState::Present { instance: Some("i-a".into()) };
+        assert_eq!(judge(&claim, Duration::from_secs(3600), &same), Verdict::Binding);
+        assert_eq!(judge(&claim, Duration::from_secs(3600), &HolderState::Unknown), Verdict::Binding);
+        assert!(matches!(judge(&claim, Duration::ZERO, &HolderState::Gone), Verdict::Stale(_)));
+        let replaced = HolderState::Present { instance: Some("i-b".into()) };
+        assert!(matches!(judge(&claim, Duration::ZERO, &replaced), Verdict::Stale(_)));
+    }
+
+    #[test]
+    fn foreign_leases_are_not_claims() {
+        let lease = Lease { metadata: ObjectMeta { name: Some("pinip-192-0-2-1".into()), ..ObjectMeta::default() }, spec: None };
+        assert_eq!(ClaimRecord::from_lease(&lease), None);
+    }
+}

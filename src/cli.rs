@@ -1,0 +1,134 @@
+//! The command line: `pinip run` (the agent) and `pinip simulate` (the agent against
+//! an embedded cluster and cloud).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::agent::{Agent, AgentError, Exit, ProviderFactory};
+use crate::config::{RunArgs, Settings, DOWNWARD_API_NODE_NAME};
+use crate::logging::LogLevel;
+use crate::providers::CloudProviders;
+use crate::simulate::SimulateArgs;
+
+/// Exit code for configuration errors (and clap's own usage errors).
+pub const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "pinip", version, about = "Pins reserved static public IPs to Kubernetes nodes")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the agent for one node (what the DaemonSet runs).
+    Run(RunArgs),
+    /// Run real agents against an embedded simulated cluster and cloud.
+    Simulate(SimulateArgs),
+}
+
+impl Command {
+    /// Log level, JSON lines, developer format.
+    pub fn log_settings(&self) -> (LogLevel, bool, bool) {
+        match self {
+            Command::Run(args) => (args.log.log_level, args.log.log_json, args.log.dev_mode),
+            Command::Simulate(args) => (args.log.log_level, args.log.log_json, false),
+        }
+    }
+}
+
+/// `pinip run`.
+pub async fn run(args: RunArgs) -> ExitCode {
+    let settings = match Settings::from_args(&args, Path::new(DOWNWARD_API_NODE_NAME)) {
+        Ok(settings) => settings,
+        Err(e) => return config_error(&e.to_string()),
+    };
+    let client = match kube_client(settings.kubeconfig.as_deref()).await {
+        Ok(client) => client,
+        Err(e) => return config_error(&format!("cannot reach the Kubernetes API: {e}")),
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    run_agent(settings, client, Arc::new(CloudProviders), shutdown).await
+}
+
+/// Run one agent to its end and turn the outcome into an exit code.
+pub async fn run_agent(settings: Settings, client: kube::Client, providers: Arc<dyn ProviderFactory>, shutdown: CancellationToken) -> ExitCode {
+    info!(node = %settings.node_name, version = env!("CARGO_PKG_VERSION"), "pinip agent starting");
+    let (agent, _status) = Agent::new(settings, client, providers);
+    match agent.run(shutdown).await {
+        Ok(exit) => {
+            match exit {
+                Exit::NothingHeld => info!("stopped; no address was held"),
+                Exit::Kept(ip) => info!(address = %ip, "stopped; the address stays on the node"),
+                Exit::Released(ip) => info!(address = %ip, "stopped; the address was released"),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(AgentError::Config(message)) => config_error(&message),
+        Err(e) => {
+            error!(error = %e, "agent failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line on stderr (whatever the log format) and exit code 2.
+pub fn config_error(message: &str) -> ExitCode {
+    eprintln!("pinip: configuration error: {message}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+/// A client from `KUBECONFIG`/`--kubeconfig`, else the in-cluster configuration.
+pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// SIGTERM (kubelet) or Ctrl-C starts the orderly exit; a second signal is not needed.
+pub async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    info!("shutdown signal received");
+    shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,22 @@
+//! pinip: pins reserved static public IPs to Kubernetes nodes.
+//!
+//! The agent (`pinip run`) serves one node: it finds its instance, adopts the pool
+//! address it already holds or claims a free one through a per-address Lease, attaches
+//! it through a [`pinip_providers::Provider`], publishes it on the Node, and on exit
+//! releases it only when the node is going away.
+
+pub mod agent;
+pub mod claim;
+pub mod cli;
+pub mod config;
+pub mod duration;
+pub mod events;
+pub mod exit_decision;
+pub mod identity;
+pub mod kube_errors;
+pub mod logging;
+pub mod providers;
+pub mod publish;
+pub mod selection;
+pub mod simulate;
+pub mod status;

@@ -1,0 +1,38 @@
+//! Which provider serves a node, from the scheme of its providerID.
+
+use std::sync::Arc;
+
+use pinip_providers::fake::FakeCloud;
+use pinip_providers::{ErrorClass, InstanceRef, ProviderError, ProviderHandle};
+
+use crate::agent::ProviderFactory;
+use crate::config::Settings;
+
+/// The providers compiled into this binary, for `pinip run` on a real cluster.
+pub struct CloudProviders;
+
+impl ProviderFactory for CloudProviders {
+    fn provider_for(&self, instance: &InstanceRef, _settings: &Settings) -> Result<ProviderHandle, ProviderError> {
+        let unsupported = |what: &str| {
+            ProviderError::new(
+                ErrorClass::InvalidInput,
+                "SelectProvider",
+                format!("node instance {instance} runs on {what}, which this build of pinip cannot manage"),
+            )
+        };
+        match instance.cloud.as_str() {
+            "aws" => Err(unsupported("AWS (the AWS provider is not in this build yet)")),
+            "gce" => Err(unsupported("GCP (the GCP provider is not in this build yet)")),
+            other => Err(unsupported(&format!("cloud {other:?}"))),
+        }
+    }
+}
+
+/// Every node served by one in-memory cloud (simulations and tests).
+pub struct FakeProviders(pub Arc<FakeCloud>);
+
+impl ProviderFactory for FakeProviders {
+    fn provider_for(&self, _instance: &InstanceRef, settings: &Settings) -> Result<ProviderHandle, ProviderError> {
+        Ok(Arc::new(self.0.provider(&settings.pool)?))
+    }
+}

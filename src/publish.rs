@@ -1,0 +1,124 @@
+//! What the node shows the world: `pinip.dev/address` (annotation, exact text; label,
+//! label-safe form) and `pinip.dev/assigned=true`, so `kubectl get nodes -L
+//! pinip.dev/address` is the whitelist and workloads can select nodes with a static
+//! egress address. Also lifts `TAINT_KEY` once the address is in place.
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Patch, PatchParams};
+use kube::Api;
+use serde_json::json;
+
+use crate::kube_errors::status_code;
+
+pub const ADDRESS_KEY: &str = "pinip.dev/address";
+pub const ASSIGNED_LABEL: &str = "pinip.dev/assigned";
+
+/// Label values cannot hold `:`; IPv6 colons become `-` (the annotation keeps the exact text).
+pub fn address_label_value(ip: &IpAddr) -> String {
+    ip.to_string().replace(':', "-")
+}
+
+/// Does the node already show this address (so a restart writes nothing)?
+pub fn is_published(node: &Node, ip: &IpAddr) -> bool {
+    let meta = &node.metadata;
+    let annotation = meta.annotations.as_ref().and_then(|a| a.get(ADDRESS_KEY));
+    let labels = meta.labels.as_ref();
+    annotation == Some(&ip.to_string())
+        && labels.and_then(|l| l.get(ADDRESS_KEY)) == Some(&address_label_value(ip))
+        && labels.and_then(|l| l.get(ASSIGNED_LABEL)).map(String::as_str) == Some("true")
+}
+
+/// Does the node show any pinip publication?
+pub fn shows_any_address(node: &Node) -> bool {
+    let meta = &node.metadata;
+    meta.annotations.as_ref().is_some_and(|a| a.contains_key(ADDRESS_KEY))
+        || meta.labels.as_ref().is_some_and(|l| l.contains_key(ADDRESS_KEY) || l.contains_key(ASSIGNED_LABEL))
+}
+
+/// Does the node report `ip` among its addresses (written by the cloud controller)?
+pub fn reports_address(node: &Node, ip: &IpAddr) -> bool {
+    let text = ip.to_string();
+    node.status
+        .as_ref()
+        .and_then(|s| s.addresses.as_ref())
+        .is_some_and(|list| list.iter().any(|a| a.address == text))
+}
+
+pub fn has_taint(node: &Node, key: &str) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|t| t.iter().any(|taint| taint.key == key))
+}
+
+pub async fn publish_address(nodes: &Api<Node>, name: &str, ip: &IpAddr) -> Result<Node, kube::Error> {
+    let patch = json!({"metadata": {
+        "annotations": {ADDRESS_KEY: ip.to_string()},
+        "labels": {ADDRESS_KEY: address_label_value(ip), ASSIGNED_LABEL: "true"},
+    }});
+    nodes.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await
+}
+
+pub async fn clear_address(nodes: &Api<Node>, name: &str) -> Result<(), kube::Error> {
+    let patch = json!({"metadata": {
+        "annotations": {ADDRESS_KEY: null},
+        "labels": {ADDRESS_KEY: null, ASSIGNED_LABEL: null},
+    }});
+    match nodes.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(()),
+        Err(e) if status_code(&e) == Some(404) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Remove every taint with `key` (any effect), guarded by the node's resourceVersion so a
+/// concurrent taint change by someone else is never overwritten (KubeIP replaced the
+/// whole list blindly). Returns whether a taint was removed.
+pub async fn remove_taint(nodes: &Api<Node>, name: &str, key: &str) -> Result<bool, kube::Error> {
+    for _ in 0..5 {
+        let node = nodes.get(name).await?;
+        let taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+        let kept: Vec<_> = taints.iter().filter(|t| t.key != key).cloned().collect();
+        if kept.len() == taints.len() {
+            return Ok(false);
+        }
+        let patch = json!({
+            "metadata": {"resourceVersion": node.metadata.resource_version},
+            "spec": {"taints": kept},
+        });
+        match nodes.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => return Ok(true),
+            Err(e) if status_code(&e) == Some(409) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn label_values_are_label_safe() {
+        assert_eq!(address_label_value(&"203.0.113.7".parse().unwrap()), "203.0.113.7");
+        assert_eq!(address_label_value(&"2001:db8::7".parse().unwrap()), "2001-db8--7");
+    }
+
+    #[test]
+    fn publication_is_detected_exactly() {
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let mut node = Node::default();
+        assert!(!is_published(&node, &ip) && !shows_any_address(&node));
+        node.metadata.annotations = Some(BTreeMap::from([(ADDRESS_KEY.to_string(), ip.to_string())]));
+        node.metadata.labels = Some(BTreeMap::from([
+            (ADDRESS_KEY.to_string(), address_label_value(&ip)),
+            (ASSIGNED_LABEL.to_string(), "true".to_string()),
+        ]));
+        assert!(is_published(&node, &ip) && shows_any_address(&node));
+        assert!(!is_published(&node, &"203.0.113.8".parse().unwrap()));
+    }
+}

@@ -1,0 +1,222 @@
+//! `pinip simulate`: the real agent code against an embedded cluster and cloud.
+//!
+//! Starts the Kubernetes API simulator with N nodes, a simulated cloud with a pool of
+//! M addresses, runs K agents in this process (each with its own kube client over
+//! HTTP), waits until every node has an address or the rest are waiting on an
+//! exhausted pool, then reports. `--serve` keeps everything running for other clients.
+
+mod report;
+mod world;
+
+pub use report::{percentiles, render_table, Percentiles, Report};
+pub use world::{pool_address, AgentHandle, SimNode, SimulatedWorld, WorldSpec, LEASE_NAMESPACE, POOL_FILTER};
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use pinip_providers::IpFamily;
+use serde_json::json;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::cli::{cancel_on_signal, config_error};
+use crate::config::ToolLogArgs;
+use crate::status::AgentStatus;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SimCloud {
+    /// The in-memory fake cloud (no wire protocol).
+    Fake,
+    /// The EC2 simulator (arrives with the AWS provider).
+    Aws,
+    /// The Compute simulator (arrives with the GCP provider).
+    Gcp,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct SimulateArgs {
+    /// Which simulated cloud the agents run against.
+    #[arg(long, value_enum, default_value = "fake")]
+    pub cloud: SimCloud,
+    /// Nodes in the simulated cluster.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub nodes: u32,
+    /// Addresses in the pool (default: nodes + 2).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub pool: Option<u32>,
+    /// Latency added to every simulated cloud call, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Seed for everything random in the simulation (start order, injected faults).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_s: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the simulated cluster and cloud running until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
+    /// Run in-process agents for only the first K nodes (default: all).
+    #[arg(long)]
+    pub agents: Option<u32>,
+    /// Simulate an IPv6 pool.
+    #[arg(long)]
+    pub ipv6: bool,
+    #[command(flatten)]
+    pub log: ToolLogArgs,
+}
+
+pub async fn command(args: SimulateArgs) -> ExitCode {
+    if args.cloud != SimCloud::Fake {
+        return config_error(&format!(
+            "--cloud {:?} needs its cloud simulator, which is not in this build yet; use --cloud fake",
+            args.cloud
+        ));
+    }
+    let nodes = args.nodes as usize;
+    let spec = WorldSpec {
+        nodes,
+        pool: args.pool.map(|p| p as usize).unwrap_or(nodes + 2),
+        family: if args.ipv6 { IpFamily::V6 } else { IpFamily::V4 },
+        cloud_latency: Duration::from_millis(args.latency_ms),
+        seed: args.seed,
+    };
+    let world = match SimulatedWorld::start(spec).await {
+        Ok(world) => world,
+        Err(e) => {
+            eprintln!("pinip: could not start the simulation: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = run(&args, &world).await;
+    world.shutdown();
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pinip: simulation failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &SimulateArgs, world: &SimulatedWorld) -> anyhow::Result<ExitCode> {
+    let agent_count = args.agents.map(|k| k as usize).unwrap_or(world.nodes.len()).min(world.nodes.len());
+    if args.serve {
+        let line = json!({
+            "kubeconfig": world.kubeconfig_path(),
+            "kube_url": world.kube.url(),
+            "ec2_url": null,
+            "compute_url": null,
+            "nodes": world.nodes.iter().map(|n| json!({"name": n.name, "instance": n.instance})).collect::<Vec<_>>(),
+        });
+        println!("{line}");
+    }
+    let started = Instant::now();
+    let mut agents = Vec::with_capacity(agent_count);
+    for node in start_order(&world.nodes[..agent_count], args.seed) {
+        agents.push(world.spawn_agent(world.settings_for(&node.name)).await?);
+    }
+    if args.serve {
+        let stop = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(stop.clone()));
+        if !args.json {
+            eprintln!(
+                "serving: KUBECONFIG={} ({} nodes, {} in-process agents); Ctrl-C to stop",
+                world.kubeconfig_path().display(),
+                world.nodes.len(),
+                agent_count
+            );
+        }
+        stop.cancelled().await;
+        stop_agents(agents).await;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let deadline = started + Duration::from_secs(args.timeout_s);
+    let statuses = loop {
+        let statuses: HashMap<String, AgentStatus> = agents.iter().map(|a| (a.node.clone(), a.status.borrow().clone())).collect();
+        if settled(&statuses, world) || Instant::now() >= deadline {
+            break statuses;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let elapsed = started.elapsed();
+    let report = report::build("fake", world, &statuses, elapsed);
+    // Stopping the agents is a rollout, not a node removal: nothing may change.
+    stop_agents(agents).await;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", render_table(&report));
+    }
+    let ok = report.violations.is_empty() && report.duplicates == 0;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Done when every agent holds an address, or those that do not wait on a pool that
+/// has no free address left.
+fn settled(statuses: &HashMap<String, AgentStatus>, world: &SimulatedWorld) -> bool {
+    let free_left = world
+        .cloud
+        .addresses()
+        .iter()
+        .any(|a| a.attached_to.is_none() && a.tags.get("kubeip").map(String::as_str) == Some("reserved"));
+    statuses.values().all(|s| match s {
+        AgentStatus::Assigned { .. } => true,
+        AgentStatus::PoolExhausted { .. } => !free_left,
+        _ => false,
+    })
+}
+
+/// A reproducible shuffle of the nodes, so the seed changes who starts first.
+fn start_order(nodes: &[SimNode], seed: u64) -> Vec<SimNode> {
+    let mut order = nodes.to_vec();
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for i in (1..order.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        order.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    order
+}
+
+async fn stop_agents(agents: Vec<AgentHandle>) {
+    for agent in &agents {
+        agent.shutdown.cancel();
+    }
+    for agent in agents {
+        let node = agent.node.clone();
+        match tokio::time::timeout(Duration::from_secs(30), agent.stop()).await {
+            Ok(Ok(exit)) => info!(%node, ?exit, "agent stopped"),
+            Ok(Err(e)) => warn!(%node, error = %e, "agent ended with an error"),
+            Err(_) => warn!(%node, "agent did not stop within 30 s"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_order_is_a_seeded_permutation() {
+        let nodes: Vec<SimNode> = (0..20)
+            .map(|i| SimNode { name: format!("n{i}"), instance: format!("i{i}"), zone: "z".into() })
+            .collect();
+        let a = start_order(&nodes, 7);
+        assert_eq!(a, start_order(&nodes, 7));
+        assert_ne!(a, start_order(&nodes, 8));
+        let mut names: Vec<_> = a.iter().map(|n| n.name.clone()).collect();
+        names.sort();
+        let mut expected: Vec<_> = nodes.iter().map(|n| n.name.clone()).collect();
+        expected.sort();
+        assert_eq!(names, expected);
+    }
+}

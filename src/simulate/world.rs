@@ -1,0 +1,253 @@
+//! A simulated cluster and cloud with real agents in it: the Kubernetes API simulator
+//! (real HTTP, real kube client) plus the in-memory fake cloud. Used by `pinip
+//! simulate` and by the integration tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pinip_providers::fake::{FakeCloud, Faults};
+use pinip_providers::{IpFamily, PoolSpec};
+use pinip_sim::kube::KubeSim;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{Agent, AgentError, Exit};
+use crate::cli::kube_client;
+use crate::config::Settings;
+use crate::exit_decision::ReleasePolicy;
+use crate::providers::FakeProviders;
+use crate::status::AgentStatus;
+
+/// The tag that puts an address into the simulated pool.
+pub const POOL_FILTER: &str = "Name=tag:kubeip,Values=reserved";
+pub const LEASE_NAMESPACE: &str = "pinip-system";
+const ZONES: [&str; 3] = ["sim-1a", "sim-1b", "sim-1c"];
+
+/// Shape of a simulated world.
+#[derive(Clone, Debug)]
+pub struct WorldSpec {
+    pub nodes: usize,
+    pub pool: usize,
+    pub family: IpFamily,
+    pub cloud_latency: Duration,
+    pub seed: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimNode {
+    pub name: String,
+    pub instance: String,
+    pub zone: String,
+}
+
+pub struct SimulatedWorld {
+    pub kube: KubeSim,
+    pub cloud: Arc<FakeCloud>,
+    pub nodes: Vec<SimNode>,
+    pub kubeconfig: PathBuf,
+    pub spec: WorldSpec,
+    workdir: PathBuf,
+    controller: CancellationToken,
+}
+
+/// A running agent of the simulation.
+pub struct AgentHandle {
+    pub node: String,
+    pub status: watch::Receiver<AgentStatus>,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<Result<Exit, AgentError>>,
+}
+
+impl AgentHandle {
+    /// Orderly stop (like SIGTERM), returning how the agent ended.
+    pub async fn stop(self) -> Result<Exit, String> {
+        self.shutdown.cancel();
+        match self.task.await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("agent task failed: {e}")),
+        }
+    }
+
+    /// Abrupt stop (like SIGKILL): no exit decision, no cleanup.
+    pub fn kill(self) {
+        self.task.abort();
+    }
+}
+
+/// The n-th address of the simulated pool: 198.18.0.0/15 (benchmarking range) or 2001:db8::/32.
+pub fn pool_address(family: IpFamily, n: usize) -> IpAddr {
+    match family {
+        IpFamily::V4 => IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + n as u32 + 1)),
+        IpFamily::V6 => IpAddr::V6(Ipv6Addr::from(u128::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0)) + n as u128 + 1)),
+    }
+}
+
+impl SimulatedWorld {
+    pub async fn start(spec: WorldSpec) -> anyhow::Result<SimulatedWorld> {
+        let kube = KubeSim::start().await?;
+        let workdir = std::env::temp_dir().join(format!("pinip-sim-{}-{}", std::process::id(), kube.addr().port()));
+        std::fs::create_dir_all(&workdir)?;
+        let kubeconfig = workdir.join("kubeconfig");
+        kube.write_kubeconfig(&kubeconfig)?;
+        let cloud = FakeCloud::new();
+        cloud.set_faults(Faults {
+            latency: spec.cloud_latency,
+            seed: spec.seed,
+            ..Faults::default()
+        });
+        for i in 0..spec.pool {
+            cloud.add_address(&format!("eipalloc-{i:05}"), pool_address(spec.family, i), &[("kubeip", "reserved")]);
+        }
+        // Decoys: an address outside the pool, held by an instance pinip does not manage.
+        cloud.add_address("eipalloc-decoy", IpAddr::V4(Ipv4Addr::new(198, 19, 255, 254)), &[("kubeip", "other")]);
+        cloud.add_instance("i-unmanaged", ZONES[0], false);
+        cloud.attach_by_hand("eipalloc-decoy", "i-unmanaged");
+        let mut world = SimulatedWorld {
+            kube,
+            cloud,
+            nodes: Vec::new(),
+            kubeconfig,
+            spec: spec.clone(),
+            workdir,
+            controller: CancellationToken::new(),
+        };
+        for i in 0..spec.nodes {
+            world.add_node(i);
+        }
+        world.spawn_cloud_controller();
+        Ok(world)
+    }
+
+    /// Add node number `i` (instance and Node object).
+    pub fn add_node(&mut self, i: usize) -> SimNode {
+        let node = SimNode {
+            name: format!("node-{i:03}"),
+            instance: format!("i-{i:017x}"),
+            zone: ZONES[i % ZONES.len()].to_string(),
+        };
+        self.cloud.add_instance(&node.instance, &node.zone, true);
+        let provider_id = format!("fake:///{}/{}", node.zone, node.instance);
+        let labels = BTreeMap::from([
+            ("topology.kubernetes.io/zone".to_string(), node.zone.clone()),
+            ("pinip.dev/pool".to_string(), "public".to_string()),
+        ]);
+        self.kube.add_node(&node.name, Some(&provider_id), labels, Vec::new());
+        self.nodes.push(node.clone());
+        node
+    }
+
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Agent settings as the DaemonSet would set them, tuned for a quick simulation.
+    pub fn settings_for(&self, node: &str) -> Settings {
+        Settings {
+            node_name: node.to_string(),
+            cluster_name: "sim".into(),
+            project: None,
+            region: None,
+            pool: PoolSpec {
+                filter: vec![POOL_FILTER.to_string()],
+                order_by: None,
+                family: self.spec.family,
+            },
+            kubeconfig: Some(self.kubeconfig.clone()),
+            retry_interval: Duration::from_secs(5),
+            retry_attempts: 60,
+            lease_duration: Duration::from_secs(5),
+            lease_namespace: LEASE_NAMESPACE.into(),
+            release_on_exit: ReleasePolicy::Auto,
+            taint_key: None,
+            taint_wait: Duration::from_secs(30),
+            verify_interval: Duration::from_secs(300),
+            release_timeout: Duration::from_secs(20),
+        }
+    }
+
+    /// Start an agent in this process (the real agent, over real HTTP).
+    pub async fn spawn_agent(&self, settings: Settings) -> anyhow::Result<AgentHandle> {
+        let client = kube_client(Some(&self.kubeconfig)).await?;
+        let node = settings.node_name.clone();
+        let (agent, status) = Agent::new(settings, client, Arc::new(FakeProviders(Arc::clone(&self.cloud))));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(agent.run(shutdown.clone()));
+        Ok(AgentHandle { node, status, shutdown, task })
+    }
+
+    pub fn node(&self, name: &str) -> Option<&SimNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// What a cloud controller does: report each instance's external addresses in its
+    /// Node's `status.addresses` (what `TAINT_KEY` waits for).
+    fn spawn_cloud_controller(&self) {
+        let kube = self.kube.clone();
+        let cloud = Arc::clone(&self.cloud);
+        let nodes: HashMap<String, String> = self.nodes.iter().map(|n| (n.name.clone(), n.instance.clone())).collect();
+        let stop = self.controller.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                for (name, instance) in &nodes {
+                    let external: Vec<String> = cloud.attached_to(instance).iter().map(IpAddr::to_string).collect();
+                    let Some(current) = kube.get(pinip_sim::kube::Kind::Node, None, name) else { continue };
+                    if reported_external(&current) != external {
+                        kube.update_node(name, |node| set_external(node, &external));
+                    }
+                }
+            }
+        });
+    }
+
+    pub fn shutdown(&self) {
+        self.controller.cancel();
+        self.kube.shutdown();
+        let _ = std::fs::remove_dir_all(&self.workdir);
+    }
+}
+
+fn reported_external(node: &Value) -> Vec<String> {
+    node.pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter(|a| a.get("type").and_then(Value::as_str) == Some("ExternalIP"))
+                .filter_map(|a| a.get("address").and_then(Value::as_str).map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn set_external(node: &mut Value, external: &[String]) {
+    let mut addresses: Vec<Value> = node
+        .pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter(|a| a.get("type").and_then(Value::as_str) != Some("ExternalIP")).cloned().collect())
+        .unwrap_or_default();
+    addresses.extend(external.iter().map(|ip| json!({"type": "ExternalIP", "address": ip})));
+    if let Some(status) = node.get_mut("status").and_then(Value::as_object_mut) {
+        status.insert("addresses".into(), Value::Array(addresses));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_addresses_are_distinct_and_in_test_ranges() {
+        assert_eq!(pool_address(IpFamily::V4, 0).to_string(), "198.18.0.1");
+        assert_eq!(pool_address(IpFamily::V4, 255).to_string(), "198.18.1.0");
+        assert_eq!(pool_address(IpFamily::V6, 0).to_string(), "2001:db8::1");
+    }
+}
