@@ -15,6 +15,7 @@ pub mod exit_decision;
 pub mod identity;
 pub mod kube_errors;
 pub mod logging;
+pub mod permissions;
 pub mod providers;
 pub mod publish;
 pub mod selection;

@@ -72,6 +72,8 @@ struct State {
     denied: BTreeSet<String>,
     hung_attach: BTreeSet<String>,
     faults: Faults,
+    /// Attach moves an address held elsewhere instead of refusing (tests the claim layer alone).
+    permissive: bool,
     rng: u64,
     violations: Vec<String>,
 }
@@ -162,6 +164,13 @@ impl FakeCloud {
     /// agent task is then aborted).
     pub fn hang_attach(&self, instance_id: &str) {
         self.lock().hung_attach.insert(instance_id.to_string());
+    }
+
+    /// Make attach move an address that another instance holds, like AWS with
+    /// `AllowReassociation=true` or OCI's `UpdatePublicIp`, recording each such move as a
+    /// violation. With the cloud's own guard gone, only pinip's claims keep addresses apart.
+    pub fn set_permissive(&self, permissive: bool) {
+        self.lock().permissive = permissive;
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -410,6 +419,13 @@ impl Provider for FakeProvider {
         } else {
             match state.addresses.get(&address.id) {
                 None => Err(ProviderError::new(ErrorClass::NotFound, op::ATTACH, format!("address {} does not exist", address.id))),
+                Some(a) if a.attached_to.as_deref().is_some_and(|holder| holder != instance_id) && state.permissive => {
+                    let holder = a.attached_to.clone().unwrap_or_default();
+                    state
+                        .violations
+                        .push(format!("address {} taken from instance {holder} by an attach for {instance_id}", a.ip));
+                    Ok(())
+                }
                 Some(a) if a.attached_to.as_deref().is_some_and(|holder| holder != instance_id) => Err(ProviderError::new(
                     ErrorClass::Conflict,
                     op::ATTACH,
@@ -524,6 +540,17 @@ mod tests {
         let listed = provider.list_pool().await.unwrap();
         assert_eq!(listed[0].owner, Some(owner("n1", "i-1")));
         assert!(cloud.violations().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_permissive_cloud_moves_addresses_and_records_it() {
+        let (cloud, provider, me) = setup();
+        cloud.set_permissive(true);
+        let pool = provider.list_pool().await.unwrap();
+        cloud.attach_by_hand(&pool[0].id, "i-2");
+        provider.attach(&pool[0], &me, &owner("n1", "i-1")).await.unwrap();
+        assert_eq!(cloud.attached_to("i-1").len(), 1);
+        assert_eq!(cloud.violations().len(), 1);
     }
 
     #[tokio::test]

@@ -73,6 +73,15 @@ impl AgentHandle {
         }
     }
 
+    /// Wait for the agent to end by itself (a configuration error, say).
+    pub async fn stop_when_done(self) -> Result<Exit, String> {
+        match tokio::time::timeout(Duration::from_secs(30), self.task).await {
+            Ok(Ok(result)) => result.map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(format!("agent task failed: {e}")),
+            Err(_) => Err("the agent did not end within 30 s".into()),
+        }
+    }
+
     /// Abrupt stop (like SIGKILL): no exit decision, no cleanup.
     pub fn kill(self) {
         self.task.abort();
@@ -178,6 +187,26 @@ impl SimulatedWorld {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(agent.run(shutdown.clone()));
         Ok(AgentHandle { node, status, shutdown, task })
+    }
+
+    /// Start several agents at the same instant (their clients are built first).
+    pub async fn spawn_agents(&self, settings: Vec<Settings>) -> anyhow::Result<Vec<AgentHandle>> {
+        let gate = CancellationToken::new();
+        let mut handles = Vec::with_capacity(settings.len());
+        for s in settings {
+            let client = kube_client(Some(&self.kubeconfig)).await?;
+            let node = s.node_name.clone();
+            let (agent, status) = Agent::new(s, client, Arc::new(FakeProviders(Arc::clone(&self.cloud))));
+            let shutdown = CancellationToken::new();
+            let (start, stop) = (gate.clone(), shutdown.clone());
+            let task = tokio::spawn(async move {
+                start.cancelled().await;
+                agent.run(stop).await
+            });
+            handles.push(AgentHandle { node, status, shutdown, task });
+        }
+        gate.cancel();
+        Ok(handles)
     }
 
     pub fn node(&self, name: &str) -> Option<&SimNode> {

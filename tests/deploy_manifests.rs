@@ -1,0 +1,521 @@
+//! The shipped manifests, as `kubectl apply -k deploy/base` would send them: rendered
+//! with `kubectl kustomize` and checked against the code.
+//!
+//! - RBAC grants exactly `pinip::permissions::REQUIRED`: nothing missing, nothing more;
+//! - the DaemonSet runs hardened, with the node name from the Downward API, and leaves
+//!   time for the release on exit;
+//! - every environment variable it sets is one `pinip run` reads (derived from the
+//!   source, so renaming a setting without updating the manifests fails here).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use pinip::permissions::{Scope, EVENT_NAMESPACE, REQUIRED};
+use serde_json::Value;
+
+const NAMESPACE: &str = "pinip-system";
+const SERVICE_ACCOUNT: &str = "pinip";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// All objects of `deploy/base`, rendered once per test binary.
+fn rendered() -> &'static [Value] {
+    static OBJECTS: OnceLock<Vec<Value>> = OnceLock::new();
+    OBJECTS.get_or_init(|| {
+        let base = root().join("deploy/base");
+        let output = match Command::new("kubectl").arg("kustomize").arg(&base).output() {
+            Ok(output) => output,
+            Err(e) => panic!(
+                "cannot run `kubectl kustomize {}`: {e}. kubectl (>= 1.27, with its built-in kustomize) is required \
+                 for this test; CI installs it, install it locally the same way",
+                base.display()
+            ),
+        };
+        assert!(
+            output.status.success(),
+            "kubectl kustomize {} failed: {}",
+            base.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8(output.stdout).expect("kustomize output is UTF-8");
+        let objects: Vec<Value> = serde_saphyr::from_multiple(&text).expect("kustomize output is valid YAML");
+        assert!(!objects.is_empty(), "deploy/base rendered no objects");
+        objects
+    })
+}
+
+fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
+    value.pointer(pointer).and_then(Value::as_str)
+}
+
+fn kind(object: &Value) -> &str {
+    str_at(object, "/kind").unwrap_or("")
+}
+
+fn name(object: &Value) -> &str {
+    str_at(object, "/metadata/name").unwrap_or("")
+}
+
+fn namespace(object: &Value) -> Option<&str> {
+    str_at(object, "/metadata/namespace")
+}
+
+fn objects_of(kind_name: &str) -> Vec<&'static Value> {
+    rendered().iter().filter(|o| kind(o) == kind_name).collect()
+}
+
+fn the_one(kind_name: &str) -> &'static Value {
+    let found = objects_of(kind_name);
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one {kind_name}, found {}",
+        found.len()
+    );
+    found[0]
+}
+
+fn daemonset() -> &'static Value {
+    the_one("DaemonSet")
+}
+
+fn pod_spec() -> &'static Value {
+    daemonset()
+        .pointer("/spec/template/spec")
+        .expect("DaemonSet has a pod template")
+}
+
+fn container() -> &'static Value {
+    let containers = pod_spec()
+        .pointer("/containers")
+        .and_then(Value::as_array)
+        .expect("containers");
+    assert_eq!(containers.len(), 1, "the DaemonSet runs one container");
+    &containers[0]
+}
+
+fn env_var(var: &str) -> Option<&'static Value> {
+    container()
+        .pointer("/env")
+        .and_then(Value::as_array)
+        .and_then(|env| env.iter().find(|e| str_at(e, "/name") == Some(var)))
+}
+
+/// The namespace `LEASE_NAMESPACE` resolves to in the pod.
+fn lease_namespace() -> String {
+    let entry = env_var("LEASE_NAMESPACE").expect("the DaemonSet sets LEASE_NAMESPACE");
+    if let Some(value) = str_at(entry, "/value") {
+        return value.to_string();
+    }
+    assert_eq!(
+        str_at(entry, "/valueFrom/fieldRef/fieldPath"),
+        Some("metadata.namespace"),
+        "LEASE_NAMESPACE is a literal or the pod's own namespace"
+    );
+    namespace(daemonset())
+        .expect("the DaemonSet has a namespace")
+        .to_string()
+}
+
+/// (group, resource, verb, scope)
+type Grant = (String, String, String, Scope);
+
+fn scope_of_namespace(ns: &str) -> Scope {
+    let lease_ns = lease_namespace();
+    assert_ne!(
+        lease_ns, EVENT_NAMESPACE,
+        "Leases and Events would share a Role namespace"
+    );
+    if ns == lease_ns {
+        Scope::LeaseNamespace
+    } else if ns == EVENT_NAMESPACE {
+        Scope::EventNamespace
+    } else {
+        panic!("a Role in namespace {ns:?}, which the agent never uses (leases: {lease_ns}, events: {EVENT_NAMESPACE})")
+    }
+}
+
+/// Every grant the rendered RBAC gives the agent's ServiceAccount, by the Role or
+/// ClusterRole it comes from.
+fn granted() -> BTreeMap<Grant, String> {
+    let mut grants = BTreeMap::new();
+    for binding in objects_of("ClusterRoleBinding")
+        .into_iter()
+        .chain(objects_of("RoleBinding"))
+    {
+        let role_kind = str_at(binding, "/roleRef/kind").unwrap_or("");
+        let role_name = str_at(binding, "/roleRef/name").unwrap_or("");
+        let (role, scope) = match (kind(binding), role_kind) {
+            ("ClusterRoleBinding", "ClusterRole") => {
+                let role = objects_of("ClusterRole").into_iter().find(|r| name(r) == role_name);
+                (role, Scope::Cluster)
+            }
+            ("RoleBinding", "Role") => {
+                let ns = namespace(binding).unwrap_or("");
+                let role = objects_of("Role").into_iter().find(|r| name(r) == role_name && namespace(r) == Some(ns));
+                (role, scope_of_namespace(ns))
+            }
+            (binding_kind, role_kind) => panic!(
+                "{binding_kind} {} binds a {role_kind}: bind ClusterRoles with ClusterRoleBindings and Roles with RoleBindings",
+                name(binding)
+            ),
+        };
+        let role = role.unwrap_or_else(|| {
+            panic!(
+                "{} {} refers to a missing {role_kind} {role_name}",
+                kind(binding),
+                name(binding)
+            )
+        });
+        let origin = format!(
+            "{} {}/{}",
+            kind(role),
+            namespace(role).unwrap_or("-"),
+            name(role)
+        );
+        let rules = role
+            .pointer("/rules")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for rule in &rules {
+            assert!(
+                rule.get("nonResourceURLs").is_none(),
+                "{origin} grants nonResourceURLs"
+            );
+            let list = |key: &str| -> Vec<String> {
+                rule.get(key)
+                    .and_then(Value::as_array)
+                    .map(|items| {
+                        items
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            for group in list("apiGroups") {
+                for resource in list("resources") {
+                    for verb in list("verbs") {
+                        assert!(
+                            group != "*" && resource != "*" && verb != "*",
+                            "{origin} grants a wildcard ({group}/{resource}: {verb})"
+                        );
+                        grants.insert(
+                            (group.clone(), resource.clone(), verb, scope),
+                            origin.clone(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    grants
+}
+
+#[test]
+fn rbac_grants_exactly_the_required_permissions() {
+    let required: BTreeSet<Grant> = REQUIRED
+        .iter()
+        .flat_map(|p| {
+            p.verbs.iter().map(move |v| {
+                (
+                    p.group.to_string(),
+                    p.resource.to_string(),
+                    v.to_string(),
+                    p.scope,
+                )
+            })
+        })
+        .collect();
+    let granted = granted();
+    let missing: Vec<_> = required
+        .iter()
+        .filter(|g| !granted.contains_key(*g))
+        .collect();
+    let extra: Vec<_> = granted
+        .iter()
+        .filter(|(g, _)| !required.contains(*g))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "deploy/base/rbac.yaml lacks permissions the agent uses: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "deploy/base/rbac.yaml grants more than src/permissions.rs lists (least privilege): {extra:?}"
+    );
+}
+
+#[test]
+fn roles_live_where_their_scope_says() {
+    let granted = granted();
+    for ((group, resource, verb, scope), origin) in &granted {
+        let expected = match scope {
+            Scope::Cluster => "ClusterRole -/".to_string(),
+            Scope::LeaseNamespace => format!("Role {}/", lease_namespace()),
+            Scope::EventNamespace => format!("Role {EVENT_NAMESPACE}/"),
+        };
+        assert!(
+            origin.starts_with(&expected),
+            "{group}/{resource} {verb} ({scope:?}) comes from {origin}, expected a {expected}…"
+        );
+    }
+    assert_eq!(
+        lease_namespace(),
+        NAMESPACE,
+        "the lease Role is in {NAMESPACE}, so LEASE_NAMESPACE must be too"
+    );
+    // Nothing defined and left unbound (it would be dead weight or a grant in waiting).
+    for role in objects_of("ClusterRole")
+        .into_iter()
+        .chain(objects_of("Role"))
+    {
+        let role_ref = format!(
+            "{} {}/{}",
+            kind(role),
+            namespace(role).unwrap_or("-"),
+            name(role)
+        );
+        assert!(
+            granted.values().any(|o| *o == role_ref),
+            "{role_ref} is not bound to the agent"
+        );
+    }
+}
+
+#[test]
+fn bindings_point_at_the_pinip_service_account() {
+    let account = the_one("ServiceAccount");
+    assert_eq!(
+        (namespace(account), name(account)),
+        (Some(NAMESPACE), SERVICE_ACCOUNT)
+    );
+    let bindings: Vec<_> = objects_of("ClusterRoleBinding")
+        .into_iter()
+        .chain(objects_of("RoleBinding"))
+        .collect();
+    let roles = objects_of("ClusterRole").len() + objects_of("Role").len();
+    assert_eq!(bindings.len(), roles, "one binding per Role/ClusterRole");
+    for binding in bindings {
+        let subjects = binding
+            .pointer("/subjects")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            subjects.len(),
+            1,
+            "{} {} binds exactly the agent",
+            kind(binding),
+            name(binding)
+        );
+        let subject = &subjects[0];
+        assert_eq!(
+            (
+                str_at(subject, "/kind"),
+                str_at(subject, "/namespace"),
+                str_at(subject, "/name")
+            ),
+            (
+                Some("ServiceAccount"),
+                Some(NAMESPACE),
+                Some(SERVICE_ACCOUNT)
+            ),
+            "{} {}",
+            kind(binding),
+            name(binding)
+        );
+    }
+}
+
+#[test]
+fn daemonset_runs_hardened_on_its_node() {
+    let ds = daemonset();
+    assert_eq!((namespace(ds), name(ds)), (Some(NAMESPACE), "pinip"));
+    let pod = pod_spec();
+    assert_eq!(str_at(pod, "/serviceAccountName"), Some(SERVICE_ACCOUNT));
+    assert_eq!(
+        str_at(pod, "/priorityClassName"),
+        Some("system-node-critical")
+    );
+    assert_ne!(
+        pod.pointer("/hostNetwork").and_then(Value::as_bool),
+        Some(true),
+        "no hostNetwork"
+    );
+    let grace = pod
+        .pointer("/terminationGracePeriodSeconds")
+        .and_then(Value::as_u64)
+        .expect("terminationGracePeriodSeconds is set");
+    assert!(
+        grace > 20,
+        "terminationGracePeriodSeconds {grace} leaves no room for RELEASE_TIMEOUT (20s by default)"
+    );
+
+    let node_name = env_var("NODE_NAME").expect("the DaemonSet sets NODE_NAME");
+    assert_eq!(
+        str_at(node_name, "/valueFrom/fieldRef/fieldPath"),
+        Some("spec.nodeName")
+    );
+
+    let container = container();
+    assert_eq!(
+        container.pointer("/args"),
+        Some(&serde_json::json!(["run"]))
+    );
+    let security = container
+        .pointer("/securityContext")
+        .expect("the container has a securityContext");
+    assert_eq!(security.pointer("/runAsNonRoot"), Some(&Value::Bool(true)));
+    assert_eq!(
+        security.pointer("/readOnlyRootFilesystem"),
+        Some(&Value::Bool(true))
+    );
+    assert_eq!(
+        security.pointer("/allowPrivilegeEscalation"),
+        Some(&Value::Bool(false))
+    );
+    assert_eq!(
+        security.pointer("/capabilities/drop"),
+        Some(&serde_json::json!(["ALL"]))
+    );
+    assert!(
+        security.pointer("/capabilities/add").is_none(),
+        "no capability is added"
+    );
+    assert_eq!(
+        str_at(security, "/seccompProfile/type"),
+        Some("RuntimeDefault")
+    );
+
+    // The pod must outlive the node-removal taints, to release its address on SIGTERM.
+    let tolerations = pod
+        .pointer("/tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for key in ["ToBeDeletedByClusterAutoscaler", "karpenter.sh/disrupted"] {
+        assert!(
+            tolerations.iter().any(|t| str_at(t, "/key") == Some(key)),
+            "no toleration for {key}"
+        );
+    }
+}
+
+#[test]
+fn every_object_carries_the_app_label() {
+    for object in rendered() {
+        assert_eq!(
+            str_at(object, "/metadata/labels/app.kubernetes.io~1name"),
+            Some("pinip"),
+            "{} {}",
+            kind(object),
+            name(object)
+        );
+    }
+    assert_eq!(
+        str_at(
+            daemonset(),
+            "/spec/template/metadata/labels/app.kubernetes.io~1name"
+        ),
+        Some("pinip")
+    );
+}
+
+/// The `env = "…"` names of `struct_name` in config.rs and of the structs it flattens.
+fn clap_env_names(source: &str, struct_name: &str, names: &mut BTreeSet<String>) {
+    let start = source
+        .find(&format!("pub struct {struct_name} {{"))
+        .unwrap_or_else(|| {
+            panic!("src/config.rs has no `pub struct {struct_name}`; update this test")
+        });
+    let body = &source[start..];
+    let body = &body[..body.find("\n}").unwrap_or(body.len())];
+    let mut flatten_next = false;
+    for line in body.lines().map(str::trim) {
+        let mut rest = line;
+        while let Some(at) = rest.find("env = \"") {
+            let value = &rest[at + 7..];
+            let end = value.find('"').unwrap_or(value.len());
+            names.insert(value[..end].to_string());
+            rest = &value[end..];
+        }
+        if line.starts_with("#[command(flatten)]") {
+            flatten_next = true;
+        } else if flatten_next && line.starts_with("pub ") {
+            flatten_next = false;
+            let ty = line
+                .rsplit(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_end_matches(',');
+            clap_env_names(source, ty, names);
+        }
+    }
+}
+
+/// Names read straight from the environment (`std::env::var("…")`) anywhere in src/.
+fn direct_env_reads(dir: &Path, names: &mut BTreeSet<String>) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            direct_env_reads(&path, names);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for pattern in ["env::var(\"", "env::var_os(\""] {
+                for (at, _) in text.match_indices(pattern) {
+                    let value = &text[at + pattern.len()..];
+                    names.insert(value[..value.find('"').unwrap_or(0)].to_string());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn daemonset_env_vars_are_settings_pinip_run_reads() {
+    let config = std::fs::read_to_string(root().join("src/config.rs")).expect("read src/config.rs");
+    let mut known = BTreeSet::new();
+    clap_env_names(&config, "RunArgs", &mut known);
+    for expected in [
+        "NODE_NAME",
+        "LEASE_NAMESPACE",
+        "FILTER",
+        "LOG_LEVEL",
+        "LOG_JSON",
+    ] {
+        assert!(
+            known.contains(expected),
+            "{expected} not found among `pinip run`'s settings {known:?}; update this test"
+        );
+    }
+    direct_env_reads(&root().join("src"), &mut known);
+    let env = container()
+        .pointer("/env")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    assert!(!env.is_empty());
+    for entry in &env {
+        let var = str_at(entry, "/name").unwrap_or("");
+        assert!(
+            known.contains(var),
+            "the DaemonSet sets {var}, which `pinip run` does not read (known: {known:?})"
+        );
+    }
+    let names: Vec<_> = env.iter().filter_map(|e| str_at(e, "/name")).collect();
+    let unique: BTreeSet<_> = names.iter().collect();
+    assert_eq!(
+        unique.len(),
+        names.len(),
+        "an env var is set twice: {names:?}"
+    );
+}
