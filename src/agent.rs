@@ -11,7 +11,9 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
-use pinip_providers::{ErrorClass, Instance, InstanceRef, Ownership, PoolAddress, ProviderError, ProviderHandle};
+use pinip_providers::{
+    ErrorClass, Instance, InstanceRef, Ownership, PoolAddress, ProviderError, ProviderHandle,
+};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -34,7 +36,11 @@ const NODE_POLL_MAX: Duration = Duration::from_secs(30);
 
 /// Builds the provider for a node's cloud (chosen from its providerID).
 pub trait ProviderFactory: Send + Sync {
-    fn provider_for(&self, instance: &InstanceRef, settings: &Settings) -> Result<ProviderHandle, ProviderError>;
+    fn provider_for(
+        &self,
+        instance: &InstanceRef,
+        settings: &Settings,
+    ) -> Result<ProviderHandle, ProviderError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +71,7 @@ struct Held {
 
 /// Why the steady state ended.
 enum SteadyExit {
-    Shutdown(Option<Node>),
+    Shutdown(Box<Option<Node>>),
     NodeDeleted,
     AddressLost,
 }
@@ -82,7 +88,7 @@ struct NodeContext {
 
 /// The outcome of one pass over the pool.
 enum Pass {
-    Assigned(Held),
+    Assigned(Box<Held>),
     Exhausted { matched: usize, free: usize },
     Interrupted,
 }
@@ -96,7 +102,11 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn new(settings: Settings, client: kube::Client, providers: Arc<dyn ProviderFactory>) -> (Agent, watch::Receiver<AgentStatus>) {
+    pub fn new(
+        settings: Settings,
+        client: kube::Client,
+        providers: Arc<dyn ProviderFactory>,
+    ) -> (Agent, watch::Receiver<AgentStatus>) {
         let (status, receiver) = watch::channel(AgentStatus::Starting);
         let agent = Agent {
             settings: Arc::new(settings),
@@ -141,14 +151,28 @@ impl Agent {
             };
             let mut ctx = NodeContext {
                 nodes: nodes.clone(),
-                claims: ClaimStore::new(self.client.clone(), &self.settings.lease_namespace, holder, self.settings.lease_duration),
-                notifier: Notifier::new(self.client.clone(), &self.settings.node_name, node.metadata.uid.clone()),
+                claims: ClaimStore::new(
+                    self.client.clone(),
+                    &self.settings.lease_namespace,
+                    holder,
+                    self.settings.lease_duration,
+                ),
+                notifier: Notifier::new(
+                    self.client.clone(),
+                    &self.settings.node_name,
+                    node.metadata.uid.clone(),
+                ),
                 instance,
                 described: None,
                 provider,
             };
-            let span = info_span!("node", instance = %ctx.instance.id, cloud = %ctx.provider.name());
-            match self.serve_node(&mut ctx, node, shutdown).instrument(span).await? {
+            let span =
+                info_span!("node", instance = %ctx.instance.id, cloud = %ctx.provider.name());
+            match self
+                .serve_node(&mut ctx, node, shutdown)
+                .instrument(span)
+                .await?
+            {
                 Some(exit) => return Ok(exit),
                 // The Node was deleted and its address released: wait for it to come back.
                 None => continue,
@@ -157,7 +181,12 @@ impl Agent {
     }
 
     /// Serve one node identity until shutdown (Some) or the Node's deletion (None).
-    async fn serve_node(&self, ctx: &mut NodeContext, mut node: Node, shutdown: &CancellationToken) -> Result<Option<Exit>, AgentError> {
+    async fn serve_node(
+        &self,
+        ctx: &mut NodeContext,
+        mut node: Node,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Exit>, AgentError> {
         let mut preferred: Option<IpAddr> = None;
         loop {
             let Some(held) = self.acquire(ctx, preferred, shutdown).await? else {
@@ -195,11 +224,16 @@ impl Agent {
             .await?;
             match outcome {
                 SteadyExit::Shutdown(last_seen) => {
-                    let exit = self.on_shutdown(ctx, &held, last_seen).instrument(span).await;
+                    let exit = self
+                        .on_shutdown(ctx, &held, *last_seen)
+                        .instrument(span)
+                        .await;
                     return Ok(Some(exit));
                 }
                 SteadyExit::NodeDeleted => {
-                    self.release(ctx, &held, "the Node object was deleted").instrument(span).await;
+                    self.release(ctx, &held, "the Node object was deleted")
+                        .instrument(span)
+                        .await;
                     return Ok(None);
                 }
                 SteadyExit::AddressLost => {
@@ -216,7 +250,11 @@ impl Agent {
 
     /// GET the Node until it exists and has a providerID (new nodes get it from the
     /// cloud controller a little after registering). None: shutdown while waiting.
-    async fn wait_for_identity(&self, nodes: &Api<Node>, shutdown: &CancellationToken) -> Result<Option<(Node, InstanceRef)>, AgentError> {
+    async fn wait_for_identity(
+        &self,
+        nodes: &Api<Node>,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<(Node, InstanceRef)>, AgentError> {
         let name = &self.settings.node_name;
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
@@ -259,7 +297,12 @@ impl Agent {
     }
 
     /// Adopt or claim+attach, retrying until it works or shutdown (None).
-    async fn acquire(&self, ctx: &mut NodeContext, preferred: Option<IpAddr>, shutdown: &CancellationToken) -> Result<Option<Held>, AgentError> {
+    async fn acquire(
+        &self,
+        ctx: &mut NodeContext,
+        preferred: Option<IpAddr>,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Held>, AgentError> {
         self.set_status(AgentStatus::Acquiring);
         let interval = self.settings.retry_interval;
         let new_backoff = || {
@@ -277,28 +320,44 @@ impl Agent {
                 return Ok(None);
             }
             let delay = match self.pass(ctx, preferred, shutdown).await {
-                Ok(Pass::Assigned(held)) => return Ok(Some(held)),
+                Ok(Pass::Assigned(held)) => return Ok(Some(*held)),
                 Ok(Pass::Interrupted) => return Ok(None),
                 Ok(Pass::Exhausted { matched, free }) => {
                     failures = 0;
                     delays = new_backoff();
                     self.set_status(AgentStatus::PoolExhausted { matched, free });
-                    let filter = if self.settings.pool.filter.is_empty() { "(none)".to_string() } else { self.settings.pool.filter.join(";") };
+                    let filter = if self.settings.pool.filter.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        self.settings.pool.filter.join(";")
+                    };
                     let note = format!(
                         "no free address: FILTER {filter} matches {matched} addresses, {free} unattached, all claimed by other nodes; waiting {} before looking again",
                         humanize(interval)
                     );
-                    warn!(matched, free, "pool exhausted; waiting for an address to be freed");
-                    ctx.notifier.warning(reason::POOL_EXHAUSTED, "Assign", note).await;
+                    warn!(
+                        matched,
+                        free, "pool exhausted; waiting for an address to be freed"
+                    );
+                    ctx.notifier
+                        .warning(reason::POOL_EXHAUSTED, "Assign", note)
+                        .await;
                     interval
                 }
                 Err(PassError::Config(message)) => return Err(AgentError::Config(message)),
                 Err(error) => {
                     failures += 1;
-                    let throttled = matches!(&error, PassError::Cloud(e) if e.class == ErrorClass::Throttled);
+                    let throttled =
+                        matches!(&error, PassError::Cloud(e) if e.class == ErrorClass::Throttled);
                     warn!(%error, attempt = failures, "assignment attempt failed");
-                    if let PassError::Cloud(ProviderError { class: ErrorClass::PermissionDenied { .. }, .. }) = &error {
-                        ctx.notifier.warning(reason::PERMISSION_DENIED, "Assign", error.to_string()).await;
+                    if let PassError::Cloud(ProviderError {
+                        class: ErrorClass::PermissionDenied { .. },
+                        ..
+                    }) = &error
+                    {
+                        ctx.notifier
+                            .warning(reason::PERMISSION_DENIED, "Assign", error.to_string())
+                            .await;
                     }
                     if failures == self.settings.retry_attempts {
                         let note = format!(
@@ -309,13 +368,21 @@ impl Agent {
                         self.set_status(AgentStatus::Stalled(error.to_string()));
                         ctx.notifier.warning(reason::STALLED, "Assign", note).await;
                     }
-                    let base = if failures >= self.settings.retry_attempts { interval } else { delays.next().unwrap_or(interval) };
+                    let base = if failures >= self.settings.retry_attempts {
+                        interval
+                    } else {
+                        delays.next().unwrap_or(interval)
+                    };
                     // A throttled cloud gets twice the pause (and at least what it asked for).
                     let asked = match &error {
                         PassError::Cloud(e) => e.retry_after.unwrap_or_default(),
                         _ => Duration::ZERO,
                     };
-                    if throttled { (base * 2).max(asked) } else { base.max(asked) }
+                    if throttled {
+                        (base * 2).max(asked)
+                    } else {
+                        base.max(asked)
+                    }
                 }
             };
             if !sleep_or_shutdown(delay, shutdown).await {
@@ -326,16 +393,28 @@ impl Agent {
 
     /// One pass: list the pool (one cloud call answers "already mine?" and "what is
     /// free?"), then claim and attach the first candidate that is free in both places.
-    async fn pass(&self, ctx: &mut NodeContext, preferred: Option<IpAddr>, shutdown: &CancellationToken) -> Result<Pass, PassError> {
+    async fn pass(
+        &self,
+        ctx: &mut NodeContext,
+        preferred: Option<IpAddr>,
+        shutdown: &CancellationToken,
+    ) -> Result<Pass, PassError> {
         let pool = cloud(ctx.provider.list_pool()).await?;
         if let Some(mine) = held_by(&pool, &ctx.instance.id).into_iter().next() {
             let claim = ctx.claims.ensure_held(mine.ip).await?;
-            return Ok(Pass::Assigned(Held { address: mine.clone(), claim, adopted: true }));
+            return Ok(Pass::Assigned(Box::new(Held {
+                address: mine.clone(),
+                claim,
+                adopted: true,
+            })));
         }
         let ordered = self.settings.pool.order_by.is_some();
         let free = candidates(&pool, &self.settings.node_name, ordered, preferred);
         if free.is_empty() {
-            return Ok(Pass::Exhausted { matched: pool.len(), free: 0 });
+            return Ok(Pass::Exhausted {
+                matched: pool.len(),
+                free: 0,
+            });
         }
         let instance = match &ctx.described {
             Some(instance) => instance.clone(),
@@ -361,16 +440,25 @@ impl Agent {
                 }
                 ClaimAttempt::Claimed(claim) => claim,
             };
-            match self.attach_renewing(ctx, candidate, &instance, &owner, &mut claim).await {
+            match self
+                .attach_renewing(ctx, candidate, &instance, &owner, &mut claim)
+                .await
+            {
                 Ok(()) => {
                     match ctx.claims.mark_held(&mut claim).await {
                         Ok(()) => {}
                         // Someone took the claim over while we attached: the cloud says the
                         // address is ours, so the claim is corrected to match.
-                        Err(ClaimError::Lost(_)) => claim = ctx.claims.ensure_held(candidate.ip).await?,
+                        Err(ClaimError::Lost(_)) => {
+                            claim = ctx.claims.ensure_held(candidate.ip).await?
+                        }
                         Err(ClaimError::Kube(e)) => return Err(PassError::Kube(e)),
                     }
-                    return Ok(Pass::Assigned(Held { address: candidate.clone(), claim, adopted: false }));
+                    return Ok(Pass::Assigned(Box::new(Held {
+                        address: candidate.clone(),
+                        claim,
+                        adopted: false,
+                    })));
                 }
                 Err(e) => {
                     if let Err(release_error) = ctx.claims.release(&claim).await {
@@ -386,11 +474,21 @@ impl Agent {
                 }
             }
         }
-        Ok(Pass::Exhausted { matched: pool.len(), free: free.len() })
+        Ok(Pass::Exhausted {
+            matched: pool.len(),
+            free: free.len(),
+        })
     }
 
     /// Attach while renewing the claim, so a slow cloud does not let it expire.
-    async fn attach_renewing(&self, ctx: &NodeContext, address: &PoolAddress, instance: &Instance, owner: &Ownership, claim: &mut Claim) -> Result<(), ProviderError> {
+    async fn attach_renewing(
+        &self,
+        ctx: &NodeContext,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+        claim: &mut Claim,
+    ) -> Result<(), ProviderError> {
         let attach = cloud(ctx.provider.attach(address, instance, owner));
         tokio::pin!(attach);
         let period = (self.settings.lease_duration / 3).max(Duration::from_millis(200));
@@ -409,14 +507,24 @@ impl Agent {
 
     /// Nothing to do but watch: the own Node (no cloud calls), plus a cloud check every
     /// VERIFY_INTERVAL, plus lifting the taint once the node reports the address.
-    async fn steady_state(&self, ctx: &NodeContext, held: &Held, node: Node, shutdown: &CancellationToken) -> Result<SteadyExit, AgentError> {
+    async fn steady_state(
+        &self,
+        ctx: &NodeContext,
+        held: &Held,
+        node: Node,
+        shutdown: &CancellationToken,
+    ) -> Result<SteadyExit, AgentError> {
         let name = self.settings.node_name.clone();
         let address = held.address.ip;
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let mut node_events = watcher(ctx.nodes.clone(), config).default_backoff().boxed();
         let verify_every = self.settings.verify_interval;
         let mut verify = tokio::time::interval_at(Instant::now() + verify_every, verify_every);
-        let taint_key = self.settings.taint_key.clone().filter(|key| publish::has_taint(&node, key));
+        let taint_key = self
+            .settings
+            .taint_key
+            .clone()
+            .filter(|key| publish::has_taint(&node, key));
         let taint_deadline = Instant::now() + self.settings.taint_wait;
         let mut taint_pending = taint_key.is_some();
         let mut last_seen = Some(node);
@@ -426,15 +534,25 @@ impl Agent {
                 let reported = publish::reports_address(current, &address);
                 if reported || Instant::now() >= taint_deadline {
                     if publish::remove_taint(&ctx.nodes, &name, key).await? {
-                        let how = if reported { "the node reports the address" } else { "the node did not report the address within TAINT_WAIT" };
+                        let how = if reported {
+                            "the node reports the address"
+                        } else {
+                            "the node did not report the address within TAINT_WAIT"
+                        };
                         info!(taint = %key, "taint removed: {how}");
-                        ctx.notifier.normal(reason::TAINT_REMOVED, "Untaint", format!("removed taint {key}: {how}")).await;
+                        ctx.notifier
+                            .normal(
+                                reason::TAINT_REMOVED,
+                                "Untaint",
+                                format!("removed taint {key}: {how}"),
+                            )
+                            .await;
                     }
                     taint_pending = false;
                 }
             }
             tokio::select! {
-                _ = shutdown.cancelled() => return Ok(SteadyExit::Shutdown(last_seen)),
+                _ = shutdown.cancelled() => return Ok(SteadyExit::Shutdown(Box::new(last_seen))),
                 _ = tokio::time::sleep_until(taint_deadline), if taint_pending => {}
                 event = node_events.next() => match event {
                     Some(Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n))) => {
@@ -451,7 +569,7 @@ impl Agent {
                     Some(Ok(watcher::Event::InitDone)) if !seen_in_relist => return Ok(SteadyExit::NodeDeleted),
                     Some(Ok(watcher::Event::InitDone)) => {}
                     Some(Err(e)) => debug!(error = %e, "node watch interrupted; it resumes by itself"),
-                    None => return Ok(SteadyExit::Shutdown(last_seen)),
+                    None => return Ok(SteadyExit::Shutdown(Box::new(last_seen))),
                 },
                 _ = verify.tick() => {
                     match cloud(ctx.provider.list_pool()).await {
@@ -469,7 +587,12 @@ impl Agent {
     async fn on_shutdown(&self, ctx: &NodeContext, held: &Held, last_seen: Option<Node>) -> Exit {
         let address = held.address.ip;
         // A fresh read: the watch may lag behind a deletion that caused the SIGTERM.
-        let node = match tokio::time::timeout(Duration::from_secs(5), ctx.nodes.get_opt(&self.settings.node_name)).await {
+        let node = match tokio::time::timeout(
+            Duration::from_secs(5),
+            ctx.nodes.get_opt(&self.settings.node_name),
+        )
+        .await
+        {
             Ok(Ok(node)) => node,
             _ => {
                 warn!("could not read the Node on exit; deciding from the last state seen");
@@ -511,19 +634,33 @@ impl Agent {
                     Err(e) => return Err(e.to_string()),
                 }
             }
-            ctx.claims.release(&held.claim).await.map_err(|e| e.to_string())?;
-            publish::clear_address(&ctx.nodes, &self.settings.node_name).await.map_err(|e| e.to_string())?;
+            ctx.claims
+                .release(&held.claim)
+                .await
+                .map_err(|e| e.to_string())?;
+            publish::clear_address(&ctx.nodes, &self.settings.node_name)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok::<(), String>(())
         };
         match tokio::time::timeout(self.settings.release_timeout, steps).await {
             Ok(Ok(())) => {
                 info!("address released");
                 ctx.notifier
-                    .normal(reason::RELEASED, "Release", format!("released {address} from instance {}: {why}", ctx.instance.id))
+                    .normal(
+                        reason::RELEASED,
+                        "Release",
+                        format!(
+                            "released {address} from instance {}: {why}",
+                            ctx.instance.id
+                        ),
+                    )
                     .await;
             }
             Ok(Err(e)) => error!(error = %e, "release failed; the sweep frees the address later"),
-            Err(_) => error!(timeout = ?self.settings.release_timeout, "release did not finish in time; the sweep frees the address later"),
+            Err(_) => {
+                error!(timeout = ?self.settings.release_timeout, "release did not finish in time; the sweep frees the address later")
+            }
         }
     }
 }
@@ -549,10 +686,16 @@ impl From<ProviderError> for PassError {
 }
 
 /// A cloud call with a deadline; a call that hangs becomes a transient error.
-async fn cloud<T>(call: impl std::future::Future<Output = Result<T, ProviderError>>) -> Result<T, ProviderError> {
+async fn cloud<T>(
+    call: impl std::future::Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
     match tokio::time::timeout(CLOUD_CALL_TIMEOUT, call).await {
         Ok(result) => result,
-        Err(_) => Err(ProviderError::new(ErrorClass::Transient, "cloud call", format!("no answer within {CLOUD_CALL_TIMEOUT:?}"))),
+        Err(_) => Err(ProviderError::new(
+            ErrorClass::Transient,
+            "cloud call",
+            format!("no answer within {CLOUD_CALL_TIMEOUT:?}"),
+        )),
     }
 }
 
@@ -569,9 +712,9 @@ fn humanize(d: Duration) -> String {
     let secs = d.as_secs();
     if secs == 0 {
         format!("{}ms", d.as_millis())
-    } else if secs % 3600 == 0 {
+    } else if secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
-    } else if secs % 60 == 0 {
+    } else if secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")

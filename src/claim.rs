@@ -44,7 +44,13 @@ pub fn lease_name(ip: &IpAddr) -> String {
     let mut slug: String = ip
         .to_string()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     // Names must end alphanumeric; a canonical IPv6 text may end in "::".
     if slug.ends_with('-') {
@@ -86,7 +92,13 @@ impl ClaimRecord {
     /// None for a Lease pinip did not write (it is never touched).
     pub fn from_lease(lease: &Lease) -> Option<ClaimRecord> {
         let meta = &lease.metadata;
-        if meta.labels.as_ref()?.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY_VALUE) {
+        if meta
+            .labels
+            .as_ref()?
+            .get(MANAGED_BY_LABEL)
+            .map(String::as_str)
+            != Some(MANAGED_BY_VALUE)
+        {
             return None;
         }
         let annotations = meta.annotations.as_ref()?;
@@ -94,8 +106,13 @@ impl ClaimRecord {
         Some(ClaimRecord {
             name: meta.name.clone()?,
             holder: spec.holder_identity.clone().unwrap_or_default(),
-            instance: annotations.get(INSTANCE_ANNOTATION).cloned().unwrap_or_default(),
-            address: annotations.get(ADDRESS_ANNOTATION).and_then(|a| a.parse().ok()),
+            instance: annotations
+                .get(INSTANCE_ANNOTATION)
+                .cloned()
+                .unwrap_or_default(),
+            address: annotations
+                .get(ADDRESS_ANNOTATION)
+                .and_then(|a| a.parse().ok()),
             phase: match annotations.get(PHASE_ANNOTATION).map(String::as_str) {
                 Some("held") => Phase::Held,
                 _ => Phase::Claiming,
@@ -111,7 +128,9 @@ impl ClaimRecord {
 pub enum HolderState {
     /// Not looked up (only `held` claims need it).
     Unknown,
-    Present { instance: Option<String> },
+    Present {
+        instance: Option<String>,
+    },
     Gone,
 }
 
@@ -132,8 +151,12 @@ pub fn judge(claim: &ClaimRecord, unchanged_for: Duration, holder: &HolderState)
         )),
         Phase::Claiming => Verdict::Binding,
         Phase::Held => match holder {
-            HolderState::Gone => Verdict::Stale(format!("holder node {} no longer exists", claim.holder)),
-            HolderState::Present { instance: Some(i) } if !claim.instance.is_empty() && *i != claim.instance => {
+            HolderState::Gone => {
+                Verdict::Stale(format!("holder node {} no longer exists", claim.holder))
+            }
+            HolderState::Present { instance: Some(i) }
+                if !claim.instance.is_empty() && *i != claim.instance =>
+            {
                 Verdict::Stale(format!(
                     "holder node {} now runs on instance {i}, not {}",
                     claim.holder, claim.instance
@@ -186,7 +209,12 @@ pub struct ClaimStore {
 }
 
 impl ClaimStore {
-    pub fn new(client: kube::Client, namespace: &str, me: Holder, duration: Duration) -> ClaimStore {
+    pub fn new(
+        client: kube::Client,
+        namespace: &str,
+        me: Holder,
+        duration: Duration,
+    ) -> ClaimStore {
         ClaimStore {
             leases: Api::namespaced(client.clone(), namespace),
             nodes: Api::all(client),
@@ -206,7 +234,10 @@ impl ClaimStore {
             metadata: ObjectMeta {
                 name: Some(lease_name(&address)),
                 resource_version,
-                labels: Some(BTreeMap::from([(MANAGED_BY_LABEL.to_string(), MANAGED_BY_VALUE.to_string())])),
+                labels: Some(BTreeMap::from([(
+                    MANAGED_BY_LABEL.to_string(),
+                    MANAGED_BY_VALUE.to_string(),
+                )])),
                 annotations: Some(BTreeMap::from([
                     (ADDRESS_ANNOTATION.to_string(), address.to_string()),
                     (INSTANCE_ANNOTATION.to_string(), self.me.instance.clone()),
@@ -267,16 +298,26 @@ impl ClaimStore {
         let name = lease_name(&address);
         let fresh = self.lease(address, Phase::Claiming, None);
         match self.leases.create(&PostParams::default(), &fresh).await {
-            Ok(created) => return Ok(ClaimAttempt::Claimed(self.claim_from(&created, address, Phase::Claiming))),
+            Ok(created) => {
+                return Ok(ClaimAttempt::Claimed(self.claim_from(
+                    &created,
+                    address,
+                    Phase::Claiming,
+                )))
+            }
             Err(e) if status_code(&e) == Some(409) => {}
             Err(e) => return Err(e),
         }
         let Some(existing) = self.leases.get_opt(&name).await? else {
             // Released between our create and get: someone is moving; let the next pass retry.
-            return Ok(ClaimAttempt::Taken { holder: "(just released)".into() });
+            return Ok(ClaimAttempt::Taken {
+                holder: "(just released)".into(),
+            });
         };
         let Some(record) = ClaimRecord::from_lease(&existing) else {
-            return Ok(ClaimAttempt::Taken { holder: "(a Lease pinip did not write)".into() });
+            return Ok(ClaimAttempt::Taken {
+                holder: "(a Lease pinip did not write)".into(),
+            });
         };
         let verdict = if record.holder == self.me.node {
             // Our own leftover (e.g. the agent restarted mid-claim): reuse it.
@@ -286,15 +327,31 @@ impl ClaimStore {
             judge(&record, unchanged, &self.holder_state(&record).await?)
         };
         match verdict {
-            Verdict::Binding => Ok(ClaimAttempt::Taken { holder: record.holder }),
+            Verdict::Binding => Ok(ClaimAttempt::Taken {
+                holder: record.holder,
+            }),
             Verdict::Stale(reason) => {
-                let takeover = self.lease(address, Phase::Claiming, Some(record.resource_version.clone()));
-                match self.leases.replace(&name, &PostParams::default(), &takeover).await {
+                let takeover = self.lease(
+                    address,
+                    Phase::Claiming,
+                    Some(record.resource_version.clone()),
+                );
+                match self
+                    .leases
+                    .replace(&name, &PostParams::default(), &takeover)
+                    .await
+                {
                     Ok(replaced) => {
                         info!(address = %address, previous_holder = %record.holder, %reason, "took over a stale claim");
-                        Ok(ClaimAttempt::Claimed(self.claim_from(&replaced, address, Phase::Claiming)))
+                        Ok(ClaimAttempt::Claimed(self.claim_from(
+                            &replaced,
+                            address,
+                            Phase::Claiming,
+                        )))
                     }
-                    Err(e) if is_conflict_or_gone(&e) => Ok(ClaimAttempt::Taken { holder: record.holder }),
+                    Err(e) if is_conflict_or_gone(&e) => Ok(ClaimAttempt::Taken {
+                        holder: record.holder,
+                    }),
                     Err(e) => Err(e),
                 }
             }
@@ -305,7 +362,11 @@ impl ClaimStore {
     /// took it over.
     async fn rewrite(&self, claim: &mut Claim, phase: Phase) -> Result<(), ClaimError> {
         let lease = self.lease(claim.address, phase, Some(claim.resource_version.clone()));
-        match self.leases.replace(&claim.name, &PostParams::default(), &lease).await {
+        match self
+            .leases
+            .replace(&claim.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(written) => {
                 claim.resource_version = written.metadata.resource_version.unwrap_or_default();
                 claim.phase = phase;
@@ -341,9 +402,11 @@ impl ClaimStore {
                 }
                 Some(existing) => {
                     let record = ClaimRecord::from_lease(&existing);
-                    let already_ours = record
-                        .as_ref()
-                        .is_some_and(|r| r.holder == self.me.node && r.phase == Phase::Held && r.instance == self.me.instance);
+                    let already_ours = record.as_ref().is_some_and(|r| {
+                        r.holder == self.me.node
+                            && r.phase == Phase::Held
+                            && r.instance == self.me.instance
+                    });
                     if already_ours {
                         return Ok(self.claim_from(&existing, address, Phase::Held));
                     }
@@ -352,7 +415,11 @@ impl ClaimStore {
                     }
                     let rv = existing.metadata.resource_version.clone();
                     let lease = self.lease(address, Phase::Held, rv);
-                    match self.leases.replace(&name, &PostParams::default(), &lease).await {
+                    match self
+                        .leases
+                        .replace(&name, &PostParams::default(), &lease)
+                        .await
+                    {
                         Ok(written) => return Ok(self.claim_from(&written, address, Phase::Held)),
                         Err(e) if is_conflict_or_gone(&e) => continue,
                         Err(e) => return Err(e),
@@ -383,8 +450,16 @@ impl ClaimStore {
 
     /// Every pinip claim in the namespace (for status, sweeps and leftovers).
     pub async fn list_all(&self) -> Result<Vec<ClaimRecord>, kube::Error> {
-        let params = ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
-        Ok(self.leases.list(&params).await?.items.iter().filter_map(ClaimRecord::from_lease).collect())
+        let params =
+            ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+        Ok(self
+            .leases
+            .list(&params)
+            .await?
+            .items
+            .iter()
+            .filter_map(ClaimRecord::from_lease)
+            .collect())
     }
 
     /// Drop claims this node holds for addresses other than `keep` (left behind by a
@@ -395,7 +470,9 @@ impl ClaimStore {
             if record.holder != self.me.node || (keep.is_some() && record.address == keep) {
                 continue;
             }
-            let Some(address) = record.address else { continue };
+            let Some(address) = record.address else {
+                continue;
+            };
             let claim = Claim {
                 name: record.name.clone(),
                 address,
@@ -441,25 +518,56 @@ mod tests {
     #[test]
     fn a_claiming_claim_binds_until_unchanged_for_its_duration() {
         let claim = record(Phase::Claiming);
-        assert_eq!(judge(&claim, Duration::from_secs(4), &HolderState::Unknown), Verdict::Binding);
-        assert_eq!(judge(&claim, Duration::from_secs(5), &HolderState::Unknown), Verdict::Binding);
-        assert!(matches!(judge(&claim, Duration::from_secs(6), &HolderState::Unknown), Verdict::Stale(_)));
+        assert_eq!(
+            judge(&claim, Duration::from_secs(4), &HolderState::Unknown),
+            Verdict::Binding
+        );
+        assert_eq!(
+            judge(&claim, Duration::from_secs(5), &HolderState::Unknown),
+            Verdict::Binding
+        );
+        assert!(matches!(
+            judge(&claim, Duration::from_secs(6), &HolderState::Unknown),
+            Verdict::Stale(_)
+        ));
     }
 
     #[test]
     fn a_held_claim_binds_while_its_holder_node_runs_the_same_instance() {
         let claim = record(Phase::Held);
-        let same = HolderState::Present { instance: Some("i-a".into()) };
-        assert_eq!(judge(&claim, Duration::from_secs(3600), &same), Verdict::Binding);
-        assert_eq!(judge(&claim, Duration::from_secs(3600), &HolderState::Unknown), Verdict::Binding);
-        assert!(matches!(judge(&claim, Duration::ZERO, &HolderState::Gone), Verdict::Stale(_)));
-        let replaced = HolderState::Present { instance: Some("i-b".into()) };
-        assert!(matches!(judge(&claim, Duration::ZERO, &replaced), Verdict::Stale(_)));
+        let same = HolderState::Present {
+            instance: Some("i-a".into()),
+        };
+        assert_eq!(
+            judge(&claim, Duration::from_secs(3600), &same),
+            Verdict::Binding
+        );
+        assert_eq!(
+            judge(&claim, Duration::from_secs(3600), &HolderState::Unknown),
+            Verdict::Binding
+        );
+        assert!(matches!(
+            judge(&claim, Duration::ZERO, &HolderState::Gone),
+            Verdict::Stale(_)
+        ));
+        let replaced = HolderState::Present {
+            instance: Some("i-b".into()),
+        };
+        assert!(matches!(
+            judge(&claim, Duration::ZERO, &replaced),
+            Verdict::Stale(_)
+        ));
     }
 
     #[test]
     fn foreign_leases_are_not_claims() {
-        let lease = Lease { metadata: ObjectMeta { name: Some("pinip-192-0-2-1".into()), ..ObjectMeta::default() }, spec: None };
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some("pinip-192-0-2-1".into()),
+                ..ObjectMeta::default()
+            },
+            spec: None,
+        };
         assert_eq!(ClaimRecord::from_lease(&lease), None);
     }
 }

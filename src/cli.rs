@@ -19,7 +19,11 @@ use crate::simulate::SimulateArgs;
 pub const EXIT_CONFIG: u8 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "pinip", version, about = "Pins reserved static public IPs to Kubernetes nodes")]
+#[command(
+    name = "pinip",
+    version,
+    about = "Pins reserved static public IPs to Kubernetes nodes"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -28,9 +32,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the agent for one node (what the DaemonSet runs).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run real agents against an embedded simulated cluster and cloud.
-    Simulate(SimulateArgs),
+    Simulate(Box<SimulateArgs>),
 }
 
 impl Command {
@@ -59,7 +63,12 @@ pub async fn run(args: RunArgs) -> ExitCode {
 }
 
 /// Run one agent to its end and turn the outcome into an exit code.
-pub async fn run_agent(settings: Settings, client: kube::Client, providers: Arc<dyn ProviderFactory>, shutdown: CancellationToken) -> ExitCode {
+pub async fn run_agent(
+    settings: Settings,
+    client: kube::Client,
+    providers: Arc<dyn ProviderFactory>,
+    shutdown: CancellationToken,
+) -> ExitCode {
     info!(node = %settings.node_name, version = env!("CARGO_PKG_VERSION"), "pinip agent starting");
     let (agent, _status) = Agent::new(settings, client, providers);
     match agent.run(shutdown).await {
@@ -90,7 +99,8 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Clie
     let config = match kubeconfig {
         Some(path) => {
             let file = kube::config::Kubeconfig::read_from(path)?;
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default()).await?
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await?
         }
         None => kube::Config::infer().await?,
     };

@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{ArgAction, Args};
 use pinip_providers::{IpFamily, PoolSpec};
 
 use crate::duration::parse_go_duration;
 use crate::exit_decision::ReleasePolicy;
+use crate::filter_syntax::check_filter;
 use crate::logging::LogLevel;
 
 /// Where KubeIP read the node name when `NODE_NAME` is unset (Downward API volume).
@@ -29,16 +30,16 @@ pub struct RunArgs {
     #[arg(long, env = "REGION")]
     pub region: Option<String>,
     /// Assign an IPv6 address instead of IPv4.
-    #[arg(long, env = "IPV6", default_value = "false", value_parser = parse_bool("IPV6"))]
+    #[arg(long, env = "IPV6", default_value = "false", num_args = 0..=1, default_missing_value = "true", require_equals = true, action = ArgAction::Set, value_parser = parse_bool("IPV6"))]
     pub ipv6: bool,
     /// Path to a kubeconfig (default: in-cluster configuration).
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     /// Longest pause between assignment attempts (Go duration).
-    #[arg(long, env = "RETRY_INTERVAL", default_value = "1m", value_parser = duration("RETRY_INTERVAL"))]
+    #[arg(long, env = "RETRY_INTERVAL", allow_hyphen_values = true, default_value = "1m", value_parser = duration("RETRY_INTERVAL"))]
     pub retry_interval: Duration,
     /// Failed attempts in a row before the agent reports it is stuck (it keeps trying).
-    #[arg(long, env = "RETRY_ATTEMPTS", default_value_t = 60, value_parser = positive_u32("RETRY_ATTEMPTS"))]
+    #[arg(long, env = "RETRY_ATTEMPTS", allow_hyphen_values = true, default_value_t = 60, value_parser = positive_u32("RETRY_ATTEMPTS"))]
     pub retry_attempts: u32,
     /// Pool filter, `;`-separated entries (AWS: `Name=tag:kubeip,Values=reserved`; GCP: `labels.kubeip=reserved`).
     #[arg(long, env = "FILTER", value_delimiter = ';')]
@@ -47,7 +48,7 @@ pub struct RunArgs {
     #[arg(long, env = "ORDER_BY")]
     pub order_by: Option<String>,
     /// Lifetime of an address claim that is not renewed, in seconds.
-    #[arg(long, env = "LEASE_DURATION", default_value_t = 5, value_parser = positive_u32("LEASE_DURATION"))]
+    #[arg(long, env = "LEASE_DURATION", allow_hyphen_values = true, default_value_t = 5, value_parser = positive_u32("LEASE_DURATION"))]
     pub lease_duration: u32,
     /// Namespace of the claim Leases.
     #[arg(long, env = "LEASE_NAMESPACE", default_value = "default")]
@@ -59,16 +60,16 @@ pub struct RunArgs {
     #[arg(long, env = "TAINT_KEY")]
     pub taint_key: Option<String>,
     /// How long to wait for the node to report the address as ExternalIP before lifting the taint anyway.
-    #[arg(long, env = "TAINT_WAIT", default_value = "2m", value_parser = duration("TAINT_WAIT"))]
+    #[arg(long, env = "TAINT_WAIT", allow_hyphen_values = true, default_value = "2m", value_parser = duration("TAINT_WAIT"))]
     pub taint_wait: Duration,
     /// Name of this cluster, written on the cloud address as its owner.
     #[arg(long, env = "CLUSTER_NAME", default_value = "kubernetes")]
     pub cluster_name: String,
     /// How often the attachment is re-checked with the cloud in steady state.
-    #[arg(long, env = "VERIFY_INTERVAL", default_value = "5m", value_parser = duration("VERIFY_INTERVAL"))]
+    #[arg(long, env = "VERIFY_INTERVAL", allow_hyphen_values = true, default_value = "5m", value_parser = duration("VERIFY_INTERVAL"))]
     pub verify_interval: Duration,
     /// Time budget for releasing the address on exit (keep under the pod's grace period).
-    #[arg(long, env = "RELEASE_TIMEOUT", default_value = "20s", value_parser = duration("RELEASE_TIMEOUT"))]
+    #[arg(long, env = "RELEASE_TIMEOUT", allow_hyphen_values = true, default_value = "20s", value_parser = duration("RELEASE_TIMEOUT"))]
     pub release_timeout: Duration,
     #[command(flatten)]
     pub log: LogArgs,
@@ -80,10 +81,10 @@ pub struct LogArgs {
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: LogLevel,
     /// One JSON object per log line (KubeIP's flag name).
-    #[arg(long = "json", env = "LOG_JSON", default_value = "false", value_parser = parse_bool("LOG_JSON"))]
+    #[arg(long = "json", env = "LOG_JSON", default_value = "false", num_args = 0..=1, default_missing_value = "true", require_equals = true, action = ArgAction::Set, value_parser = parse_bool("LOG_JSON"))]
     pub log_json: bool,
     /// Human-friendly multi-line logs with source locations (KubeIP accepted this flag and ignored it).
-    #[arg(long = "develop-mode", env = "DEV_MODE", default_value = "false", value_parser = parse_bool("DEV_MODE"))]
+    #[arg(long = "develop-mode", env = "DEV_MODE", default_value = "false", num_args = 0..=1, default_missing_value = "true", require_equals = true, action = ArgAction::Set, value_parser = parse_bool("DEV_MODE"))]
     pub dev_mode: bool,
 }
 
@@ -94,7 +95,7 @@ pub struct ToolLogArgs {
     #[arg(long, env = "LOG_LEVEL", default_value = "warn")]
     pub log_level: LogLevel,
     /// One JSON object per log line.
-    #[arg(long = "log-json", env = "LOG_JSON", default_value = "false", value_parser = parse_bool("LOG_JSON"))]
+    #[arg(long = "log-json", env = "LOG_JSON", default_value = "false", num_args = 0..=1, default_missing_value = "true", require_equals = true, action = ArgAction::Set, value_parser = parse_bool("LOG_JSON"))]
     pub log_json: bool,
 }
 
@@ -126,7 +127,10 @@ pub struct ConfigError(pub String);
 impl Settings {
     /// Validate `args`. `downward_api_file` is where the node name is read from when
     /// `NODE_NAME` is unset (KubeIP's fallback).
-    pub fn from_args(args: &RunArgs, downward_api_file: &std::path::Path) -> Result<Settings, ConfigError> {
+    pub fn from_args(
+        args: &RunArgs,
+        downward_api_file: &std::path::Path,
+    ) -> Result<Settings, ConfigError> {
         let node_name = match args.node_name.as_deref().map(str::trim) {
             Some(name) if !name.is_empty() => name.to_string(),
             _ => std::fs::read_to_string(downward_api_file)
@@ -148,6 +152,7 @@ impl Settings {
             .map(|e| e.trim().to_string())
             .filter(|e| !e.is_empty())
             .collect::<Vec<_>>();
+        check_filter(&filter).map_err(ConfigError)?;
         if let Some(taint) = &args.taint_key {
             check_qualified_name("TAINT_KEY", taint)?;
         }
@@ -160,9 +165,16 @@ impl Settings {
             pool: PoolSpec {
                 filter,
                 order_by: non_empty(&args.order_by),
-                family: if args.ipv6 { IpFamily::V6 } else { IpFamily::V4 },
+                family: if args.ipv6 {
+                    IpFamily::V6
+                } else {
+                    IpFamily::V4
+                },
             },
-            kubeconfig: args.kubeconfig.clone().filter(|p| !p.as_os_str().is_empty()),
+            kubeconfig: args
+                .kubeconfig
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty()),
             retry_interval: args.retry_interval,
             retry_attempts: args.retry_attempts,
             lease_duration: Duration::from_secs(u64::from(args.lease_duration)),
@@ -177,7 +189,11 @@ impl Settings {
 }
 
 fn non_empty(value: &Option<String>) -> Option<String> {
-    value.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from)
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
 }
 
 fn duration(var: &'static str) -> impl Fn(&str) -> Result<Duration, String> + Clone {
@@ -197,14 +213,18 @@ fn parse_bool(var: &'static str) -> impl Fn(&str) -> Result<bool, String> + Clon
     move |s| match s.trim() {
         "1" | "t" | "T" | "true" | "TRUE" | "True" | "yes" | "YES" | "Yes" | "y" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" | "no" | "NO" | "No" | "n" | "" => Ok(false),
-        other => Err(format!("{var}={other:?} is not a boolean; use true or false")),
+        other => Err(format!(
+            "{var}={other:?} is not a boolean; use true or false"
+        )),
     }
 }
 
 fn check_dns_label(var: &str, value: &str) -> Result<(), ConfigError> {
     let ok = !value.is_empty()
         && value.len() <= 63
-        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !value.starts_with('-')
         && !value.ends_with('-');
     ok.then_some(()).ok_or_else(|| {
@@ -218,7 +238,9 @@ fn check_dns_subdomain(var: &str, value: &str) -> Result<(), ConfigError> {
     let ok = value.len() <= 253
         && value.split('.').all(|part| {
             !part.is_empty()
-                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !part.starts_with('-')
                 && !part.ends_with('-')
         });
@@ -233,7 +255,9 @@ fn check_dns_subdomain(var: &str, value: &str) -> Result<(), ConfigError> {
 fn check_label_value(var: &str, value: &str) -> Result<(), ConfigError> {
     let ok = !value.is_empty()
         && value.len() <= 63
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && value.starts_with(|c: char| c.is_ascii_alphanumeric())
         && value.ends_with(|c: char| c.is_ascii_alphanumeric());
     ok.then_some(()).ok_or_else(|| {
@@ -260,7 +284,8 @@ fn check_qualified_name(var: &str, value: &str) -> Result<(), ConfigError> {
 
 /// Helper for places that need an address from text with a clear error.
 pub fn parse_ip(var: &str, value: &str) -> Result<IpAddr, ConfigError> {
-    IpAddr::from_str(value.trim()).map_err(|_| ConfigError(format!("{var}={value:?} is not an IP address")))
+    IpAddr::from_str(value.trim())
+        .map_err(|_| ConfigError(format!("{var}={value:?} is not an IP address")))
 }
 
 #[cfg(test)]
@@ -278,7 +303,8 @@ mod tests {
         let mut argv = vec!["pinip"];
         argv.extend_from_slice(args);
         let parsed = Harness::try_parse_from(argv).map_err(|e| e.to_string())?;
-        Settings::from_args(&parsed.run, std::path::Path::new("/nonexistent/nodeName")).map_err(|e| e.to_string())
+        Settings::from_args(&parsed.run, std::path::Path::new("/nonexistent/nodeName"))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -294,25 +320,85 @@ mod tests {
     }
 
     #[test]
+    fn boolean_flags_work_like_kubeip() {
+        assert_eq!(
+            parse(&["--node-name", "n", "--ipv6"]).unwrap().pool.family,
+            IpFamily::V6
+        );
+        assert_eq!(
+            parse(&["--node-name", "n", "--ipv6=false"])
+                .unwrap()
+                .pool
+                .family,
+            IpFamily::V4
+        );
+        assert_eq!(
+            parse(&["--node-name", "n", "--ipv6=T"])
+                .unwrap()
+                .pool
+                .family,
+            IpFamily::V6
+        );
+    }
+
+    #[test]
     fn filter_splits_on_semicolons() {
-        let s = parse(&["--node-name", "n", "--filter", "Name=tag:kubeip,Values=reserved;Name=tag:env,Values=a,b"]).unwrap();
-        assert_eq!(s.pool.filter, vec!["Name=tag:kubeip,Values=reserved", "Name=tag:env,Values=a,b"]);
+        let s = parse(&[
+            "--node-name",
+            "n",
+            "--filter",
+            "Name=tag:kubeip,Values=reserved;Name=tag:env,Values=a,b",
+        ])
+        .unwrap();
+        assert_eq!(
+            s.pool.filter,
+            vec!["Name=tag:kubeip,Values=reserved", "Name=tag:env,Values=a,b"]
+        );
     }
 
     #[test]
     fn bad_values_name_the_variable() {
         let cases: &[(&[&str], &str)] = &[
-            (&["--node-name", "n", "--retry-interval", "0s"], "RETRY_INTERVAL"),
-            (&["--node-name", "n", "--retry-interval", "-5m"], "RETRY_INTERVAL"),
-            (&["--node-name", "n", "--lease-duration", "0"], "LEASE_DURATION"),
-            (&["--node-name", "n", "--lease-duration", "-3"], "LEASE_DURATION"),
-            (&["--node-name", "n", "--retry-attempts", "0"], "RETRY_ATTEMPTS"),
+            (
+                &["--node-name", "n", "--retry-interval", "0s"],
+                "RETRY_INTERVAL",
+            ),
+            (
+                &["--node-name", "n", "--retry-interval", "-5m"],
+                "RETRY_INTERVAL",
+            ),
+            (
+                &["--node-name", "n", "--lease-duration", "0"],
+                "LEASE_DURATION",
+            ),
+            (
+                &["--node-name", "n", "--lease-duration", "-3"],
+                "LEASE_DURATION",
+            ),
+            (
+                &["--node-name", "n", "--retry-attempts", "0"],
+                "RETRY_ATTEMPTS",
+            ),
             (&["--node-name", "n", "--log-level", "verbose"], "LOG_LEVEL"),
-            (&["--node-name", "n", "--release-on-exit", "sometimes"], "RELEASE_ON_EXIT"),
-            (&["--node-name", "n", "--ipv6", "maybe"], "IPV6"),
+            (
+                &["--node-name", "n", "--release-on-exit", "sometimes"],
+                "RELEASE_ON_EXIT",
+            ),
+            (&["--node-name", "n", "--ipv6=maybe"], "IPV6"),
             (&["--node-name", "Node_A"], "NODE_NAME"),
-            (&["--node-name", "n", "--lease-namespace", "Kube System"], "LEASE_NAMESPACE"),
-            (&["--node-name", "n", "--taint-key", "bad key!"], "TAINT_KEY"),
+            (
+                &["--node-name", "n", "--lease-namespace", "Kube System"],
+                "LEASE_NAMESPACE",
+            ),
+            (
+                &["--node-name", "n", "--taint-key", "bad key!"],
+                "TAINT_KEY",
+            ),
+            (
+                &["--node-name", "n", "--filter", "Name=tag:kubeip"],
+                "FILTER",
+            ),
+            (&["--node-name", "n", "--filter", "labels.kubeip"], "FILTER"),
             (&[], "NODE_NAME"),
         ];
         for (args, var) in cases {

@@ -11,21 +11,29 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, String> {
         return Err("it is empty; write e.g. 30s, 1m or 1h30m".into());
     }
     if text.starts_with('-') {
-        return Err(format!("{text:?} is negative; write a positive duration such as 30s"));
+        return Err(format!(
+            "{text:?} is negative; write a positive duration such as 30s"
+        ));
     }
     let text = text.strip_prefix('+').unwrap_or(text);
     if text.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("{text:?} has no unit; write {text}s for seconds (units: ms, s, m, h)"));
+        return Err(format!(
+            "{text:?} has no unit; write {text}s for seconds (units: ms, s, m, h)"
+        ));
     }
     let mut total = 0f64;
     let mut rest = text;
     while !rest.is_empty() {
-        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let (number, after) = rest.split_at(number_len);
         let value: f64 = number
             .parse()
             .map_err(|_| format!("{text:?} is not a duration: expected a number at {rest:?}"))?;
-        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
         let (unit, next) = after.split_at(unit_len);
         let seconds_per_unit = match unit {
             "ns" => 1e-9,
@@ -35,7 +43,11 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             "" => return Err(format!("{text:?} is missing a unit after {number}")),
-            other => return Err(format!("{text:?} has an unknown unit {other:?} (use ms, s, m or h)")),
+            other => {
+                return Err(format!(
+                    "{text:?} has an unknown unit {other:?} (use ms, s, m or h)"
+                ))
+            }
         };
         total += value * seconds_per_unit;
         rest = next;
@@ -66,7 +78,9 @@ mod tests {
 
     #[test]
     fn refuses_zero_negative_unitless_and_garbage() {
-        for bad in ["", "0", "0s", "-1m", "60", "1x", "m", "1m-", "1..5s", "9999999h"] {
+        for bad in [
+            "", "0", "0s", "-1m", "60", "1x", "m", "1m-", "1..5s", "9999999h",
+        ] {
             let err = parse_go_duration(bad).unwrap_err();
             assert!(!err.is_empty(), "{bad}");
         }

@@ -29,7 +29,9 @@ impl Notifier {
     pub fn new(client: kube::Client, node_name: &str, node_uid: Option<String>) -> Notifier {
         let reporter = Reporter {
             controller: "pinip".into(),
-            instance: std::env::var("POD_NAME").ok().or_else(|| Some(format!("pinip-{node_name}"))),
+            instance: std::env::var("POD_NAME")
+                .ok()
+                .or_else(|| Some(format!("pinip-{node_name}"))),
         };
         let node = ObjectReference {
             api_version: Some("v1".into()),

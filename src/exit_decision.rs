@@ -35,15 +35,39 @@ impl FromStr for ReleasePolicy {
 
 /// Taints that announce a node's removal.
 pub const REMOVAL_TAINTS: &[(&str, &str)] = &[
-    ("ToBeDeletedByClusterAutoscaler", "the cluster autoscaler is removing the node"),
+    (
+        "ToBeDeletedByClusterAutoscaler",
+        "the cluster autoscaler is removing the node",
+    ),
     ("karpenter.sh/disrupted", "Karpenter is disrupting the node"),
-    ("karpenter.sh/disruption", "Karpenter is disrupting the node"),
-    ("node.kubernetes.io/out-of-service", "the node is out of service"),
-    ("cloud.google.com/impending-node-termination", "GKE announced the node's termination"),
-    ("aws-node-termination-handler/spot-itn", "a spot interruption notice arrived"),
-    ("aws-node-termination-handler/asg-lifecycle-termination", "the auto scaling group is terminating the node"),
-    ("aws-node-termination-handler/rebalance-recommendation", "AWS recommends rebalancing the node away"),
-    ("aws-node-termination-handler/scheduled-maintenance", "a scheduled maintenance event will stop the node"),
+    (
+        "karpenter.sh/disruption",
+        "Karpenter is disrupting the node",
+    ),
+    (
+        "node.kubernetes.io/out-of-service",
+        "the node is out of service",
+    ),
+    (
+        "cloud.google.com/impending-node-termination",
+        "GKE announced the node's termination",
+    ),
+    (
+        "aws-node-termination-handler/spot-itn",
+        "a spot interruption notice arrived",
+    ),
+    (
+        "aws-node-termination-handler/asg-lifecycle-termination",
+        "the auto scaling group is terminating the node",
+    ),
+    (
+        "aws-node-termination-handler/rebalance-recommendation",
+        "AWS recommends rebalancing the node away",
+    ),
+    (
+        "aws-node-termination-handler/scheduled-maintenance",
+        "a scheduled maintenance event will stop the node",
+    ),
 ];
 
 /// What to do with the address on exit, and why (the why goes into logs and Events).
@@ -84,7 +108,11 @@ mod tests {
     fn node_with_taint(key: &str) -> Node {
         Node {
             spec: Some(NodeSpec {
-                taints: Some(vec![Taint { key: key.into(), effect: "NoSchedule".into(), ..Taint::default() }]),
+                taints: Some(vec![Taint {
+                    key: key.into(),
+                    effect: "NoSchedule".into(),
+                    ..Taint::default()
+                }]),
                 ..NodeSpec::default()
             }),
             ..Node::default()
@@ -97,10 +125,25 @@ mod tests {
 
     #[test]
     fn a_pod_restart_keeps_the_address() {
-        assert!(!releases(decide_on_exit(ReleasePolicy::Auto, Some(&Node::default()))));
-        let cordoned = Node { spec: Some(NodeSpec { unschedulable: Some(true), ..NodeSpec::default() }), ..Node::default() };
-        assert!(!releases(decide_on_exit(ReleasePolicy::Auto, Some(&cordoned))));
-        assert!(!releases(decide_on_exit(ReleasePolicy::Auto, Some(&node_with_taint("node.kubernetes.io/not-ready")))));
+        assert!(!releases(decide_on_exit(
+            ReleasePolicy::Auto,
+            Some(&Node::default())
+        )));
+        let cordoned = Node {
+            spec: Some(NodeSpec {
+                unschedulable: Some(true),
+                ..NodeSpec::default()
+            }),
+            ..Node::default()
+        };
+        assert!(!releases(decide_on_exit(
+            ReleasePolicy::Auto,
+            Some(&cordoned)
+        )));
+        assert!(!releases(decide_on_exit(
+            ReleasePolicy::Auto,
+            Some(&node_with_taint("node.kubernetes.io/not-ready"))
+        )));
     }
 
     #[test]
@@ -108,15 +151,27 @@ mod tests {
         assert!(releases(decide_on_exit(ReleasePolicy::Auto, None)));
         let mut deleting = Node::default();
         deleting.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
-        assert!(releases(decide_on_exit(ReleasePolicy::Auto, Some(&deleting))));
+        assert!(releases(decide_on_exit(
+            ReleasePolicy::Auto,
+            Some(&deleting)
+        )));
         for (key, _) in REMOVAL_TAINTS {
-            assert!(releases(decide_on_exit(ReleasePolicy::Auto, Some(&node_with_taint(key)))), "{key}");
+            assert!(
+                releases(decide_on_exit(
+                    ReleasePolicy::Auto,
+                    Some(&node_with_taint(key))
+                )),
+                "{key}"
+            );
         }
     }
 
     #[test]
     fn policies_override_the_node_state() {
-        assert!(releases(decide_on_exit(ReleasePolicy::Always, Some(&Node::default()))));
+        assert!(releases(decide_on_exit(
+            ReleasePolicy::Always,
+            Some(&Node::default())
+        )));
         assert!(!releases(decide_on_exit(ReleasePolicy::Never, None)));
     }
 
@@ -126,6 +181,9 @@ mod tests {
         assert_eq!("TRUE".parse(), Ok(ReleasePolicy::Auto));
         assert_eq!("false".parse(), Ok(ReleasePolicy::Never));
         assert_eq!("always".parse(), Ok(ReleasePolicy::Always));
-        assert!("sometimes".parse::<ReleasePolicy>().unwrap_err().contains("RELEASE_ON_EXIT"));
+        assert!("sometimes"
+            .parse::<ReleasePolicy>()
+            .unwrap_err()
+            .contains("RELEASE_ON_EXIT"));
     }
 }

@@ -24,7 +24,11 @@ pub fn parse_provider_id(provider_id: &str) -> Result<InstanceRef, ProviderIdErr
     }
     let malformed = || ProviderIdError::Malformed(id.to_string());
     let (scheme, rest) = id.split_once("://").ok_or_else(malformed)?;
-    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
         return Err(malformed());
     }
     let parts: Vec<&str> = rest.split('/').collect();
@@ -57,7 +61,15 @@ mod tests {
     #[test]
     fn parses_aws_and_gcp() {
         let aws = parse_provider_id("aws:///us-east-1a/i-0123456789abcdef0").unwrap();
-        assert_eq!((aws.cloud.as_str(), aws.project, aws.zone.as_str(), aws.id.as_str()), ("aws", None, "us-east-1a", "i-0123456789abcdef0"));
+        assert_eq!(
+            (
+                aws.cloud.as_str(),
+                aws.project.as_deref(),
+                aws.zone.as_str(),
+                aws.id.as_str()
+            ),
+            ("aws", None, "us-east-1a", "i-0123456789abcdef0")
+        );
         assert_eq!(aws.region().as_deref(), Some("us-east-1"));
         let gce = parse_provider_id("gce://my-project/europe-west1-b/gke-pool-1-abcd").unwrap();
         assert_eq!(gce.project.as_deref(), Some("my-project"));
@@ -83,7 +95,10 @@ mod tests {
             "://z/i",
             "ocid1.instance.oc1..abc",
         ] {
-            assert!(matches!(parse_provider_id(bad), Err(ProviderIdError::Malformed(_))), "{bad}");
+            assert!(
+                matches!(parse_provider_id(bad), Err(ProviderIdError::Malformed(_))),
+                "{bad}"
+            );
         }
     }
 

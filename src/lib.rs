@@ -12,6 +12,7 @@ pub mod config;
 pub mod duration;
 pub mod events;
 pub mod exit_decision;
+pub mod filter_syntax;
 pub mod identity;
 pub mod kube_errors;
 pub mod logging;

@@ -63,9 +63,17 @@ pub fn init(level: LogLevel, json: bool, dev_mode: bool) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     let result = if json {
-        builder.json().flatten_event(true).with_current_span(true).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init()
     } else if dev_mode {
-        builder.pretty().with_file(true).with_line_number(true).try_init()
+        builder
+            .pretty()
+            .with_file(true)
+            .with_line_number(true)
+            .try_init()
     } else {
         builder.compact().try_init()
     };
@@ -92,6 +100,9 @@ mod tests {
         ] {
             assert_eq!(text.parse::<LogLevel>(), Ok(level), "{text}");
         }
-        assert!("verbose".parse::<LogLevel>().unwrap_err().contains("LOG_LEVEL"));
+        assert!("verbose"
+            .parse::<LogLevel>()
+            .unwrap_err()
+            .contains("LOG_LEVEL"));
     }
 }

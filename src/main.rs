@@ -16,7 +16,11 @@ async fn main() -> ExitCode {
         Err(e) => {
             // One line saying what is wrong (clap's first line), not a screen of usage.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
             eprintln!("pinip: configuration error: {first}");
             return ExitCode::from(EXIT_CONFIG);
         }
@@ -24,7 +28,7 @@ async fn main() -> ExitCode {
     let (level, json, dev_mode) = cli.command.log_settings();
     logging::init(level, json, dev_mode);
     match cli.command {
-        Command::Run(args) => cli::run(args).await,
-        Command::Simulate(args) => simulate::command(args).await,
+        Command::Run(args) => cli::run(*args).await,
+        Command::Simulate(args) => simulate::command(*args).await,
     }
 }

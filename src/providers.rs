@@ -12,7 +12,11 @@ use crate::config::Settings;
 pub struct CloudProviders;
 
 impl ProviderFactory for CloudProviders {
-    fn provider_for(&self, instance: &InstanceRef, _settings: &Settings) -> Result<ProviderHandle, ProviderError> {
+    fn provider_for(
+        &self,
+        instance: &InstanceRef,
+        _settings: &Settings,
+    ) -> Result<ProviderHandle, ProviderError> {
         let unsupported = |what: &str| {
             ProviderError::new(
                 ErrorClass::InvalidInput,
@@ -21,8 +25,12 @@ impl ProviderFactory for CloudProviders {
             )
         };
         match instance.cloud.as_str() {
-            "aws" => Err(unsupported("AWS (the AWS provider is not in this build yet)")),
-            "gce" => Err(unsupported("GCP (the GCP provider is not in this build yet)")),
+            "aws" => Err(unsupported(
+                "AWS (the AWS provider is not in this build yet)",
+            )),
+            "gce" => Err(unsupported(
+                "GCP (the GCP provider is not in this build yet)",
+            )),
             other => Err(unsupported(&format!("cloud {other:?}"))),
         }
     }
@@ -32,7 +40,11 @@ impl ProviderFactory for CloudProviders {
 pub struct FakeProviders(pub Arc<FakeCloud>);
 
 impl ProviderFactory for FakeProviders {
-    fn provider_for(&self, _instance: &InstanceRef, settings: &Settings) -> Result<ProviderHandle, ProviderError> {
+    fn provider_for(
+        &self,
+        _instance: &InstanceRef,
+        settings: &Settings,
+    ) -> Result<ProviderHandle, ProviderError> {
         Ok(Arc::new(self.0.provider(&settings.pool)?))
     }
 }

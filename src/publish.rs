@@ -27,14 +27,22 @@ pub fn is_published(node: &Node, ip: &IpAddr) -> bool {
     let labels = meta.labels.as_ref();
     annotation == Some(&ip.to_string())
         && labels.and_then(|l| l.get(ADDRESS_KEY)) == Some(&address_label_value(ip))
-        && labels.and_then(|l| l.get(ASSIGNED_LABEL)).map(String::as_str) == Some("true")
+        && labels
+            .and_then(|l| l.get(ASSIGNED_LABEL))
+            .map(String::as_str)
+            == Some("true")
 }
 
 /// Does the node show any pinip publication?
 pub fn shows_any_address(node: &Node) -> bool {
     let meta = &node.metadata;
-    meta.annotations.as_ref().is_some_and(|a| a.contains_key(ADDRESS_KEY))
-        || meta.labels.as_ref().is_some_and(|l| l.contains_key(ADDRESS_KEY) || l.contains_key(ASSIGNED_LABEL))
+    meta.annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(ADDRESS_KEY))
+        || meta
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(ADDRESS_KEY) || l.contains_key(ASSIGNED_LABEL))
 }
 
 /// Does the node report `ip` among its addresses (written by the cloud controller)?
@@ -53,12 +61,18 @@ pub fn has_taint(node: &Node, key: &str) -> bool {
         .is_some_and(|t| t.iter().any(|taint| taint.key == key))
 }
 
-pub async fn publish_address(nodes: &Api<Node>, name: &str, ip: &IpAddr) -> Result<Node, kube::Error> {
+pub async fn publish_address(
+    nodes: &Api<Node>,
+    name: &str,
+    ip: &IpAddr,
+) -> Result<Node, kube::Error> {
     let patch = json!({"metadata": {
         "annotations": {ADDRESS_KEY: ip.to_string()},
         "labels": {ADDRESS_KEY: address_label_value(ip), ASSIGNED_LABEL: "true"},
     }});
-    nodes.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await
+    nodes
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
 }
 
 pub async fn clear_address(nodes: &Api<Node>, name: &str) -> Result<(), kube::Error> {
@@ -66,7 +80,10 @@ pub async fn clear_address(nodes: &Api<Node>, name: &str) -> Result<(), kube::Er
         "annotations": {ADDRESS_KEY: null},
         "labels": {ADDRESS_KEY: null, ASSIGNED_LABEL: null},
     }});
-    match nodes.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+    match nodes
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if status_code(&e) == Some(404) => Ok(()),
         Err(e) => Err(e),
@@ -79,7 +96,11 @@ pub async fn clear_address(nodes: &Api<Node>, name: &str) -> Result<(), kube::Er
 pub async fn remove_taint(nodes: &Api<Node>, name: &str, key: &str) -> Result<bool, kube::Error> {
     for _ in 0..5 {
         let node = nodes.get(name).await?;
-        let taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+        let taints = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default();
         let kept: Vec<_> = taints.iter().filter(|t| t.key != key).cloned().collect();
         if kept.len() == taints.len() {
             return Ok(false);
@@ -88,7 +109,10 @@ pub async fn remove_taint(nodes: &Api<Node>, name: &str, key: &str) -> Result<bo
             "metadata": {"resourceVersion": node.metadata.resource_version},
             "spec": {"taints": kept},
         });
-        match nodes.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        match nodes
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
             Ok(_) => return Ok(true),
             Err(e) if status_code(&e) == Some(409) => continue,
             Err(e) => return Err(e),
@@ -104,8 +128,14 @@ mod tests {
 
     #[test]
     fn label_values_are_label_safe() {
-        assert_eq!(address_label_value(&"203.0.113.7".parse().unwrap()), "203.0.113.7");
-        assert_eq!(address_label_value(&"2001:db8::7".parse().unwrap()), "2001-db8--7");
+        assert_eq!(
+            address_label_value(&"203.0.113.7".parse().unwrap()),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            address_label_value(&"2001:db8::7".parse().unwrap()),
+            "2001-db8--7"
+        );
     }
 
     #[test]
@@ -113,7 +143,8 @@ mod tests {
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
         let mut node = Node::default();
         assert!(!is_published(&node, &ip) && !shows_any_address(&node));
-        node.metadata.annotations = Some(BTreeMap::from([(ADDRESS_KEY.to_string(), ip.to_string())]));
+        node.metadata.annotations =
+            Some(BTreeMap::from([(ADDRESS_KEY.to_string(), ip.to_string())]));
         node.metadata.labels = Some(BTreeMap::from([
             (ADDRESS_KEY.to_string(), address_label_value(&ip)),
             (ASSIGNED_LABEL.to_string(), "true".to_string()),

@@ -67,7 +67,10 @@ mod tests {
         let mut p = pool(3);
         p[1].attached_to = Some("i-other".into());
         let c = candidates(&p, "node-a", true, None);
-        assert_eq!(c.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["a-0", "a-2"]);
+        assert_eq!(
+            c.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+            ["a-0", "a-2"]
+        );
     }
 
     #[test]
@@ -80,7 +83,11 @@ mod tests {
     fn nodes_spread_over_the_pool_without_order_by() {
         let p = pool(10);
         let starts: BTreeSet<String> = (0..50)
-            .map(|i| candidates(&p, &format!("node-{i}"), false, None)[0].id.clone())
+            .map(|i| {
+                candidates(&p, &format!("node-{i}"), false, None)[0]
+                    .id
+                    .clone()
+            })
             .collect();
         // 50 nodes over 10 addresses: many different starting points, not one hot head.
         assert!(starts.len() >= 6, "{starts:?}");

@@ -11,13 +11,22 @@ pub enum AgentStatus {
     WaitingForNode(String),
     Acquiring,
     /// The address is attached and published. `elapsed`: from agent start.
-    Assigned { address: IpAddr, adopted: bool, elapsed: Duration },
+    Assigned {
+        address: IpAddr,
+        adopted: bool,
+        elapsed: Duration,
+    },
     /// No free address in the pool; the agent keeps waiting (and said so in an Event).
-    PoolExhausted { matched: usize, free: usize },
+    PoolExhausted {
+        matched: usize,
+        free: usize,
+    },
     /// RETRY_ATTEMPTS attempts in a row failed; the agent keeps trying, more slowly.
     Stalled(String),
     Releasing,
-    Stopped { released: Option<IpAddr> },
+    Stopped {
+        released: Option<IpAddr>,
+    },
 }
 
 impl AgentStatus {

@@ -40,20 +40,30 @@ fn quick(world: &SimulatedWorld, node: &str) -> pinip::config::Settings {
     s
 }
 
-async fn wait_status(agent: &mut AgentHandle, what: &str, pred: impl Fn(&AgentStatus) -> bool) -> AgentStatus {
+async fn wait_status(
+    agent: &mut AgentHandle,
+    what: &str,
+    pred: impl Fn(&AgentStatus) -> bool,
+) -> AgentStatus {
     let outcome = tokio::time::timeout(WAIT, agent.status.wait_for(|s| pred(s)))
         .await
         .map(|waited| waited.map(|status| status.clone()));
     match outcome {
         Ok(Ok(status)) => status,
         Ok(Err(_)) => panic!("{}: agent ended while waiting for {what}", agent.node),
-        Err(_) => panic!("{}: no {what} within {WAIT:?}; last status {:?}", agent.node, agent.status.borrow()),
+        Err(_) => panic!(
+            "{}: no {what} within {WAIT:?}; last status {:?}",
+            agent.node,
+            agent.status.borrow()
+        ),
     }
 }
 
 async fn assigned(agent: &mut AgentHandle) -> (IpAddr, bool) {
     match wait_status(agent, "an address", AgentStatus::is_ready).await {
-        AgentStatus::Assigned { address, adopted, .. } => (address, adopted),
+        AgentStatus::Assigned {
+            address, adopted, ..
+        } => (address, adopted),
         other => unreachable!("{other:?}"),
     }
 }
@@ -61,14 +71,20 @@ async fn assigned(agent: &mut AgentHandle) -> (IpAddr, bool) {
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 fn node_annotation(world: &SimulatedWorld, node: &str) -> Option<String> {
     let object = world.kube.get(Kind::Node, None, node)?;
-    object.pointer("/metadata/annotations/pinip.dev~1address").and_then(Value::as_str).map(String::from)
+    object
+        .pointer("/metadata/annotations/pinip.dev~1address")
+        .and_then(Value::as_str)
+        .map(String::from)
 }
 
 fn events_with_reason(world: &SimulatedWorld, node: &str, reason: &str) -> usize {
@@ -106,11 +122,18 @@ async fn twenty_agents_racing_for_ten_addresses_end_with_ten_distinct_assignment
     eventually("10 assignments and 10 waiting agents", || {
         let states: Vec<AgentStatus> = agents.iter().map(|a| a.status.borrow().clone()).collect();
         states.iter().filter(|s| s.is_ready()).count() == 10
-            && states.iter().filter(|s| matches!(s, AgentStatus::PoolExhausted { .. })).count() == 10
+            && states
+                .iter()
+                .filter(|s| matches!(s, AgentStatus::PoolExhausted { .. }))
+                .count()
+                == 10
     })
     .await;
     let claim_conflicts = world.kube.request_counts().verb("create") - 10 - 10 - 10;
-    assert!(claim_conflicts > 0, "the agents did not race (no claim was refused)");
+    assert!(
+        claim_conflicts > 0,
+        "the agents did not race (no claim was refused)"
+    );
     for agent in &mut agents {
         if let AgentStatus::Assigned { address, .. } = *agent.status.borrow() {
             assert!(addresses.insert(address), "{address} given twice");
@@ -119,11 +142,17 @@ async fn twenty_agents_racing_for_ten_addresses_end_with_ten_distinct_assignment
         }
     }
     assert_eq!(addresses.len(), 10);
-    assert!(world.cloud.violations().is_empty(), "{:?}", world.cloud.violations());
+    assert!(
+        world.cloud.violations().is_empty(),
+        "{:?}",
+        world.cloud.violations()
+    );
     // Every claim is held, one per address.
     let claims = leases(&world);
     assert_eq!(claims.len(), 10);
-    assert!(claims.iter().all(|l| l.pointer("/metadata/annotations/pinip.dev~1phase") == Some(&json!("held"))));
+    assert!(claims
+        .iter()
+        .all(|l| l.pointer("/metadata/annotations/pinip.dev~1phase") == Some(&json!("held"))));
     for agent in agents {
         agent.stop().await.unwrap();
     }
@@ -137,15 +166,27 @@ async fn a_restarted_agent_keeps_its_address_with_zero_cloud_writes() {
     let mut first = world.spawn_agent(quick(&world, &node)).await.unwrap();
     let (address, adopted) = assigned(&mut first).await;
     assert!(!adopted);
-    assert_eq!(first.stop().await.unwrap(), Exit::Kept(address), "a pod restart must keep the address");
+    assert_eq!(
+        first.stop().await.unwrap(),
+        Exit::Kept(address),
+        "a pod restart must keep the address"
+    );
     let writes_before = world.cloud.write_calls();
     let patches_before = world.kube.request_counts().verb("patch");
 
     let mut second = world.spawn_agent(quick(&world, &node)).await.unwrap();
     let (again, adopted) = assigned(&mut second).await;
     assert_eq!((again, adopted), (address, true));
-    assert_eq!(world.cloud.write_calls(), writes_before, "adoption must not write to the cloud");
-    assert_eq!(world.kube.request_counts().verb("patch"), patches_before, "the node already shows the address");
+    assert_eq!(
+        world.cloud.write_calls(),
+        writes_before,
+        "adoption must not write to the cloud"
+    );
+    assert_eq!(
+        world.kube.request_counts().verb("patch"),
+        patches_before,
+        "the node already shows the address"
+    );
     assert_eq!(events_with_reason(&world, &node, "AddressAdopted"), 1);
     second.stop().await.unwrap();
     world.shutdown();
@@ -158,7 +199,9 @@ async fn an_agent_killed_between_claim_and_attach_frees_the_address_once_its_lea
     world.cloud.hang_attach(&a.instance);
     let crashed = world.spawn_agent(quick(&world, &a.name)).await.unwrap();
     eventually("a's claim", || {
-        leases(&world).iter().any(|l| l.pointer("/spec/holderIdentity") == Some(&json!(a.name)))
+        leases(&world)
+            .iter()
+            .any(|l| l.pointer("/spec/holderIdentity") == Some(&json!(a.name)))
     })
     .await;
     crashed.kill();
@@ -168,8 +211,15 @@ async fn an_agent_killed_between_claim_and_attach_frees_the_address_once_its_lea
     assert_eq!(world.cloud.attached_to(&b.instance), vec![address]);
     assert!(world.cloud.attached_to(&a.instance).is_empty());
     let claims = leases(&world);
-    assert_eq!(claims.len(), 1, "the crashed claim was taken over, not duplicated");
-    assert_eq!(claims[0].pointer("/spec/holderIdentity"), Some(&json!(b.name)));
+    assert_eq!(
+        claims.len(),
+        1,
+        "the crashed claim was taken over, not duplicated"
+    );
+    assert_eq!(
+        claims[0].pointer("/spec/holderIdentity"),
+        Some(&json!(b.name))
+    );
     survivor.stop().await.unwrap();
     world.shutdown();
 }
@@ -181,15 +231,30 @@ async fn a_deleted_nodes_address_is_released_and_goes_to_a_waiting_node() {
     let mut first = world.spawn_agent(quick(&world, &a.name)).await.unwrap();
     let (address, _) = assigned(&mut first).await;
     let mut waiting = world.spawn_agent(quick(&world, &b.name)).await.unwrap();
-    wait_status(&mut waiting, "pool exhausted", |s| matches!(s, AgentStatus::PoolExhausted { .. })).await;
-    eventually("a PoolExhausted event", || events_with_reason(&world, &b.name, "PoolExhausted") > 0).await;
+    wait_status(&mut waiting, "pool exhausted", |s| {
+        matches!(s, AgentStatus::PoolExhausted { .. })
+    })
+    .await;
+    eventually("a PoolExhausted event", || {
+        events_with_reason(&world, &b.name, "PoolExhausted") > 0
+    })
+    .await;
 
     assert!(world.kube.delete_node(&a.name));
-    wait_status(&mut first, "release", |s| matches!(s, AgentStatus::WaitingForNode(_))).await;
-    assert!(world.cloud.attached_to(&a.instance).is_empty(), "released from the deleted node");
+    wait_status(&mut first, "release", |s| {
+        matches!(s, AgentStatus::WaitingForNode(_))
+    })
+    .await;
+    assert!(
+        world.cloud.attached_to(&a.instance).is_empty(),
+        "released from the deleted node"
+    );
     let (taken, _) = assigned(&mut waiting).await;
     assert_eq!(taken, address, "the freed address goes to the waiting node");
-    assert_eq!(node_annotation(&world, &b.name).as_deref(), Some(address.to_string().as_str()));
+    assert_eq!(
+        node_annotation(&world, &b.name).as_deref(),
+        Some(address.to_string().as_str())
+    );
     first.stop().await.unwrap();
     waiting.stop().await.unwrap();
     assert!(world.cloud.violations().is_empty());
@@ -208,8 +273,17 @@ async fn shutdown_releases_only_when_the_node_is_going_away() {
     assert_eq!(agent.stop().await.unwrap(), Exit::Released(address));
     assert!(world.cloud.attached_to(&node.instance).is_empty());
     assert!(leases(&world).is_empty(), "the claim goes with the address");
-    assert_eq!(node_annotation(&world, &node.name), None, "the publication is cleared");
-    let owner_tags = world.cloud.addresses().into_iter().filter(|a| a.tags.contains_key("pinip.dev/node")).count();
+    assert_eq!(
+        node_annotation(&world, &node.name),
+        None,
+        "the publication is cleared"
+    );
+    let owner_tags = world
+        .cloud
+        .addresses()
+        .into_iter()
+        .filter(|a| a.tags.contains_key("pinip.dev/node"))
+        .count();
     assert_eq!(owner_tags, 0, "ownership records are cleared on release");
     world.shutdown();
 }
@@ -230,13 +304,20 @@ async fn the_taint_is_lifted_once_the_node_reports_the_address() {
     let (address, _) = assigned(&mut agent).await;
     eventually("the taint removed", || {
         let n = world.kube.get(Kind::Node, None, &node.name).unwrap();
-        let taints = n.pointer("/spec/taints").and_then(Value::as_array).cloned().unwrap_or_default();
+        let taints = n
+            .pointer("/spec/taints")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         taints.len() == 1 && taints[0]["key"] == "someone.else/keep-me"
     })
     .await;
     let n = world.kube.get(Kind::Node, None, &node.name).unwrap();
     let reported = n.pointer("/status/addresses").unwrap().to_string();
-    assert!(reported.contains(&address.to_string()), "lifted after the node reported {address}: {reported}");
+    assert!(
+        reported.contains(&address.to_string()),
+        "lifted after the node reported {address}: {reported}"
+    );
     assert_eq!(events_with_reason(&world, &node.name, "TaintRemoved"), 1);
     agent.stop().await.unwrap();
     world.shutdown();
@@ -250,10 +331,22 @@ async fn an_address_detached_by_hand_is_reattached_same_address_first() {
     settings.verify_interval = Duration::from_millis(300);
     let mut agent = world.spawn_agent(settings).await.unwrap();
     let (address, _) = assigned(&mut agent).await;
-    let id = world.cloud.addresses().into_iter().find(|a| a.ip == address).unwrap().id;
+    let id = world
+        .cloud
+        .addresses()
+        .into_iter()
+        .find(|a| a.ip == address)
+        .unwrap()
+        .id;
     world.cloud.detach_by_hand(&id);
-    eventually("a re-attach event", || events_with_reason(&world, &node.name, "AddressReattached") > 0).await;
-    eventually("the same address back", || world.cloud.attached_to(&node.instance) == vec![address]).await;
+    eventually("a re-attach event", || {
+        events_with_reason(&world, &node.name, "AddressReattached") > 0
+    })
+    .await;
+    eventually("the same address back", || {
+        world.cloud.attached_to(&node.instance) == vec![address]
+    })
+    .await;
     agent.stop().await.unwrap();
     world.shutdown();
 }
@@ -264,9 +357,18 @@ async fn missing_permission_is_reported_and_retried_until_fixed() {
     let node = world.nodes[0].clone();
     world.cloud.deny(op::ATTACH);
     let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
-    eventually("a PermissionDenied event", || events_with_reason(&world, &node.name, "PermissionDenied") > 0).await;
-    assert!(world.cloud.attached_to(&node.instance).is_empty(), "nothing half-attached");
-    assert!(leases(&world).is_empty(), "no claim left behind by the failed attempts");
+    eventually("a PermissionDenied event", || {
+        events_with_reason(&world, &node.name, "PermissionDenied") > 0
+    })
+    .await;
+    assert!(
+        world.cloud.attached_to(&node.instance).is_empty(),
+        "nothing half-attached"
+    );
+    assert!(
+        leases(&world).is_empty(),
+        "no claim left behind by the failed attempts"
+    );
     world.cloud.allow(op::ATTACH);
     assigned(&mut agent).await;
     agent.stop().await.unwrap();
@@ -281,7 +383,12 @@ async fn transient_cloud_failures_are_retried() {
     world.cloud.fail_next(op::ATTACH, ErrorClass::Transient);
     let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
     assigned(&mut agent).await;
-    let failed = world.cloud.calls().iter().filter(|c| c.outcome.is_err()).count();
+    let failed = world
+        .cloud
+        .calls()
+        .iter()
+        .filter(|c| c.outcome.is_err())
+        .count();
     assert_eq!(failed, 2);
     agent.stop().await.unwrap();
     world.shutdown();
@@ -290,12 +397,21 @@ async fn transient_cloud_failures_are_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_provider_id_is_waited_for() {
     let mut world = world(0, 1).await;
-    world.kube.add_node("late-node", None, Default::default(), Vec::new());
+    world
+        .kube
+        .add_node("late-node", None, Default::default(), Vec::new());
     let mut agent = world.spawn_agent(quick(&world, "late-node")).await.unwrap();
-    wait_status(&mut agent, "waiting for providerID", |s| matches!(s, AgentStatus::WaitingForNode(why) if why.contains("providerID"))).await;
+    wait_status(
+        &mut agent,
+        "waiting for providerID",
+        |s| matches!(s, AgentStatus::WaitingForNode(why) if why.contains("providerID")),
+    )
+    .await;
     // The cloud controller registers the instance.
     let sim = world.add_node(7);
-    world.kube.update_node("late-node", |n| n["spec"]["providerID"] = json!(format!("fake:///{}/{}", sim.zone, sim.instance)));
+    world.kube.update_node("late-node", |n| {
+        n["spec"]["providerID"] = json!(format!("fake:///{}/{}", sim.zone, sim.instance))
+    });
     assigned(&mut agent).await;
     agent.stop().await.unwrap();
     world.shutdown();
@@ -304,10 +420,21 @@ async fn a_node_without_provider_id_is_waited_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsupported_provider_id_is_a_clear_configuration_error() {
     let world = world(0, 1).await;
-    world.kube.add_node("azure-node", Some("azure:///subscriptions/x/resourceGroups/y/providers/vm-1"), Default::default(), Vec::new());
-    let agent = world.spawn_agent(quick(&world, "azure-node")).await.unwrap();
+    world.kube.add_node(
+        "azure-node",
+        Some("azure:///subscriptions/x/resourceGroups/y/providers/vm-1"),
+        Default::default(),
+        Vec::new(),
+    );
+    let agent = world
+        .spawn_agent(quick(&world, "azure-node"))
+        .await
+        .unwrap();
     let error = agent.stop_when_done().await.unwrap_err();
     assert!(error.contains("providerID"), "{error}");
-    assert!(world.cloud.calls().is_empty(), "no cloud call for a node we cannot serve");
+    assert!(
+        world.cloud.calls().is_empty(),
+        "no cloud call for a node we cannot serve"
+    );
     world.shutdown();
 }

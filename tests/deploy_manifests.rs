@@ -428,8 +428,23 @@ fn every_object_carries_the_app_label() {
     );
 }
 
-/// The `env = "…"` names of `struct_name` in config.rs and of the structs it flattens.
-fn clap_env_names(source: &str, struct_name: &str, names: &mut BTreeSet<String>) {
+/// The text of `key = "…"` (or of `key = …` up to `,` or `)`) in one attribute line.
+fn attribute_value(line: &str, key: &str) -> Option<String> {
+    let at = line
+        .find(&format!(" {key} = "))
+        .or_else(|| line.find(&format!("({key} = ")))?;
+    let value = &line[at + key.len() + 4..];
+    Some(match value.strip_prefix('"') {
+        Some(quoted) => quoted[..quoted.find('"').unwrap_or(quoted.len())].to_string(),
+        None => value[..value.find([',', ')']).unwrap_or(value.len())]
+            .trim()
+            .to_string(),
+    })
+}
+
+/// The `env = "…"` settings of `struct_name` in config.rs and of the structs it
+/// flattens, with their clap defaults.
+fn clap_settings(source: &str, struct_name: &str, settings: &mut BTreeMap<String, Option<String>>) {
     let start = source
         .find(&format!("pub struct {struct_name} {{"))
         .unwrap_or_else(|| {
@@ -439,12 +454,10 @@ fn clap_env_names(source: &str, struct_name: &str, names: &mut BTreeSet<String>)
     let body = &body[..body.find("\n}").unwrap_or(body.len())];
     let mut flatten_next = false;
     for line in body.lines().map(str::trim) {
-        let mut rest = line;
-        while let Some(at) = rest.find("env = \"") {
-            let value = &rest[at + 7..];
-            let end = value.find('"').unwrap_or(value.len());
-            names.insert(value[..end].to_string());
-            rest = &value[end..];
+        if let Some(var) = attribute_value(line, "env") {
+            let default = attribute_value(line, "default_value")
+                .or_else(|| attribute_value(line, "default_value_t"));
+            settings.insert(var, default);
         }
         if line.starts_with("#[command(flatten)]") {
             flatten_next = true;
@@ -456,9 +469,29 @@ fn clap_env_names(source: &str, struct_name: &str, names: &mut BTreeSet<String>)
                 .unwrap_or("")
                 .trim()
                 .trim_end_matches(',');
-            clap_env_names(source, ty, names);
+            clap_settings(source, ty, settings);
         }
     }
+}
+
+/// `pinip run`'s settings, read from src/config.rs: env var → clap default.
+fn run_settings() -> BTreeMap<String, Option<String>> {
+    let config = std::fs::read_to_string(root().join("src/config.rs")).expect("read src/config.rs");
+    let mut settings = BTreeMap::new();
+    clap_settings(&config, "RunArgs", &mut settings);
+    for (var, default) in [
+        ("NODE_NAME", None),
+        ("LEASE_NAMESPACE", Some("default")),
+        ("RETRY_ATTEMPTS", Some("60")),
+        ("LOG_JSON", Some("false")),
+    ] {
+        assert_eq!(
+            settings.get(var).map(Option::as_deref),
+            Some(default),
+            "{var} not found as expected among `pinip run`'s settings {settings:?}; update this test"
+        );
+    }
+    settings
 }
 
 /// Names read straight from the environment (`std::env::var("…")`) anywhere in src/.
@@ -480,42 +513,56 @@ fn direct_env_reads(dir: &Path, names: &mut BTreeSet<String>) {
     }
 }
 
-#[test]
-fn daemonset_env_vars_are_settings_pinip_run_reads() {
-    let config = std::fs::read_to_string(root().join("src/config.rs")).expect("read src/config.rs");
-    let mut known = BTreeSet::new();
-    clap_env_names(&config, "RunArgs", &mut known);
-    for expected in [
-        "NODE_NAME",
-        "LEASE_NAMESPACE",
-        "FILTER",
-        "LOG_LEVEL",
-        "LOG_JSON",
-    ] {
-        assert!(
-            known.contains(expected),
-            "{expected} not found among `pinip run`'s settings {known:?}; update this test"
-        );
-    }
-    direct_env_reads(&root().join("src"), &mut known);
-    let env = container()
+/// The names of the env vars the DaemonSet sets, in order.
+fn daemonset_env_names() -> Vec<&'static str> {
+    container()
         .pointer("/env")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    assert!(!env.is_empty());
-    for entry in &env {
-        let var = str_at(entry, "/name").unwrap_or("");
+        .map(|env| env.iter().filter_map(|e| str_at(e, "/name")).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn daemonset_env_vars_are_settings_pinip_run_reads() {
+    let mut known: BTreeSet<String> = run_settings().into_keys().collect();
+    direct_env_reads(&root().join("src"), &mut known);
+    let names = daemonset_env_names();
+    assert!(!names.is_empty());
+    for var in &names {
         assert!(
-            known.contains(var),
+            known.contains(*var),
             "the DaemonSet sets {var}, which `pinip run` does not read (known: {known:?})"
         );
     }
-    let names: Vec<_> = env.iter().filter_map(|e| str_at(e, "/name")).collect();
     let unique: BTreeSet<_> = names.iter().collect();
     assert_eq!(
         unique.len(),
         names.len(),
         "an env var is set twice: {names:?}"
     );
+}
+
+/// docs/migrating-from-kubeip.md has a table row for every setting of `pinip run` and
+/// every variable the DaemonSet sets, stating the default the code has (documented
+/// defaults that drifted from the code were one of KubeIP's bugs).
+#[test]
+fn migration_guide_states_every_setting_and_its_default() {
+    let guide = std::fs::read_to_string(root().join("docs/migrating-from-kubeip.md"))
+        .expect("read the migration guide");
+    let mut settings = run_settings();
+    for var in daemonset_env_names() {
+        settings.entry(var.to_string()).or_insert(None);
+    }
+    for (var, default) in &settings {
+        let row = guide
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{var}`")))
+            .unwrap_or_else(|| panic!("docs/migrating-from-kubeip.md has no table row for {var}"));
+        if let Some(default) = default {
+            assert!(
+                row.contains(&format!("`{default}`")),
+                "docs/migrating-from-kubeip.md: the row of {var} does not state its default `{default}` (src/config.rs)"
+            );
+        }
+    }
 }

@@ -67,7 +67,10 @@ impl fmt::Display for ProviderError {
         }
         write!(f, ": {}", self.message)?;
         if let ErrorClass::PermissionDenied { action } = &self.class {
-            write!(f, "; grant the permission `{action}` to pinip's cloud identity")?;
+            write!(
+                f,
+                "; grant the permission `{action}` to pinip's cloud identity"
+            )?;
         }
         Ok(())
     }

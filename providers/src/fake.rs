@@ -13,7 +13,9 @@ use async_trait::async_trait;
 
 use crate::filter::{parse_shorthand, value_matches, ShorthandFilter};
 use crate::order::OrderBy;
-use crate::{ErrorClass, Instance, InstanceRef, Ownership, PoolAddress, PoolSpec, Provider, ProviderError};
+use crate::{
+    ErrorClass, Instance, InstanceRef, Ownership, PoolAddress, PoolSpec, Provider, ProviderError,
+};
 
 /// Tag keys of the ownership record (the same names the AWS provider writes).
 pub const OWNER_CLUSTER_TAG: &str = "pinip.dev/cluster";
@@ -100,14 +102,24 @@ impl FakeCloud {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock is a test bug; keep serving the state anyway.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn add_address(&self, id: &str, ip: IpAddr, tags: &[(&str, &str)]) {
-        let tags = tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        self.lock()
-            .addresses
-            .insert(id.to_string(), FakeAddress { ip, tags, attached_to: None });
+        let tags = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.lock().addresses.insert(
+            id.to_string(),
+            FakeAddress {
+                ip,
+                tags,
+                attached_to: None,
+            },
+        );
     }
 
     pub fn add_instance(&self, id: &str, zone: &str, managed: bool) {
@@ -209,7 +221,8 @@ impl FakeCloud {
     /// Calls per operation, every operation listed (zero included).
     pub fn call_counts(&self) -> BTreeMap<String, u64> {
         let state = self.lock();
-        let mut counts: BTreeMap<String, u64> = op::ALL.iter().map(|o| (o.to_string(), 0)).collect();
+        let mut counts: BTreeMap<String, u64> =
+            op::ALL.iter().map(|o| (o.to_string(), 0)).collect();
         for call in &state.calls {
             *counts.entry(call.operation.to_string()).or_default() += 1;
         }
@@ -234,7 +247,8 @@ impl FakeCloud {
         let filters = parse_shorthand(&spec.filter)
             .map_err(|e| ProviderError::invalid_input("ParseFilter", e.to_string()))?;
         for f in &filters {
-            let known = f.name.starts_with("tag:") || matches!(f.name.as_str(), "tag-key" | "public-ip" | "allocation-id");
+            let known = f.name.starts_with("tag:")
+                || matches!(f.name.as_str(), "tag-key" | "public-ip" | "allocation-id");
             if !known {
                 return Err(ProviderError::invalid_input(
                     "ParseFilter",
@@ -247,7 +261,10 @@ impl FakeCloud {
         }
         let order = match spec.order_by.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(text) => Some(OrderBy::parse(text).map_err(|e| ProviderError::invalid_input("ParseOrderBy", e.to_string()))?),
+            Some(text) => Some(
+                OrderBy::parse(text)
+                    .map_err(|e| ProviderError::invalid_input("ParseOrderBy", e.to_string()))?,
+            ),
         };
         Ok(FakeProvider {
             cloud: Arc::clone(self),
@@ -294,7 +311,12 @@ impl FakeCloud {
         }
     }
 
-    fn record(state: &mut State, operation: &'static str, target: &str, outcome: &Result<(), ProviderError>) {
+    fn record(
+        state: &mut State,
+        operation: &'static str,
+        target: &str,
+        outcome: &Result<(), ProviderError>,
+    ) {
         state.calls.push(Call {
             operation,
             target: target.to_string(),
@@ -360,14 +382,19 @@ impl Provider for FakeProvider {
     }
 
     async fn describe_instance(&self, instance: &InstanceRef) -> Result<Instance, ProviderError> {
-        self.cloud.enter(op::DESCRIBE_INSTANCE, &instance.id).await?;
+        self.cloud
+            .enter(op::DESCRIBE_INSTANCE, &instance.id)
+            .await?;
         let mut state = self.cloud.lock();
         let result = match state.instances.get(&instance.id) {
             Some(found) if found.zone == instance.zone => Ok(()),
             Some(found) => Err(ProviderError::new(
                 ErrorClass::NotFound,
                 op::DESCRIBE_INSTANCE,
-                format!("instance {} is in zone {}, not {}", instance.id, found.zone, instance.zone),
+                format!(
+                    "instance {} is in zone {}, not {}",
+                    instance.id, found.zone, instance.zone
+                ),
             )),
             None => Err(ProviderError::new(
                 ErrorClass::NotFound,
@@ -405,33 +432,63 @@ impl Provider for FakeProvider {
         Ok(pool)
     }
 
-    async fn attach(&self, address: &PoolAddress, instance: &Instance, owner: &Ownership) -> Result<(), ProviderError> {
+    async fn attach(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<(), ProviderError> {
         let target = format!("{}->{}", address.ip, instance.reference.id);
         self.cloud.enter(op::ATTACH, &target).await?;
-        if self.cloud.lock().hung_attach.contains(&instance.reference.id) {
+        if self
+            .cloud
+            .lock()
+            .hung_attach
+            .contains(&instance.reference.id)
+        {
             std::future::pending::<()>().await;
         }
         let mut guard = self.cloud.lock();
         let state = &mut *guard;
         let instance_id = &instance.reference.id;
         let result = if !state.instances.contains_key(instance_id) {
-            Err(ProviderError::new(ErrorClass::NotFound, op::ATTACH, format!("instance {instance_id} does not exist")))
+            Err(ProviderError::new(
+                ErrorClass::NotFound,
+                op::ATTACH,
+                format!("instance {instance_id} does not exist"),
+            ))
         } else {
             match state.addresses.get(&address.id) {
-                None => Err(ProviderError::new(ErrorClass::NotFound, op::ATTACH, format!("address {} does not exist", address.id))),
-                Some(a) if a.attached_to.as_deref().is_some_and(|holder| holder != instance_id) && state.permissive => {
+                None => Err(ProviderError::new(
+                    ErrorClass::NotFound,
+                    op::ATTACH,
+                    format!("address {} does not exist", address.id),
+                )),
+                Some(a)
+                    if a.attached_to
+                        .as_deref()
+                        .is_some_and(|holder| holder != instance_id)
+                        && state.permissive =>
+                {
                     let holder = a.attached_to.clone().unwrap_or_default();
-                    state
-                        .violations
-                        .push(format!("address {} taken from instance {holder} by an attach for {instance_id}", a.ip));
+                    state.violations.push(format!(
+                        "address {} taken from instance {holder} by an attach for {instance_id}",
+                        a.ip
+                    ));
                     Ok(())
                 }
-                Some(a) if a.attached_to.as_deref().is_some_and(|holder| holder != instance_id) => Err(ProviderError::new(
-                    ErrorClass::Conflict,
-                    op::ATTACH,
-                    format!("address {} is attached to another instance", a.ip),
-                )
-                .with_code("Resource.AlreadyAssociated")),
+                Some(a)
+                    if a.attached_to
+                        .as_deref()
+                        .is_some_and(|holder| holder != instance_id) =>
+                {
+                    Err(ProviderError::new(
+                        ErrorClass::Conflict,
+                        op::ATTACH,
+                        format!("address {} is attached to another instance", a.ip),
+                    )
+                    .with_code("Resource.AlreadyAssociated"))
+                }
                 Some(_) => Ok(()),
             }
         };
@@ -439,7 +496,11 @@ impl Provider for FakeProvider {
             let others: Vec<IpAddr> = state
                 .addresses
                 .iter()
-                .filter(|(id, a)| *id != &address.id && a.attached_to.as_deref() == Some(instance_id) && self.in_pool(id, a))
+                .filter(|(id, a)| {
+                    *id != &address.id
+                        && a.attached_to.as_deref() == Some(instance_id)
+                        && self.in_pool(id, a)
+                })
                 .map(|(_, a)| a.ip)
                 .collect();
             if !others.is_empty() {
@@ -450,16 +511,22 @@ impl Provider for FakeProvider {
             }
             if let Some(a) = state.addresses.get_mut(&address.id) {
                 a.attached_to = Some(instance_id.clone());
-                a.tags.insert(OWNER_CLUSTER_TAG.into(), owner.cluster.clone());
+                a.tags
+                    .insert(OWNER_CLUSTER_TAG.into(), owner.cluster.clone());
                 a.tags.insert(OWNER_NODE_TAG.into(), owner.node.clone());
-                a.tags.insert(OWNER_INSTANCE_TAG.into(), owner.instance.clone());
+                a.tags
+                    .insert(OWNER_INSTANCE_TAG.into(), owner.instance.clone());
             }
         }
         FakeCloud::record(state, op::ATTACH, &target, &result);
         result
     }
 
-    async fn detach(&self, address: &PoolAddress, instance: &InstanceRef) -> Result<(), ProviderError> {
+    async fn detach(
+        &self,
+        address: &PoolAddress,
+        instance: &InstanceRef,
+    ) -> Result<(), ProviderError> {
         let target = format!("{}-/->{}", address.ip, instance.id);
         self.cloud.enter(op::DETACH, &target).await?;
         let mut guard = self.cloud.lock();
@@ -475,7 +542,10 @@ impl Provider for FakeProvider {
                     ));
                 }
             }
-            let owned_by_target = a.tags.get(OWNER_INSTANCE_TAG).is_some_and(|i| i == &instance.id);
+            let owned_by_target = a
+                .tags
+                .get(OWNER_INSTANCE_TAG)
+                .is_some_and(|i| i == &instance.id);
             if owned_by_target && a.attached_to.is_none() {
                 for key in [OWNER_CLUSTER_TAG, OWNER_NODE_TAG, OWNER_INSTANCE_TAG] {
                     a.tags.remove(key);
@@ -494,10 +564,26 @@ mod tests {
 
     fn setup() -> (Arc<FakeCloud>, FakeProvider, Instance) {
         let cloud = FakeCloud::new();
-        cloud.add_address("eip-1", "192.0.2.1".parse().unwrap(), &[("kubeip", "reserved")]);
-        cloud.add_address("eip-2", "192.0.2.2".parse().unwrap(), &[("kubeip", "reserved")]);
-        cloud.add_address("eip-x", "192.0.2.99".parse().unwrap(), &[("kubeip", "other")]);
-        cloud.add_address("eip-6", "2001:db8::1".parse().unwrap(), &[("kubeip", "reserved")]);
+        cloud.add_address(
+            "eip-1",
+            "192.0.2.1".parse().unwrap(),
+            &[("kubeip", "reserved")],
+        );
+        cloud.add_address(
+            "eip-2",
+            "192.0.2.2".parse().unwrap(),
+            &[("kubeip", "reserved")],
+        );
+        cloud.add_address(
+            "eip-x",
+            "192.0.2.99".parse().unwrap(),
+            &[("kubeip", "other")],
+        );
+        cloud.add_address(
+            "eip-6",
+            "2001:db8::1".parse().unwrap(),
+            &[("kubeip", "reserved")],
+        );
         cloud.add_instance("i-1", "zone-a", true);
         cloud.add_instance("i-2", "zone-a", true);
         let spec = PoolSpec {
@@ -507,7 +593,12 @@ mod tests {
         };
         let provider = cloud.provider(&spec).unwrap();
         let instance = Instance {
-            reference: InstanceRef { cloud: "fake".into(), project: None, zone: "zone-a".into(), id: "i-1".into() },
+            reference: InstanceRef {
+                cloud: "fake".into(),
+                project: None,
+                zone: "zone-a".into(),
+                id: "i-1".into(),
+            },
             nic: None,
             private_ip: None,
         };
@@ -515,7 +606,11 @@ mod tests {
     }
 
     fn owner(node: &str, instance: &str) -> Ownership {
-        Ownership { cluster: "c".into(), node: node.into(), instance: instance.into() }
+        Ownership {
+            cluster: "c".into(),
+            node: node.into(),
+            instance: instance.into(),
+        }
     }
 
     #[tokio::test]
@@ -530,13 +625,25 @@ mod tests {
     async fn attach_is_idempotent_and_refuses_other_instances() {
         let (cloud, provider, me) = setup();
         let pool = provider.list_pool().await.unwrap();
-        provider.attach(&pool[0], &me, &owner("n1", "i-1")).await.unwrap();
-        provider.attach(&pool[0], &me, &owner("n1", "i-1")).await.unwrap();
+        provider
+            .attach(&pool[0], &me, &owner("n1", "i-1"))
+            .await
+            .unwrap();
+        provider
+            .attach(&pool[0], &me, &owner("n1", "i-1"))
+            .await
+            .unwrap();
         let mut other = me.clone();
         other.reference.id = "i-2".into();
-        let err = provider.attach(&pool[0], &other, &owner("n2", "i-2")).await.unwrap_err();
+        let err = provider
+            .attach(&pool[0], &other, &owner("n2", "i-2"))
+            .await
+            .unwrap_err();
         assert_eq!(err.class, ErrorClass::Conflict);
-        assert_eq!(cloud.attached_to("i-1"), vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            cloud.attached_to("i-1"),
+            vec!["192.0.2.1".parse::<IpAddr>().unwrap()]
+        );
         let listed = provider.list_pool().await.unwrap();
         assert_eq!(listed[0].owner, Some(owner("n1", "i-1")));
         assert!(cloud.violations().is_empty());
@@ -548,7 +655,10 @@ mod tests {
         cloud.set_permissive(true);
         let pool = provider.list_pool().await.unwrap();
         cloud.attach_by_hand(&pool[0].id, "i-2");
-        provider.attach(&pool[0], &me, &owner("n1", "i-1")).await.unwrap();
+        provider
+            .attach(&pool[0], &me, &owner("n1", "i-1"))
+            .await
+            .unwrap();
         assert_eq!(cloud.attached_to("i-1").len(), 1);
         assert_eq!(cloud.violations().len(), 1);
     }
@@ -557,7 +667,10 @@ mod tests {
     async fn detach_is_idempotent_and_clears_ownership() {
         let (cloud, provider, me) = setup();
         let pool = provider.list_pool().await.unwrap();
-        provider.attach(&pool[0], &me, &owner("n1", "i-1")).await.unwrap();
+        provider
+            .attach(&pool[0], &me, &owner("n1", "i-1"))
+            .await
+            .unwrap();
         provider.detach(&pool[0], &me.reference).await.unwrap();
         provider.detach(&pool[0], &me.reference).await.unwrap();
         let listed = provider.list_pool().await.unwrap();
@@ -570,8 +683,14 @@ mod tests {
     async fn second_pool_address_on_one_instance_is_a_violation() {
         let (cloud, provider, me) = setup();
         let pool = provider.list_pool().await.unwrap();
-        provider.attach(&pool[0], &me, &owner("n1", "i-1")).await.unwrap();
-        provider.attach(&pool[1], &me, &owner("n1", "i-1")).await.unwrap();
+        provider
+            .attach(&pool[0], &me, &owner("n1", "i-1"))
+            .await
+            .unwrap();
+        provider
+            .attach(&pool[1], &me, &owner("n1", "i-1"))
+            .await
+            .unwrap();
         assert_eq!(cloud.violations().len(), 1);
     }
 
@@ -581,7 +700,12 @@ mod tests {
         cloud.add_instance("i-foreign", "zone-a", false);
         cloud.attach_by_hand("eip-2", "i-foreign");
         let pool = provider.list_pool().await.unwrap();
-        let foreign = InstanceRef { cloud: "fake".into(), project: None, zone: "zone-a".into(), id: "i-foreign".into() };
+        let foreign = InstanceRef {
+            cloud: "fake".into(),
+            project: None,
+            zone: "zone-a".into(),
+            id: "i-foreign".into(),
+        };
         provider.detach(&pool[1], &foreign).await.unwrap();
         assert_eq!(cloud.violations().len(), 1);
     }
@@ -590,7 +714,10 @@ mod tests {
     async fn knobs_fail_deny_and_log() {
         let (cloud, provider, _) = setup();
         cloud.fail_next(op::LIST_POOL, ErrorClass::Throttled);
-        assert_eq!(provider.list_pool().await.unwrap_err().class, ErrorClass::Throttled);
+        assert_eq!(
+            provider.list_pool().await.unwrap_err().class,
+            ErrorClass::Throttled
+        );
         assert!(provider.list_pool().await.is_ok());
         cloud.deny(op::LIST_POOL);
         let err = provider.list_pool().await.unwrap_err();
@@ -603,7 +730,10 @@ mod tests {
     async fn terminated_instance_frees_address_but_keeps_tags() {
         let (cloud, provider, me) = setup();
         let pool = provider.list_pool().await.unwrap();
-        provider.attach(&pool[0], &me, &owner("n1", "i-1")).await.unwrap();
+        provider
+            .attach(&pool[0], &me, &owner("n1", "i-1"))
+            .await
+            .unwrap();
         cloud.terminate_instance("i-1");
         let listed = provider.list_pool().await.unwrap();
         assert!(listed[0].is_free());
@@ -613,9 +743,23 @@ mod tests {
     #[test]
     fn unsupported_filter_names_and_orders_are_refused() {
         let cloud = FakeCloud::new();
-        let bad_name = PoolSpec { filter: vec!["Name=colour,Values=red".into()], ..PoolSpec::default() };
-        assert_eq!(cloud.provider(&bad_name).err().unwrap().class, ErrorClass::InvalidInput);
-        let bad_order = PoolSpec { order_by: Some("Colour".into()), ..PoolSpec::default() };
-        assert!(cloud.provider(&bad_order).err().unwrap().message.contains("Colour"));
+        let bad_name = PoolSpec {
+            filter: vec!["Name=colour,Values=red".into()],
+            ..PoolSpec::default()
+        };
+        assert_eq!(
+            cloud.provider(&bad_name).err().unwrap().class,
+            ErrorClass::InvalidInput
+        );
+        let bad_order = PoolSpec {
+            order_by: Some("Colour".into()),
+            ..PoolSpec::default()
+        };
+        assert!(cloud
+            .provider(&bad_order)
+            .err()
+            .unwrap()
+            .message
+            .contains("Colour"));
     }
 }

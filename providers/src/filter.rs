@@ -95,7 +95,12 @@ fn split_once_unescaped(input: &str, sep: char) -> Option<(String, String)> {
         match c {
             _ if escaped => escaped = false,
             '\\' => escaped = true,
-            c if c == sep => return Some((input[..i].to_string(), input[i + c.len_utf8()..].to_string())),
+            c if c == sep => {
+                return Some((
+                    input[..i].to_string(),
+                    input[i + c.len_utf8()..].to_string(),
+                ))
+            }
             _ => {}
         }
     }
@@ -151,8 +156,14 @@ mod tests {
         assert_eq!(
             parsed,
             vec![
-                ShorthandFilter { name: "tag:environment".into(), values: vec!["prod".into(), "staging".into()] },
-                ShorthandFilter { name: "tag:kubeip".into(), values: vec!["reserved".into()] },
+                ShorthandFilter {
+                    name: "tag:environment".into(),
+                    values: vec!["prod".into(), "staging".into()]
+                },
+                ShorthandFilter {
+                    name: "tag:kubeip".into(),
+                    values: vec!["reserved".into()]
+                },
             ]
         );
     }
@@ -165,8 +176,15 @@ mod tests {
 
     #[test]
     fn duplicate_names_merge_instead_of_overwriting() {
-        let parsed = parse_shorthand(&entries(&["Name=tag:a,Values=1", "Name=tag:a,Values=2,1"])).unwrap();
-        assert_eq!(parsed, vec![ShorthandFilter { name: "tag:a".into(), values: vec!["1".into(), "2".into()] }]);
+        let parsed =
+            parse_shorthand(&entries(&["Name=tag:a,Values=1", "Name=tag:a,Values=2,1"])).unwrap();
+        assert_eq!(
+            parsed,
+            vec![ShorthandFilter {
+                name: "tag:a".into(),
+                values: vec!["1".into(), "2".into()]
+            }]
+        );
     }
 
     #[test]

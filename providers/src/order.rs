@@ -42,12 +42,19 @@ impl OrderBy {
         let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
             None | Some("asc") => false,
             Some("desc") => true,
-            Some(other) => return Err(fail(&format!("the direction must be `asc` or `desc`, not `{other}`"))),
+            Some(other) => {
+                return Err(fail(&format!(
+                    "the direction must be `asc` or `desc`, not `{other}`"
+                )))
+            }
         };
         if words.next().is_some() {
             return Err(fail("too many words"));
         }
-        let key = if let Some(tag) = field.strip_prefix("Tag:").or_else(|| field.strip_prefix("tag:")) {
+        let key = if let Some(tag) = field
+            .strip_prefix("Tag:")
+            .or_else(|| field.strip_prefix("tag:"))
+        {
             if tag.is_empty() {
                 return Err(fail("the tag key is empty"));
             }
@@ -92,7 +99,13 @@ mod tests {
         if let Some(t) = tag {
             labels.insert("rank".to_string(), t.to_string());
         }
-        PoolAddress { id: id.into(), ip: ip.parse().unwrap(), attached_to: None, owner: None, labels }
+        PoolAddress {
+            id: id.into(),
+            ip: ip.parse().unwrap(),
+            attached_to: None,
+            owner: None,
+            labels,
+        }
     }
 
     fn ids(list: &[PoolAddress]) -> Vec<&str> {
@@ -101,17 +114,39 @@ mod tests {
 
     #[test]
     fn parses_keys_and_directions() {
-        assert_eq!(OrderBy::parse("Tag:env").unwrap(), OrderBy { key: OrderKey::Tag("env".into()), descending: false });
-        assert_eq!(OrderBy::parse("PublicIp desc").unwrap(), OrderBy { key: OrderKey::PublicIp, descending: true });
-        assert_eq!(OrderBy::parse("AllocationId ASC").unwrap().descending, false);
-        for bad in ["", "Tag:", "Colour", "PublicIp sideways", "PublicIp desc now"] {
+        assert_eq!(
+            OrderBy::parse("Tag:env").unwrap(),
+            OrderBy {
+                key: OrderKey::Tag("env".into()),
+                descending: false
+            }
+        );
+        assert_eq!(
+            OrderBy::parse("PublicIp desc").unwrap(),
+            OrderBy {
+                key: OrderKey::PublicIp,
+                descending: true
+            }
+        );
+        assert!(!OrderBy::parse("AllocationId ASC").unwrap().descending);
+        for bad in [
+            "",
+            "Tag:",
+            "Colour",
+            "PublicIp sideways",
+            "PublicIp desc now",
+        ] {
             assert!(OrderBy::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn unset_tags_sort_last_in_both_directions() {
-        let mut list = vec![addr("a", "192.0.2.1", None), addr("b", "192.0.2.2", Some("2")), addr("c", "192.0.2.3", Some("1"))];
+        let mut list = vec![
+            addr("a", "192.0.2.1", None),
+            addr("b", "192.0.2.2", Some("2")),
+            addr("c", "192.0.2.3", Some("1")),
+        ];
         OrderBy::parse("Tag:rank").unwrap().sort(&mut list);
         assert_eq!(ids(&list), ["c", "b", "a"]);
         OrderBy::parse("Tag:rank desc").unwrap().sort(&mut list);

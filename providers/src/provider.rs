@@ -33,7 +33,11 @@ pub trait Provider: Send + Sync {
     ) -> Result<(), ProviderError>;
 
     /// Detach `address` if it is still on `instance`, and clear its ownership record.
-    async fn detach(&self, address: &PoolAddress, instance: &InstanceRef) -> Result<(), ProviderError>;
+    async fn detach(
+        &self,
+        address: &PoolAddress,
+        instance: &InstanceRef,
+    ) -> Result<(), ProviderError>;
 }
 
 /// A shared, dynamically chosen provider (picked from the node's providerID).

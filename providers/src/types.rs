@@ -90,7 +90,10 @@ pub enum IpFamily {
 
 impl IpFamily {
     pub fn matches(self, ip: &IpAddr) -> bool {
-        matches!((self, ip), (IpFamily::V4, IpAddr::V4(_)) | (IpFamily::V6, IpAddr::V6(_)))
+        matches!(
+            (self, ip),
+            (IpFamily::V4, IpAddr::V4(_)) | (IpFamily::V6, IpAddr::V6(_))
+        )
     }
 }
 
@@ -109,9 +112,18 @@ mod tests {
     #[test]
     fn region_from_aws_and_gcp_zones() {
         assert_eq!(region_of_zone("us-east-1a").as_deref(), Some("us-east-1"));
-        assert_eq!(region_of_zone("ap-southeast-2c").as_deref(), Some("ap-southeast-2"));
-        assert_eq!(region_of_zone("europe-west1-b").as_deref(), Some("europe-west1"));
-        assert_eq!(region_of_zone("us-central1-f").as_deref(), Some("us-central1"));
+        assert_eq!(
+            region_of_zone("ap-southeast-2c").as_deref(),
+            Some("ap-southeast-2")
+        );
+        assert_eq!(
+            region_of_zone("europe-west1-b").as_deref(),
+            Some("europe-west1")
+        );
+        assert_eq!(
+            region_of_zone("us-central1-f").as_deref(),
+            Some("us-central1")
+        );
         assert_eq!(region_of_zone("zone"), None);
         assert_eq!(region_of_zone(""), None);
     }

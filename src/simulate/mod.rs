@@ -9,7 +9,9 @@ mod report;
 mod world;
 
 pub use report::{percentiles, render_table, Percentiles, Report};
-pub use world::{pool_address, AgentHandle, SimNode, SimulatedWorld, WorldSpec, LEASE_NAMESPACE, POOL_FILTER};
+pub use world::{
+    pool_address, AgentHandle, SimNode, SimulatedWorld, WorldSpec, LEASE_NAMESPACE, POOL_FILTER,
+};
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -83,7 +85,11 @@ pub async fn command(args: SimulateArgs) -> ExitCode {
     let spec = WorldSpec {
         nodes,
         pool: args.pool.map(|p| p as usize).unwrap_or(nodes + 2),
-        family: if args.ipv6 { IpFamily::V6 } else { IpFamily::V4 },
+        family: if args.ipv6 {
+            IpFamily::V6
+        } else {
+            IpFamily::V4
+        },
         cloud_latency: Duration::from_millis(args.latency_ms),
         seed: args.seed,
     };
@@ -106,7 +112,11 @@ pub async fn command(args: SimulateArgs) -> ExitCode {
 }
 
 async fn run(args: &SimulateArgs, world: &SimulatedWorld) -> anyhow::Result<ExitCode> {
-    let agent_count = args.agents.map(|k| k as usize).unwrap_or(world.nodes.len()).min(world.nodes.len());
+    let agent_count = args
+        .agents
+        .map(|k| k as usize)
+        .unwrap_or(world.nodes.len())
+        .min(world.nodes.len());
     if args.serve {
         let line = json!({
             "kubeconfig": world.kubeconfig_path(),
@@ -140,7 +150,10 @@ async fn run(args: &SimulateArgs, world: &SimulatedWorld) -> anyhow::Result<Exit
 
     let deadline = started + Duration::from_secs(args.timeout_s);
     let statuses = loop {
-        let statuses: HashMap<String, AgentStatus> = agents.iter().map(|a| (a.node.clone(), a.status.borrow().clone())).collect();
+        let statuses: HashMap<String, AgentStatus> = agents
+            .iter()
+            .map(|a| (a.node.clone(), a.status.borrow().clone()))
+            .collect();
         if settled(&statuses, world) || Instant::now() >= deadline {
             break statuses;
         }
@@ -156,17 +169,19 @@ async fn run(args: &SimulateArgs, world: &SimulatedWorld) -> anyhow::Result<Exit
         print!("{}", render_table(&report));
     }
     let ok = report.violations.is_empty() && report.duplicates == 0;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Done when every agent holds an address, or those that do not wait on a pool that
 /// has no free address left.
 fn settled(statuses: &HashMap<String, AgentStatus>, world: &SimulatedWorld) -> bool {
-    let free_left = world
-        .cloud
-        .addresses()
-        .iter()
-        .any(|a| a.attached_to.is_none() && a.tags.get("kubeip").map(String::as_str) == Some("reserved"));
+    let free_left = world.cloud.addresses().iter().any(|a| {
+        a.attached_to.is_none() && a.tags.get("kubeip").map(String::as_str) == Some("reserved")
+    });
     statuses.values().all(|s| match s {
         AgentStatus::Assigned { .. } => true,
         AgentStatus::PoolExhausted { .. } => !free_left,
@@ -208,7 +223,11 @@ mod tests {
     #[test]
     fn start_order_is_a_seeded_permutation() {
         let nodes: Vec<SimNode> = (0..20)
-            .map(|i| SimNode { name: format!("n{i}"), instance: format!("i{i}"), zone: "z".into() })
+            .map(|i| SimNode {
+                name: format!("n{i}"),
+                instance: format!("i{i}"),
+                zone: "z".into(),
+            })
             .collect();
         let a = start_order(&nodes, 7);
         assert_eq!(a, start_order(&nodes, 7));

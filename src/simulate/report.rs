@@ -32,7 +32,8 @@ pub fn percentiles(samples: &[u64]) -> Percentiles {
     }
     let mut sorted = samples.to_vec();
     sorted.sort_unstable();
-    let rank = |p: f64| sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+    let rank =
+        |p: f64| sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
     Percentiles {
         p50: rank(0.50),
         p90: rank(0.90),
@@ -87,18 +88,29 @@ pub struct Report {
 }
 
 /// Build the report from the end state of the world and the agents' last statuses.
-pub fn build(cloud_name: &str, world: &SimulatedWorld, statuses: &HashMap<String, AgentStatus>, elapsed: Duration) -> Report {
+pub fn build(
+    cloud_name: &str,
+    world: &SimulatedWorld,
+    statuses: &HashMap<String, AgentStatus>,
+    elapsed: Duration,
+) -> Report {
     let cloud: &FakeCloud = &world.cloud;
     let kube: &KubeSim = &world.kube;
     let mut violations = cloud.violations();
     let addresses = cloud.addresses();
-    let pool: Vec<_> = addresses.iter().filter(|a| a.tags.get("kubeip").map(String::as_str) == Some("reserved")).collect();
+    let pool: Vec<_> = addresses
+        .iter()
+        .filter(|a| a.tags.get("kubeip").map(String::as_str) == Some("reserved"))
+        .collect();
 
     // Cloud view: which instance holds which pool address.
     let mut by_instance: HashMap<&str, Vec<IpAddr>> = HashMap::new();
     for address in &pool {
         if let Some(instance) = &address.attached_to {
-            by_instance.entry(instance.as_str()).or_default().push(address.ip);
+            by_instance
+                .entry(instance.as_str())
+                .or_default()
+                .push(address.ip);
         }
     }
     let duplicates = 0; // the fake's model holds one attachment per address; breaches land in violations
@@ -109,31 +121,55 @@ pub fn build(cloud_name: &str, world: &SimulatedWorld, statuses: &HashMap<String
     let mut published: HashMap<String, Vec<String>> = HashMap::new();
     let (mut assigned, mut waiting, mut waiting_with_event) = (0, 0, 0);
     for node in &world.nodes {
-        let held = by_instance.get(node.instance.as_str()).cloned().unwrap_or_default();
+        let held = by_instance
+            .get(node.instance.as_str())
+            .cloned()
+            .unwrap_or_default();
         if !held.is_empty() {
             assigned += 1;
         }
         if held.len() > 1 {
-            violations.push(format!("node {} holds {} pool addresses: {held:?}", node.name, held.len()));
+            violations.push(format!(
+                "node {} holds {} pool addresses: {held:?}",
+                node.name,
+                held.len()
+            ));
         }
         let node_object = kube.get(Kind::Node, None, &node.name);
-        let annotation = node_object
-            .as_ref()
-            .and_then(|n| n.pointer("/metadata/annotations").and_then(|a| a.get(ADDRESS_KEY)).and_then(Value::as_str).map(String::from));
+        let annotation = node_object.as_ref().and_then(|n| {
+            n.pointer("/metadata/annotations")
+                .and_then(|a| a.get(ADDRESS_KEY))
+                .and_then(Value::as_str)
+                .map(String::from)
+        });
         if let Some(text) = &annotation {
-            published.entry(text.clone()).or_default().push(node.name.clone());
+            published
+                .entry(text.clone())
+                .or_default()
+                .push(node.name.clone());
             if !held.iter().any(|ip| ip.to_string() == *text) {
-                violations.push(format!("node {} publishes {text} but the cloud does not attach it to {}", node.name, node.instance));
+                violations.push(format!(
+                    "node {} publishes {text} but the cloud does not attach it to {}",
+                    node.name, node.instance
+                ));
             }
         }
         let status = statuses.get(&node.name);
         let (state, time) = match status {
-            Some(AgentStatus::Assigned { address, elapsed, .. }) => {
+            Some(AgentStatus::Assigned {
+                address, elapsed, ..
+            }) => {
                 if !held.contains(address) {
-                    violations.push(format!("agent of {} reports {address} but the cloud disagrees", node.name));
+                    violations.push(format!(
+                        "agent of {} reports {address} but the cloud disagrees",
+                        node.name
+                    ));
                 }
                 if annotation.as_deref() != Some(address.to_string().as_str()) {
-                    violations.push(format!("agent of {} reports {address} but the Node does not publish it", node.name));
+                    violations.push(format!(
+                        "agent of {} reports {address} but the Node does not publish it",
+                        node.name
+                    ));
                 }
                 ("assigned".to_string(), Some(elapsed.as_millis() as u64))
             }
@@ -141,7 +177,8 @@ pub fn build(cloud_name: &str, world: &SimulatedWorld, statuses: &HashMap<String
                 waiting += 1;
                 let said_so = node_events.iter().any(|e| {
                     e.get("reason").and_then(Value::as_str) == Some(reason::POOL_EXHAUSTED)
-                        && e.pointer("/regarding/name").and_then(Value::as_str) == Some(node.name.as_str())
+                        && e.pointer("/regarding/name").and_then(Value::as_str)
+                            == Some(node.name.as_str())
                 });
                 if said_so {
                     waiting_with_event += 1;
@@ -164,7 +201,9 @@ pub fn build(cloud_name: &str, world: &SimulatedWorld, statuses: &HashMap<String
     }
     for (address, holders) in &published {
         if holders.len() > 1 {
-            violations.push(format!("address {address} published on several nodes: {holders:?}"));
+            violations.push(format!(
+                "address {address} published on several nodes: {holders:?}"
+            ));
         }
     }
     check_claims(world, &by_instance, &mut violations);
@@ -183,7 +222,11 @@ pub fn build(cloud_name: &str, world: &SimulatedWorld, statuses: &HashMap<String
         time_to_address_ms: percentiles(&times),
         cloud_calls: CloudCalls {
             total,
-            per_assignment: if assigned == 0 { 0.0 } else { (total as f64 / assigned as f64 * 100.0).round() / 100.0 },
+            per_assignment: if assigned == 0 {
+                0.0
+            } else {
+                (total as f64 / assigned as f64 * 100.0).round() / 100.0
+            },
             by_operation,
         },
         kube_calls: KubeCalls {
@@ -198,18 +241,40 @@ pub fn build(cloud_name: &str, world: &SimulatedWorld, statuses: &HashMap<String
 
 /// Every claim must be `held` and match the cloud: a claim left `claiming`, or held for
 /// an address its holder's instance does not carry, is a leak.
-fn check_claims(world: &SimulatedWorld, by_instance: &HashMap<&str, Vec<IpAddr>>, violations: &mut Vec<String>) {
+fn check_claims(
+    world: &SimulatedWorld,
+    by_instance: &HashMap<&str, Vec<IpAddr>>,
+    violations: &mut Vec<String>,
+) {
     for lease in world.kube.list(Kind::Lease, Some(LEASE_NAMESPACE)) {
-        let name = lease.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?");
+        let name = lease
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
         let annotations = lease.pointer("/metadata/annotations");
-        let get = |key: &str| annotations.and_then(|a| a.get(key)).and_then(Value::as_str).unwrap_or("");
-        let holder = lease.pointer("/spec/holderIdentity").and_then(Value::as_str).unwrap_or("");
+        let get = |key: &str| {
+            annotations
+                .and_then(|a| a.get(key))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        };
+        let holder = lease
+            .pointer("/spec/holderIdentity")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let phase = get(PHASE_ANNOTATION);
         let address = get(ADDRESS_ANNOTATION);
-        let instance = world.node(holder).map(|n| n.instance.as_str()).unwrap_or("");
-        let attached = by_instance.get(instance).is_some_and(|list| list.iter().any(|ip| ip.to_string() == address));
+        let instance = world
+            .node(holder)
+            .map(|n| n.instance.as_str())
+            .unwrap_or("");
+        let attached = by_instance
+            .get(instance)
+            .is_some_and(|list| list.iter().any(|ip| ip.to_string() == address));
         if phase != "held" {
-            violations.push(format!("claim {name} of {holder} is still {phase:?} at the end"));
+            violations.push(format!(
+                "claim {name} of {holder} is still {phase:?} at the end"
+            ));
         } else if !attached {
             violations.push(format!("claim {name} says {holder} holds {address}, but the cloud does not attach it there"));
         }
@@ -218,11 +283,23 @@ fn check_claims(world: &SimulatedWorld, by_instance: &HashMap<&str, Vec<IpAddr>>
 
 /// The human table.
 pub fn render_table(report: &Report) -> String {
-    let mut out = format!("{:<10} {:<20} {:<16} {:>12}  {}\n", "NODE", "INSTANCE", "ADDRESS", "TIME-TO-IP", "STATE");
+    let mut out = format!(
+        "{:<10} {:<20} {:<16} {:>12}  {}\n",
+        "NODE", "INSTANCE", "ADDRESS", "TIME-TO-IP", "STATE"
+    );
     for row in &report.rows {
-        let address = row.address.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
-        let time = row.time_to_address_ms.map(|t| format!("{t} ms")).unwrap_or_else(|| "-".into());
-        out.push_str(&format!("{:<10} {:<20} {:<16} {:>12}  {}\n", row.node, row.instance, address, time, row.state));
+        let address = row
+            .address
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into());
+        let time = row
+            .time_to_address_ms
+            .map(|t| format!("{t} ms"))
+            .unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "{:<10} {:<20} {:<16} {:>12}  {}\n",
+            row.node, row.instance, address, time, row.state
+        ));
     }
     let t = &report.time_to_address_ms;
     out.push_str(&format!(
@@ -235,7 +312,11 @@ pub fn render_table(report: &Report) -> String {
     ));
     out.push_str(&format!(
         "cloud calls: {} ({} per assignment) {:?}; Kubernetes API calls: {} {:?}\n",
-        report.cloud_calls.total, report.cloud_calls.per_assignment, report.cloud_calls.by_operation, report.kube_calls.total, report.kube_calls.by_verb
+        report.cloud_calls.total,
+        report.cloud_calls.per_assignment,
+        report.cloud_calls.by_operation,
+        report.kube_calls.total,
+        report.kube_calls.by_verb
     ));
     for v in &report.violations {
         out.push_str(&format!("VIOLATION: {v}\n"));

@@ -91,15 +91,23 @@ impl AgentHandle {
 /// The n-th address of the simulated pool: 198.18.0.0/15 (benchmarking range) or 2001:db8::/32.
 pub fn pool_address(family: IpFamily, n: usize) -> IpAddr {
     match family {
-        IpFamily::V4 => IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + n as u32 + 1)),
-        IpFamily::V6 => IpAddr::V6(Ipv6Addr::from(u128::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0)) + n as u128 + 1)),
+        IpFamily::V4 => IpAddr::V4(Ipv4Addr::from(
+            u32::from(Ipv4Addr::new(198, 18, 0, 0)) + n as u32 + 1,
+        )),
+        IpFamily::V6 => IpAddr::V6(Ipv6Addr::from(
+            u128::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0)) + n as u128 + 1,
+        )),
     }
 }
 
 impl SimulatedWorld {
     pub async fn start(spec: WorldSpec) -> anyhow::Result<SimulatedWorld> {
         let kube = KubeSim::start().await?;
-        let workdir = std::env::temp_dir().join(format!("pinip-sim-{}-{}", std::process::id(), kube.addr().port()));
+        let workdir = std::env::temp_dir().join(format!(
+            "pinip-sim-{}-{}",
+            std::process::id(),
+            kube.addr().port()
+        ));
         std::fs::create_dir_all(&workdir)?;
         let kubeconfig = workdir.join("kubeconfig");
         kube.write_kubeconfig(&kubeconfig)?;
@@ -110,10 +118,18 @@ impl SimulatedWorld {
             ..Faults::default()
         });
         for i in 0..spec.pool {
-            cloud.add_address(&format!("eipalloc-{i:05}"), pool_address(spec.family, i), &[("kubeip", "reserved")]);
+            cloud.add_address(
+                &format!("eipalloc-{i:05}"),
+                pool_address(spec.family, i),
+                &[("kubeip", "reserved")],
+            );
         }
         // Decoys: an address outside the pool, held by an instance pinip does not manage.
-        cloud.add_address("eipalloc-decoy", IpAddr::V4(Ipv4Addr::new(198, 19, 255, 254)), &[("kubeip", "other")]);
+        cloud.add_address(
+            "eipalloc-decoy",
+            IpAddr::V4(Ipv4Addr::new(198, 19, 255, 254)),
+            &[("kubeip", "other")],
+        );
         cloud.add_instance("i-unmanaged", ZONES[0], false);
         cloud.attach_by_hand("eipalloc-decoy", "i-unmanaged");
         let mut world = SimulatedWorld {
@@ -145,7 +161,8 @@ impl SimulatedWorld {
             ("topology.kubernetes.io/zone".to_string(), node.zone.clone()),
             ("pinip.dev/pool".to_string(), "public".to_string()),
         ]);
-        self.kube.add_node(&node.name, Some(&provider_id), labels, Vec::new());
+        self.kube
+            .add_node(&node.name, Some(&provider_id), labels, Vec::new());
         self.nodes.push(node.clone());
         node
     }
@@ -183,10 +200,19 @@ impl SimulatedWorld {
     pub async fn spawn_agent(&self, settings: Settings) -> anyhow::Result<AgentHandle> {
         let client = kube_client(Some(&self.kubeconfig)).await?;
         let node = settings.node_name.clone();
-        let (agent, status) = Agent::new(settings, client, Arc::new(FakeProviders(Arc::clone(&self.cloud))));
+        let (agent, status) = Agent::new(
+            settings,
+            client,
+            Arc::new(FakeProviders(Arc::clone(&self.cloud))),
+        );
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(agent.run(shutdown.clone()));
-        Ok(AgentHandle { node, status, shutdown, task })
+        Ok(AgentHandle {
+            node,
+            status,
+            shutdown,
+            task,
+        })
     }
 
     /// Start several agents at the same instant (their clients are built first).
@@ -196,14 +222,20 @@ impl SimulatedWorld {
         for s in settings {
             let client = kube_client(Some(&self.kubeconfig)).await?;
             let node = s.node_name.clone();
-            let (agent, status) = Agent::new(s, client, Arc::new(FakeProviders(Arc::clone(&self.cloud))));
+            let (agent, status) =
+                Agent::new(s, client, Arc::new(FakeProviders(Arc::clone(&self.cloud))));
             let shutdown = CancellationToken::new();
             let (start, stop) = (gate.clone(), shutdown.clone());
             let task = tokio::spawn(async move {
                 start.cancelled().await;
                 agent.run(stop).await
             });
-            handles.push(AgentHandle { node, status, shutdown, task });
+            handles.push(AgentHandle {
+                node,
+                status,
+                shutdown,
+                task,
+            });
         }
         gate.cancel();
         Ok(handles)
@@ -218,7 +250,11 @@ impl SimulatedWorld {
     fn spawn_cloud_controller(&self) {
         let kube = self.kube.clone();
         let cloud = Arc::clone(&self.cloud);
-        let nodes: HashMap<String, String> = self.nodes.iter().map(|n| (n.name.clone(), n.instance.clone())).collect();
+        let nodes: HashMap<String, String> = self
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.instance.clone()))
+            .collect();
         let stop = self.controller.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -228,8 +264,14 @@ impl SimulatedWorld {
                     _ = tick.tick() => {}
                 }
                 for (name, instance) in &nodes {
-                    let external: Vec<String> = cloud.attached_to(instance).iter().map(IpAddr::to_string).collect();
-                    let Some(current) = kube.get(pinip_sim::kube::Kind::Node, None, name) else { continue };
+                    let external: Vec<String> = cloud
+                        .attached_to(instance)
+                        .iter()
+                        .map(IpAddr::to_string)
+                        .collect();
+                    let Some(current) = kube.get(pinip_sim::kube::Kind::Node, None, name) else {
+                        continue;
+                    };
                     if reported_external(&current) != external {
                         kube.update_node(name, |node| set_external(node, &external));
                     }
@@ -261,9 +303,18 @@ fn set_external(node: &mut Value, external: &[String]) {
     let mut addresses: Vec<Value> = node
         .pointer("/status/addresses")
         .and_then(Value::as_array)
-        .map(|l| l.iter().filter(|a| a.get("type").and_then(Value::as_str) != Some("ExternalIP")).cloned().collect())
+        .map(|l| {
+            l.iter()
+                .filter(|a| a.get("type").and_then(Value::as_str) != Some("ExternalIP"))
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default();
-    addresses.extend(external.iter().map(|ip| json!({"type": "ExternalIP", "address": ip})));
+    addresses.extend(
+        external
+            .iter()
+            .map(|ip| json!({"type": "ExternalIP", "address": ip})),
+    );
     if let Some(status) = node.get_mut("status").and_then(Value::as_object_mut) {
         status.insert("addresses".into(), Value::Array(addresses));
     }

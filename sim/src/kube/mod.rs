@@ -1,0 +1,315 @@
+//! A Kubernetes API server simulator on loopback: the real REST paths and
+//! JSON for the subset pinip uses (Nodes, Leases, Events, Namespaces), so
+//! the real kube-rs client and the real kubectl can talk to it.
+//!
+//! Tests and `pinip simulate` drive the cluster directly through
+//! [`KubeSim`] (add/modify/delete nodes) while the agent uses HTTP.
+
+mod counts;
+mod discovery;
+mod events;
+mod faults;
+mod kind;
+mod kubeconfig;
+mod meta;
+mod openapi;
+mod patch;
+mod request;
+mod routes;
+mod selector;
+mod status;
+mod store;
+mod table;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+pub use counts::RequestCounts;
+pub use faults::Faults;
+pub use kind::{Kind, ResourceDef};
+pub use kubeconfig::CONTEXT;
+pub use status::ApiError;
+
+use faults::{Fault, FaultState};
+use store::Store;
+
+/// The bearer token written into kubeconfigs by [`KubeSim::write_kubeconfig`].
+pub const DEFAULT_TOKEN: &str = "pinip-sim";
+
+/// How often watches that asked for bookmarks get one, by default.
+pub const DEFAULT_BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Namespaces every real cluster has.
+const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Server state shared by the handle and the HTTP handlers.
+pub(crate) struct Shared {
+    store: Arc<Store>,
+    faults: Mutex<FaultState>,
+    counts: Mutex<RequestCounts>,
+    bookmark_interval: Mutex<Duration>,
+    shutdown: CancellationToken,
+    /// `127.0.0.1:PORT`, as advertised in discovery.
+    address: String,
+}
+
+/// Locks a mutex, shrugging off poisoning: counters and dice stay usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn counts(&self) -> MutexGuard<'_, RequestCounts> {
+        lock(&self.counts)
+    }
+
+    /// The latency to add and the fault (if any) for one request.
+    fn roll_faults(&self, writes_existing: bool) -> (Duration, Option<Fault>) {
+        let mut f = lock(&self.faults);
+        let latency = f.faults.latency;
+        (latency, f.roll(writes_existing))
+    }
+
+    fn bookmark_interval(&self) -> Duration {
+        *lock(&self.bookmark_interval)
+    }
+}
+
+/// Handle to a running simulated API server. Cheap to clone.
+#[derive(Clone)]
+pub struct KubeSim {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+}
+
+impl std::fmt::Debug for KubeSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeSim").field("addr", &self.addr).finish()
+    }
+}
+
+impl KubeSim {
+    /// Binds 127.0.0.1 on a free port and serves until [`KubeSim::shutdown`].
+    pub async fn start() -> anyhow::Result<KubeSim> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default();
+        let shared = Arc::new(Shared {
+            store: Arc::new(Store::new(seed)),
+            faults: Mutex::new(FaultState::default()),
+            counts: Mutex::new(RequestCounts::default()),
+            bookmark_interval: Mutex::new(DEFAULT_BOOKMARK_INTERVAL),
+            shutdown: CancellationToken::new(),
+            address: addr.to_string(),
+        });
+        let sim = KubeSim { shared, addr };
+        for ns in SYSTEM_NAMESPACES {
+            sim.upsert_object(json!({
+                "apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": ns}, "status": {"phase": "Active"},
+            }))?;
+        }
+        let app = routes::router(sim.shared.clone());
+        let stop = sim.shared.shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "kube simulator stopped serving");
+            }
+        });
+        tracing::debug!(%addr, "kube simulator listening");
+        Ok(sim)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Writes a kubeconfig for this server: context [`CONTEXT`] (current),
+    /// bearer token [`DEFAULT_TOKEN`], namespace `default`.
+    pub fn write_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
+        kubeconfig::write(path, &self.url(), DEFAULT_TOKEN)
+    }
+
+    /// Like [`KubeSim::write_kubeconfig`] with another bearer token (to act
+    /// as a different identity).
+    pub fn write_kubeconfig_with_token(&self, path: &Path, token: &str) -> anyhow::Result<()> {
+        kubeconfig::write(path, &self.url(), token)
+    }
+
+    /// Adds (or replaces) a Ready node, with the labels a kubelet sets
+    /// (`kubernetes.io/hostname`, `kubernetes.io/os`, `kubernetes.io/arch`)
+    /// unless `labels` overrides them. Returns the stored node.
+    pub fn add_node(
+        &self,
+        name: &str,
+        provider_id: Option<&str>,
+        labels: BTreeMap<String, String>,
+        taints: Vec<Value>,
+    ) -> Value {
+        let mut all_labels: BTreeMap<String, String> = [
+            ("kubernetes.io/hostname", name),
+            ("kubernetes.io/os", "linux"),
+            ("kubernetes.io/arch", "amd64"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        all_labels.extend(labels);
+        let mut spec = json!({});
+        if let Some(id) = provider_id {
+            spec["providerID"] = json!(id);
+        }
+        if !taints.is_empty() {
+            spec["taints"] = json!(taints);
+        }
+        let now = meta::now();
+        let node = json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": all_labels},
+            "spec": spec,
+            "status": {
+                "conditions": [{
+                    "type": "Ready", "status": "True", "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status",
+                    "lastHeartbeatTime": now, "lastTransitionTime": now,
+                }],
+                "addresses": [{"type": "Hostname", "address": name}],
+                "nodeInfo": {
+                    "architecture": "amd64", "bootID": "", "containerRuntimeVersion": "containerd://1.7.0",
+                    "kernelVersion": "6.1.0", "kubeProxyVersion": "", "kubeletVersion": "v1.32.0",
+                    "machineID": "", "operatingSystem": "linux", "osImage": "pinip-sim",
+                    "systemUUID": "",
+                },
+            },
+        });
+        // A node object built here always has a kind and a name.
+        self.upsert_object(node).unwrap_or_default()
+    }
+
+    /// Creates or replaces any supported object (by `apiVersion`/`kind`;
+    /// namespaced objects default to namespace `default`). Replacing keeps
+    /// uid and creationTimestamp and emits MODIFIED.
+    pub fn upsert_object(&self, obj: Value) -> Result<Value, ApiError> {
+        let (api_version, kind_name) = (
+            obj.get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            obj.get("kind").and_then(Value::as_str).unwrap_or_default(),
+        );
+        let kind = Kind::from_type_meta(api_version, kind_name).ok_or_else(|| {
+            ApiError::BadRequest(format!("unsupported object type {api_version}/{kind_name}"))
+        })?;
+        let name = meta::name(&obj)
+            .ok_or_else(|| ApiError::invalid(kind.def(), "", "metadata.name: Required value"))?
+            .to_string();
+        let ns = kind
+            .def()
+            .namespaced
+            .then(|| meta::namespace(&obj).unwrap_or("default").to_string());
+        let obj = events::stored(kind, obj);
+        let store = &self.shared.store;
+        let saved = if store.get(kind, ns.as_deref(), &name).is_some() {
+            store.update(kind, ns.as_deref(), &name, |_| Ok(obj))?
+        } else {
+            store.create(kind, ns.as_deref(), obj)?
+        };
+        Ok(events::view(kind, saved))
+    }
+
+    /// Edits a stored object in place (bumps resourceVersion, emits
+    /// MODIFIED). Returns the new object, or `None` if it does not exist.
+    pub fn update_object(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> Option<Value> {
+        self.shared
+            .store
+            .update(kind, namespace, name, |cur| {
+                let mut v = events::view(kind, cur.clone());
+                f(&mut v);
+                Ok(events::stored(kind, v))
+            })
+            .ok()
+            .map(|v| events::view(kind, v))
+    }
+
+    /// [`KubeSim::update_object`] for a node.
+    pub fn update_node(&self, name: &str, f: impl FnOnce(&mut Value)) -> Option<Value> {
+        self.update_object(Kind::Node, None, name, f)
+    }
+
+    /// Deletes an object (emits DELETED). False if it did not exist.
+    pub fn delete_object(&self, kind: Kind, namespace: Option<&str>, name: &str) -> bool {
+        self.shared
+            .store
+            .delete(kind, namespace, name, |_| Ok(()))
+            .is_ok()
+    }
+
+    pub fn delete_node(&self, name: &str) -> bool {
+        self.delete_object(Kind::Node, None, name)
+    }
+
+    pub fn get(&self, kind: Kind, namespace: Option<&str>, name: &str) -> Option<Value> {
+        self.shared
+            .store
+            .get(kind, namespace, name)
+            .map(|v| events::view(kind, v))
+    }
+
+    /// Objects of a kind, in one namespace or (with `None`) all of them.
+    pub fn list(&self, kind: Kind, namespace: Option<&str>) -> Vec<Value> {
+        let (objects, _) = self.shared.store.list(kind, namespace);
+        objects.into_iter().map(|v| events::view(kind, v)).collect()
+    }
+
+    /// The current (global) resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.store.current_rv()
+    }
+
+    pub fn request_counts(&self) -> RequestCounts {
+        self.shared.counts().clone()
+    }
+
+    pub fn reset_request_counts(&self) {
+        *self.shared.counts() = RequestCounts::default();
+    }
+
+    /// Replaces the injected faults; the PRNG restarts from `faults.seed`.
+    pub fn set_faults(&self, faults: Faults) {
+        *lock(&self.shared.faults) = FaultState::new(faults);
+    }
+
+    /// How often bookmarks are sent to watches that allow them (for new watches).
+    pub fn set_bookmark_interval(&self, every: Duration) {
+        *lock(&self.shared.bookmark_interval) = every.max(Duration::from_millis(10));
+    }
+
+    /// Stops serving: no new connections, open watches end.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+}

@@ -1,0 +1,3 @@
+//! Loopback simulators for pinip's tests and `pinip simulate`.
+
+pub mod kube;

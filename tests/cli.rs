@@ -1,0 +1,153 @@
+//! `pinip` as a process: bad input is one clear line and exit code 2, before anything
+//! is written anywhere.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+use pinip_sim::kube::KubeSim;
+
+fn pinip(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pinip"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("pinip runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).trim().to_string()
+}
+
+#[test]
+fn bad_settings_are_one_line_and_exit_code_2() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[], "NODE_NAME"),
+        (
+            &[("NODE_NAME", "n1"), ("RETRY_INTERVAL", "0s")],
+            "RETRY_INTERVAL",
+        ),
+        (
+            &[("NODE_NAME", "n1"), ("RETRY_INTERVAL", "-1m")],
+            "RETRY_INTERVAL",
+        ),
+        (&[("NODE_NAME", "n1"), ("RETRY_INTERVAL", "60")], "60s"),
+        (
+            &[("NODE_NAME", "n1"), ("LEASE_DURATION", "0")],
+            "LEASE_DURATION",
+        ),
+        (
+            &[("NODE_NAME", "n1"), ("RETRY_ATTEMPTS", "-2")],
+            "RETRY_ATTEMPTS",
+        ),
+        (
+            &[("NODE_NAME", "n1"), ("LOG_LEVEL", "verbose")],
+            "LOG_LEVEL",
+        ),
+        (
+            &[("NODE_NAME", "n1"), ("FILTER", "Name=tag:kubeip")],
+            "Name=tag:kubeip",
+        ),
+        (
+            &[
+                ("NODE_NAME", "n1"),
+                ("FILTER", "Name=tag:a,Values=b;labels.c=d"),
+            ],
+            "mixes",
+        ),
+        (
+            &[("NODE_NAME", "n1"), ("RELEASE_ON_EXIT", "sometimes")],
+            "RELEASE_ON_EXIT",
+        ),
+        (&[("NODE_NAME", "n1"), ("IPV6", "maybe")], "IPV6"),
+    ];
+    for (env, expected) in cases {
+        let output = pinip(&["run"], env);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{env:?}: {text}");
+        assert_eq!(text.lines().count(), 1, "{env:?}: one line, got: {text}");
+        assert!(text.contains(expected), "{env:?}: {text}");
+        assert!(!text.contains("panicked"), "{text}");
+    }
+}
+
+#[test]
+fn kubeip_style_settings_are_accepted() {
+    // Valid settings get as far as looking for a cluster; that failure is the next line.
+    let output = pinip(
+        &["run"],
+        &[
+            ("NODE_NAME", "n1"),
+            (
+                "FILTER",
+                "Name=tag:kubeip,Values=reserved;Name=tag:environment,Values=prod",
+            ),
+            ("ORDER_BY", "Tag:rank desc"),
+            ("RETRY_INTERVAL", "1h30m"),
+            ("LOG_LEVEL", "WARNING"),
+            ("RELEASE_ON_EXIT", "true"),
+            ("KUBECONFIG", "/nonexistent/kubeconfig"),
+        ],
+    );
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("Kubernetes API"), "{text}");
+}
+
+#[test]
+fn version_and_help_exit_zero() {
+    let output = pinip(&["--version"], &[]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains(env!("CARGO_PKG_VERSION")));
+    assert!(pinip(&["run", "--help"], &[]).status.success());
+}
+
+#[test]
+fn simulate_refuses_impossible_sizes() {
+    let output = pinip(&["simulate", "--nodes", "0"], &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_of_an_unsupported_cloud_stops_with_exit_2_and_changes_nothing() {
+    let sim = KubeSim::start().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("pinip-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    sim.add_node(
+        "oci-node",
+        Some("ocid1.instance.oc1.phx.abc"),
+        BTreeMap::new(),
+        Vec::new(),
+    );
+    let path = kubeconfig.to_string_lossy().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        pinip(
+            &["run"],
+            &[("NODE_NAME", "oci-node"), ("KUBECONFIG", &path)],
+        )
+    })
+    .await
+    .unwrap();
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.lines()
+            .last()
+            .unwrap_or_default()
+            .contains("providerID"),
+        "{text}"
+    );
+    let counts = sim.request_counts();
+    for verb in ["update", "patch", "delete"] {
+        assert_eq!(counts.verb(verb), 0, "{verb}: {counts:?}");
+    }
+    // The only write is the Warning Event saying why.
+    assert_eq!(counts.resource("leases"), 0, "{counts:?}");
+    sim.shutdown();
+    std::fs::remove_dir_all(dir).ok();
+}
