@@ -159,7 +159,7 @@ impl Agent {
                 ),
                 notifier: Notifier::new(
                     self.client.clone(),
-                    &self.settings.node_name,
+                    &self.settings,
                     node.metadata.uid.clone(),
                 ),
                 instance,
@@ -168,11 +168,11 @@ impl Agent {
             };
             let span =
                 info_span!("node", instance = %ctx.instance.id, cloud = %ctx.provider.name());
-            match self
+            let served = self
                 .serve_node(&mut ctx, node, shutdown)
                 .instrument(span)
-                .await?
-            {
+                .await;
+            match served.map_err(explain_forbidden)? {
                 Some(exit) => return Ok(exit),
                 // The Node was deleted and its address released: wait for it to come back.
                 None => continue,
@@ -197,7 +197,7 @@ impl Agent {
             let span = info_span!("address", %address);
             let outcome = async {
                 if let Err(e) = ctx.claims.release_leftovers(Some(address)).await {
-                    warn!(error = %e, "could not drop leftover claims; the sweep will");
+                    warn!(error = %e, "could not drop leftover claims; retried on the next assignment");
                 }
                 if !publish::is_published(&node, &address) {
                     node = publish::publish_address(&ctx.nodes, &self.settings.node_name, &address).await?;
@@ -231,9 +231,14 @@ impl Agent {
                     return Ok(Some(exit));
                 }
                 SteadyExit::NodeDeleted => {
-                    self.release(ctx, &held, "the Node object was deleted")
-                        .instrument(span)
-                        .await;
+                    match decide_on_exit(self.settings.release_on_exit, None) {
+                        ExitDecision::Release(why) => {
+                            self.release(ctx, &held, &why).instrument(span).await
+                        }
+                        ExitDecision::Keep(why) => {
+                            info!(%why, "the Node object was deleted; keeping the address")
+                        }
+                    }
                     return Ok(None);
                 }
                 SteadyExit::AddressLost => {
@@ -272,7 +277,7 @@ impl Agent {
                             format!("node {name} has no spec.providerID yet (the cloud controller sets it once the instance is registered)")
                         }
                         Err(e) => {
-                            Notifier::new(self.client.clone(), name, node.metadata.uid.clone())
+                            Notifier::new(self.client.clone(), &self.settings, node.metadata.uid.clone())
                                 .warning(reason::UNSUPPORTED_NODE, "Identify", e.to_string())
                                 .await;
                             return Err(AgentError::Config(e.to_string()));
@@ -282,7 +287,7 @@ impl Agent {
                 Ok(None) => format!("node {name} does not exist (yet)"),
                 Err(e) if is_forbidden(&e) => {
                     return Err(AgentError::Config(format!(
-                        "not allowed to read node {name}: {e}; grant `get` and `watch` on nodes (see deploy/)"
+                        "not allowed to read node {name}: {e}; grant get, list, watch and patch on nodes (deploy/base/rbac.yaml)"
                     )))
                 }
                 Err(e) => format!("could not read node {name}: {e}"),
@@ -325,23 +330,16 @@ impl Agent {
                 Ok(Pass::Exhausted { matched, free }) => {
                     failures = 0;
                     delays = new_backoff();
-                    self.set_status(AgentStatus::PoolExhausted { matched, free });
-                    let filter = if self.settings.pool.filter.is_empty() {
-                        "(none)".to_string()
-                    } else {
-                        self.settings.pool.filter.join(";")
-                    };
-                    let note = format!(
-                        "no free address: FILTER {filter} matches {matched} addresses, {free} unattached, all claimed by other nodes; waiting {} before looking again",
-                        humanize(interval)
-                    );
+                    let note = exhausted_note(&self.settings.pool.filter, matched, free, interval);
                     warn!(
                         matched,
                         free, "pool exhausted; waiting for an address to be freed"
                     );
+                    // The Event first: whoever sees the status can rely on the Event.
                     ctx.notifier
                         .warning(reason::POOL_EXHAUSTED, "Assign", note)
                         .await;
+                    self.set_status(AgentStatus::PoolExhausted { matched, free });
                     interval
                 }
                 Err(PassError::Config(message)) => return Err(AgentError::Config(message)),
@@ -602,6 +600,11 @@ impl Agent {
         match decide_on_exit(self.settings.release_on_exit, node.as_ref()) {
             ExitDecision::Keep(why) => {
                 info!(%why, "keeping the address on exit");
+                let note = format!(
+                    "agent stopping; {address} stays on instance {}: {why}",
+                    ctx.instance.id
+                );
+                ctx.notifier.normal(reason::KEPT, "Keep", note).await;
                 Exit::Kept(address)
             }
             ExitDecision::Release(why) => {
@@ -612,7 +615,7 @@ impl Agent {
     }
 
     /// Detach, drop the claim, clear the publication; bounded by RELEASE_TIMEOUT. Each
-    /// step is idempotent, so a release cut short is finished by the next agent or sweep.
+    /// step is idempotent, so a release cut short is finished by the next release (the agent restarted on this node, or a later sweep).
     async fn release(&self, ctx: &NodeContext, held: &Held, why: &str) {
         self.set_status(AgentStatus::Releasing);
         let address = held.address.ip;
@@ -657,11 +660,23 @@ impl Agent {
                     )
                     .await;
             }
-            Ok(Err(e)) => error!(error = %e, "release failed; the sweep frees the address later"),
+            Ok(Err(e)) => {
+                error!(error = %e, "release failed; every step is idempotent, so a later release finishes it")
+            }
             Err(_) => {
-                error!(timeout = ?self.settings.release_timeout, "release did not finish in time; the sweep frees the address later")
+                error!(timeout = ?self.settings.release_timeout, "release did not finish within RELEASE_TIMEOUT; a later release finishes it")
             }
         }
+    }
+}
+
+/// A 403 from the API server is a deployment problem: say which manifest to fix.
+fn explain_forbidden(error: AgentError) -> AgentError {
+    match error {
+        AgentError::Kube(e) if is_forbidden(&e) => AgentError::Config(format!(
+            "the Kubernetes API refused a call: {e}; apply the RBAC of deploy/base/rbac.yaml (nodes: get, list, watch, patch; leases in LEASE_NAMESPACE: create, get, list, update, delete; events.k8s.io events in default: create, patch)"
+        )),
+        other => other,
     }
 }
 
@@ -707,6 +722,24 @@ async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) -> boo
     }
 }
 
+/// What a PoolExhausted Event says: the filter, what it matched, and what happens next.
+fn exhausted_note(filter: &[String], matched: usize, free: usize, retry: Duration) -> String {
+    let filter = if filter.is_empty() {
+        "(none)".to_string()
+    } else {
+        filter.join(";")
+    };
+    let why = if free == 0 {
+        format!("all {matched} addresses matched by FILTER {filter} are attached")
+    } else {
+        format!("FILTER {filter} matches {matched} addresses; the {free} unattached ones are claimed by other nodes")
+    };
+    format!(
+        "no free address: {why}; looking again in {}",
+        humanize(retry)
+    )
+}
+
 /// `1m`, `30s`, `250ms`: the units RETRY_INTERVAL is written in.
 fn humanize(d: Duration) -> String {
     let secs = d.as_secs();
@@ -718,5 +751,35 @@ fn humanize(d: Duration) -> String {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exhausted_note_names_the_filter_and_counts() {
+        let filter = vec!["Name=tag:kubeip,Values=reserved".to_string()];
+        let note = exhausted_note(&filter, 40, 0, Duration::from_secs(60));
+        assert!(
+            note.contains("all 40 addresses")
+                && note.contains("Name=tag:kubeip,Values=reserved")
+                && note.contains("1m"),
+            "{note}"
+        );
+        let note = exhausted_note(&[], 5, 2, Duration::from_secs(30));
+        assert!(
+            note.contains("(none)") && note.contains("2 unattached") && note.contains("30s"),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn durations_read_like_settings() {
+        assert_eq!(humanize(Duration::from_secs(3600)), "1h");
+        assert_eq!(humanize(Duration::from_secs(120)), "2m");
+        assert_eq!(humanize(Duration::from_secs(45)), "45s");
+        assert_eq!(humanize(Duration::from_millis(250)), "250ms");
     }
 }

@@ -22,9 +22,13 @@ pub const EXIT_CONFIG: u8 = 2;
 #[command(
     name = "pinip",
     version,
+    disable_version_flag = true,
     about = "Pins reserved static public IPs to Kubernetes nodes"
 )]
 pub struct Cli {
+    /// Print the version (`-v` as in KubeIP, or `-V`).
+    #[arg(short = 'v', long = "version", visible_short_alias = 'V', action = clap::ArgAction::Version)]
+    version: Option<bool>,
     #[command(subcommand)]
     pub command: Command,
 }

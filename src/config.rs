@@ -71,6 +71,9 @@ pub struct RunArgs {
     /// Time budget for releasing the address on exit (keep under the pod's grace period).
     #[arg(long, env = "RELEASE_TIMEOUT", allow_hyphen_values = true, default_value = "20s", value_parser = duration("RELEASE_TIMEOUT"))]
     pub release_timeout: Duration,
+    /// This pod's name (Downward API `metadata.name`), named as the reporter of Events.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -117,6 +120,7 @@ pub struct Settings {
     pub taint_wait: Duration,
     pub verify_interval: Duration,
     pub release_timeout: Duration,
+    pub pod_name: Option<String>,
 }
 
 /// A setting is wrong; the message names it and says how to fix it.
@@ -184,6 +188,7 @@ impl Settings {
             taint_wait: args.taint_wait,
             verify_interval: args.verify_interval,
             release_timeout,
+            pod_name: non_empty(&args.pod_name),
         })
     }
 }

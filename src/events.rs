@@ -5,6 +5,8 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tracing::warn;
 
+use crate::config::Settings;
+
 /// Event reasons (UpperCamelCase, stable: alerts and runbooks key on them).
 pub mod reason {
     pub const ASSIGNED: &str = "AddressAssigned";
@@ -26,12 +28,16 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    pub fn new(client: kube::Client, node_name: &str, node_uid: Option<String>) -> Notifier {
+    pub fn new(client: kube::Client, settings: &Settings, node_uid: Option<String>) -> Notifier {
+        let node_name = settings.node_name.as_str();
         let reporter = Reporter {
             controller: "pinip".into(),
-            instance: std::env::var("POD_NAME")
-                .ok()
-                .or_else(|| Some(format!("pinip-{node_name}"))),
+            instance: Some(
+                settings
+                    .pod_name
+                    .clone()
+                    .unwrap_or_else(|| format!("pinip-{node_name}")),
+            ),
         };
         let node = ObjectReference {
             api_version: Some("v1".into()),

@@ -14,7 +14,8 @@ pub enum ReleasePolicy {
     Auto,
     /// Release on every exit (KubeIP's `RELEASE_ON_EXIT=true`).
     Always,
-    /// Never release on exit; a deleted node's address is freed by the sweep.
+    /// Never release: the address stays on the instance until the cloud frees it (instance
+    /// terminated) or someone detaches it.
     Never,
 }
 

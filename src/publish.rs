@@ -45,13 +45,18 @@ pub fn shows_any_address(node: &Node) -> bool {
             .is_some_and(|l| l.contains_key(ADDRESS_KEY) || l.contains_key(ASSIGNED_LABEL))
 }
 
-/// Does the node report `ip` among its addresses (written by the cloud controller)?
+/// Does the node report `ip` as an `ExternalIP` (written by the cloud controller)?
+/// KubeIP waited for exactly this before lifting the taint.
 pub fn reports_address(node: &Node, ip: &IpAddr) -> bool {
-    let text = ip.to_string();
-    node.status
-        .as_ref()
-        .and_then(|s| s.addresses.as_ref())
-        .is_some_and(|list| list.iter().any(|a| a.address == text))
+    let addresses = node.status.as_ref().and_then(|s| s.addresses.as_ref());
+    addresses.is_some_and(|list| {
+        list.iter().any(|a| {
+            a.type_ == "ExternalIP"
+                && a.address
+                    .parse::<IpAddr>()
+                    .is_ok_and(|parsed| parsed == *ip)
+        })
+    })
 }
 
 pub fn has_taint(node: &Node, key: &str) -> bool {

@@ -262,6 +262,24 @@ async fn a_deleted_nodes_address_is_released_and_goes_to_a_waiting_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_on_exit_false_keeps_the_address_even_when_the_node_is_deleted() {
+    let world = world(1, 1).await;
+    let node = world.nodes[0].clone();
+    let mut settings = quick(&world, &node.name);
+    settings.release_on_exit = pinip::exit_decision::ReleasePolicy::Never;
+    let mut agent = world.spawn_agent(settings).await.unwrap();
+    let (address, _) = assigned(&mut agent).await;
+    assert!(world.kube.delete_node(&node.name));
+    wait_status(&mut agent, "waiting for the node", |s| {
+        matches!(s, AgentStatus::WaitingForNode(_))
+    })
+    .await;
+    assert_eq!(world.cloud.attached_to(&node.instance), vec![address]);
+    agent.stop().await.unwrap();
+    world.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_releases_only_when_the_node_is_going_away() {
     let world = world(1, 2).await;
     let node = world.nodes[0].clone();

@@ -99,9 +99,24 @@ fn kubeip_style_settings_are_accepted() {
 
 #[test]
 fn version_and_help_exit_zero() {
-    let output = pinip(&["--version"], &[]);
-    assert!(output.status.success());
-    assert!(String::from_utf8_lossy(&output.stdout).contains(env!("CARGO_PKG_VERSION")));
+    for flag in ["--version", "-v", "-V"] {
+        let output = pinip(&[flag], &[]);
+        assert!(output.status.success(), "{flag}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains(env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
+    }
+    // KubeIP's boolean flag forms.
+    let output = pinip(
+        &["run", "--json=true", "--ipv6", "--develop-mode=false"],
+        &[("NODE_NAME", "n1"), ("KUBECONFIG", "/nonexistent")],
+    );
+    assert!(
+        stderr(&output).contains("Kubernetes API"),
+        "{}",
+        stderr(&output)
+    );
     assert!(pinip(&["run", "--help"], &[]).status.success());
 }
 

@@ -193,6 +193,7 @@ impl SimulatedWorld {
             taint_wait: Duration::from_secs(30),
             verify_interval: Duration::from_secs(300),
             release_timeout: Duration::from_secs(20),
+            pod_name: Some(format!("pinip-{node}")),
         }
     }
 
