@@ -108,7 +108,7 @@ async fn twenty_agents_racing_for_ten_addresses_end_with_ten_distinct_assignment
     let world = world_with_latency(20, 10, Duration::from_millis(40)).await;
     // No help from the cloud: attach would move an address held elsewhere (and record a
     // violation), so the claims alone must keep the twenty agents apart.
-    world.cloud.set_permissive(true);
+    world.fake().expect("fake cloud").set_permissive(true);
     // Start all twenty at once, so they really race.
     let mut settings = Vec::new();
     for node in &world.nodes {
@@ -196,7 +196,7 @@ async fn a_restarted_agent_keeps_its_address_with_zero_cloud_writes() {
 async fn an_agent_killed_between_claim_and_attach_frees_the_address_once_its_lease_expires() {
     let world = world(2, 1).await;
     let (a, b) = (world.nodes[0].clone(), world.nodes[1].clone());
-    world.cloud.hang_attach(&a.instance);
+    world.fake().expect("fake cloud").hang_attach(&a.instance);
     let crashed = world.spawn_agent(quick(&world, &a.name)).await.unwrap();
     eventually("a's claim", || {
         leases(&world)
@@ -356,7 +356,7 @@ async fn an_address_detached_by_hand_is_reattached_same_address_first() {
         .find(|a| a.ip == address)
         .unwrap()
         .id;
-    world.cloud.detach_by_hand(&id);
+    world.fake().expect("fake cloud").detach_by_hand(&id);
     eventually("a re-attach event", || {
         events_with_reason(&world, &node.name, "AddressReattached") > 0
     })
@@ -373,7 +373,7 @@ async fn an_address_detached_by_hand_is_reattached_same_address_first() {
 async fn missing_permission_is_reported_and_retried_until_fixed() {
     let world = world(1, 1).await;
     let node = world.nodes[0].clone();
-    world.cloud.deny(op::ATTACH);
+    world.fake().expect("fake cloud").deny(op::ATTACH);
     let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
     eventually("a PermissionDenied event", || {
         events_with_reason(&world, &node.name, "PermissionDenied") > 0
@@ -387,7 +387,7 @@ async fn missing_permission_is_reported_and_retried_until_fixed() {
         leases(&world).is_empty(),
         "no claim left behind by the failed attempts"
     );
-    world.cloud.allow(op::ATTACH);
+    world.fake().expect("fake cloud").allow(op::ATTACH);
     assigned(&mut agent).await;
     agent.stop().await.unwrap();
     world.shutdown();
@@ -397,12 +397,19 @@ async fn missing_permission_is_reported_and_retried_until_fixed() {
 async fn transient_cloud_failures_are_retried() {
     let world = world(1, 1).await;
     let node = world.nodes[0].clone();
-    world.cloud.fail_next(op::LIST_POOL, ErrorClass::Throttled);
-    world.cloud.fail_next(op::ATTACH, ErrorClass::Transient);
+    world
+        .fake()
+        .expect("fake cloud")
+        .fail_next(op::LIST_POOL, ErrorClass::Throttled);
+    world
+        .fake()
+        .expect("fake cloud")
+        .fail_next(op::ATTACH, ErrorClass::Transient);
     let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
     assigned(&mut agent).await;
     let failed = world
-        .cloud
+        .fake()
+        .expect("fake cloud")
         .calls()
         .iter()
         .filter(|c| c.outcome.is_err())
@@ -451,7 +458,7 @@ async fn an_unsupported_provider_id_is_a_clear_configuration_error() {
     let error = agent.stop_when_done().await.unwrap_err();
     assert!(error.contains("providerID"), "{error}");
     assert!(
-        world.cloud.calls().is_empty(),
+        world.fake().expect("fake cloud").calls().is_empty(),
         "no cloud call for a node we cannot serve"
     );
     world.shutdown();

@@ -5,19 +5,22 @@
 //! HTTP), waits until every node has an address or the rest are waiting on an
 //! exhausted pool, then reports. `--serve` keeps everything running for other clients.
 
+mod cloud;
 mod report;
 mod world;
 
+pub use cloud::{FakeSim, SimulatedCloud};
+
 pub use report::{percentiles, render_table, Percentiles, Report};
-pub use world::{
-    pool_address, AgentHandle, SimNode, SimulatedWorld, WorldSpec, LEASE_NAMESPACE, POOL_FILTER,
-};
+pub use world::{pool_address, AgentHandle, SimNode, SimulatedWorld, WorldSpec, LEASE_NAMESPACE};
 
 use std::collections::HashMap;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use pinip_providers::fake::FakeCloud;
 use pinip_providers::IpFamily;
 use serde_json::json;
 use tokio::time::Instant;
@@ -75,12 +78,6 @@ pub struct SimulateArgs {
 }
 
 pub async fn command(args: SimulateArgs) -> ExitCode {
-    if args.cloud != SimCloud::Fake {
-        return config_error(&format!(
-            "--cloud {:?} needs its cloud simulator, which is not in this build yet; use --cloud fake",
-            args.cloud
-        ));
-    }
     let nodes = args.nodes as usize;
     let spec = WorldSpec {
         nodes,
@@ -93,7 +90,11 @@ pub async fn command(args: SimulateArgs) -> ExitCode {
         cloud_latency: Duration::from_millis(args.latency_ms),
         seed: args.seed,
     };
-    let world = match SimulatedWorld::start(spec).await {
+    let cloud = match make_cloud(args.cloud).await {
+        Ok(cloud) => cloud,
+        Err(message) => return config_error(&message),
+    };
+    let world = match SimulatedWorld::start_on(spec, cloud).await {
         Ok(world) => world,
         Err(e) => {
             eprintln!("pinip: could not start the simulation: {e:#}");
@@ -121,8 +122,8 @@ async fn run(args: &SimulateArgs, world: &SimulatedWorld) -> anyhow::Result<Exit
         let line = json!({
             "kubeconfig": world.kubeconfig_path(),
             "kube_url": world.kube.url(),
-            "ec2_url": null,
-            "compute_url": null,
+            "ec2_url": if world.cloud.name() == "aws" { world.cloud.endpoint() } else { None },
+            "compute_url": if world.cloud.name() == "gcp" { world.cloud.endpoint() } else { None },
             "nodes": world.nodes.iter().map(|n| json!({"name": n.name, "instance": n.instance})).collect::<Vec<_>>(),
         });
         println!("{line}");
@@ -160,7 +161,7 @@ async fn run(args: &SimulateArgs, world: &SimulatedWorld) -> anyhow::Result<Exit
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let elapsed = started.elapsed();
-    let report = report::build("fake", world, &statuses, elapsed);
+    let report = report::build(world, &statuses, elapsed);
     // Stopping the agents is a rollout, not a node removal: nothing may change.
     stop_agents(agents).await;
     if args.json {
@@ -174,6 +175,17 @@ async fn run(args: &SimulateArgs, world: &SimulatedWorld) -> anyhow::Result<Exit
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The simulated cloud behind `--cloud`.
+async fn make_cloud(kind: SimCloud) -> Result<Arc<dyn SimulatedCloud>, String> {
+    match kind {
+        SimCloud::Fake => Ok(Arc::new(FakeSim(FakeCloud::new()))),
+        SimCloud::Aws | SimCloud::Gcp => Err(format!(
+            "--cloud {} needs its cloud simulator, which is not in this build yet; use --cloud fake",
+            format!("{kind:?}").to_lowercase()
+        )),
+    }
 }
 
 /// Done when every agent holds an address, or those that do not wait on a pool that

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use pinip_providers::fake::FakeCloud;
 use pinip_sim::kube::{Kind, KubeSim};
 use serde::Serialize;
 use serde_json::Value;
@@ -89,12 +88,11 @@ pub struct Report {
 
 /// Build the report from the end state of the world and the agents' last statuses.
 pub fn build(
-    cloud_name: &str,
     world: &SimulatedWorld,
     statuses: &HashMap<String, AgentStatus>,
     elapsed: Duration,
 ) -> Report {
-    let cloud: &FakeCloud = &world.cloud;
+    let cloud = &world.cloud;
     let kube: &KubeSim = &world.kube;
     let mut violations = cloud.violations();
     let addresses = cloud.addresses();
@@ -113,7 +111,7 @@ pub fn build(
                 .push(address.ip);
         }
     }
-    let duplicates = 0; // the fake's model holds one attachment per address; breaches land in violations
+    let duplicates = cloud.duplicates();
     let node_events = kube.list(Kind::EventV1, None);
 
     let mut rows = Vec::new();
@@ -212,7 +210,7 @@ pub fn build(
     let total: u64 = by_operation.values().sum();
     let counts = kube.request_counts();
     Report {
-        cloud: cloud_name.to_string(),
+        cloud: cloud.name().to_string(),
         nodes: world.nodes.len(),
         pool: pool.len(),
         assigned,

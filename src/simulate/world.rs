@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pinip_providers::fake::{FakeCloud, Faults};
+use pinip_providers::fake::FakeCloud;
 use pinip_providers::{IpFamily, PoolSpec};
 use pinip_sim::kube::KubeSim;
 use serde_json::{json, Value};
@@ -20,11 +20,10 @@ use crate::agent::{Agent, AgentError, Exit};
 use crate::cli::kube_client;
 use crate::config::Settings;
 use crate::exit_decision::ReleasePolicy;
-use crate::providers::FakeProviders;
+
+use super::cloud::{FakeSim, SimulatedCloud};
 use crate::status::AgentStatus;
 
-/// The tag that puts an address into the simulated pool.
-pub const POOL_FILTER: &str = "Name=tag:kubeip,Values=reserved";
 pub const LEASE_NAMESPACE: &str = "pinip-system";
 const ZONES: [&str; 3] = ["sim-1a", "sim-1b", "sim-1c"];
 
@@ -47,7 +46,9 @@ pub struct SimNode {
 
 pub struct SimulatedWorld {
     pub kube: KubeSim,
-    pub cloud: Arc<FakeCloud>,
+    pub cloud: Arc<dyn SimulatedCloud>,
+    /// The in-memory cloud's extra knobs (failures, hangs), when that is the cloud.
+    fake: Option<Arc<FakeCloud>>,
     pub nodes: Vec<SimNode>,
     pub kubeconfig: PathBuf,
     pub spec: WorldSpec,
@@ -101,7 +102,19 @@ pub fn pool_address(family: IpFamily, n: usize) -> IpAddr {
 }
 
 impl SimulatedWorld {
+    /// A world on the in-memory fake cloud.
     pub async fn start(spec: WorldSpec) -> anyhow::Result<SimulatedWorld> {
+        let fake = FakeCloud::new();
+        let mut world = Self::start_on(spec, Arc::new(FakeSim(Arc::clone(&fake)))).await?;
+        world.fake = Some(fake);
+        Ok(world)
+    }
+
+    /// A world on any simulated cloud.
+    pub async fn start_on(
+        spec: WorldSpec,
+        cloud: Arc<dyn SimulatedCloud>,
+    ) -> anyhow::Result<SimulatedWorld> {
         let kube = KubeSim::start().await?;
         let workdir = std::env::temp_dir().join(format!(
             "pinip-sim-{}-{}",
@@ -111,12 +124,7 @@ impl SimulatedWorld {
         std::fs::create_dir_all(&workdir)?;
         let kubeconfig = workdir.join("kubeconfig");
         kube.write_kubeconfig(&kubeconfig)?;
-        let cloud = FakeCloud::new();
-        cloud.set_faults(Faults {
-            latency: spec.cloud_latency,
-            seed: spec.seed,
-            ..Faults::default()
-        });
+        cloud.set_latency(spec.cloud_latency, spec.seed);
         for i in 0..spec.pool {
             cloud.add_address(
                 &format!("eipalloc-{i:05}"),
@@ -135,6 +143,7 @@ impl SimulatedWorld {
         let mut world = SimulatedWorld {
             kube,
             cloud,
+            fake: None,
             nodes: Vec::new(),
             kubeconfig,
             spec: spec.clone(),
@@ -152,11 +161,11 @@ impl SimulatedWorld {
     pub fn add_node(&mut self, i: usize) -> SimNode {
         let node = SimNode {
             name: format!("node-{i:03}"),
-            instance: format!("i-{i:017x}"),
+            instance: self.cloud.instance_id(i),
             zone: ZONES[i % ZONES.len()].to_string(),
         };
         self.cloud.add_instance(&node.instance, &node.zone, true);
-        let provider_id = format!("fake:///{}/{}", node.zone, node.instance);
+        let provider_id = self.cloud.provider_id(&node.zone, &node.instance);
         let labels = BTreeMap::from([
             ("topology.kubernetes.io/zone".to_string(), node.zone.clone()),
             ("pinip.dev/pool".to_string(), "public".to_string()),
@@ -179,7 +188,7 @@ impl SimulatedWorld {
             project: None,
             region: None,
             pool: PoolSpec {
-                filter: vec![POOL_FILTER.to_string()],
+                filter: self.cloud.pool_filter(),
                 order_by: None,
                 family: self.spec.family,
             },
@@ -201,11 +210,7 @@ impl SimulatedWorld {
     pub async fn spawn_agent(&self, settings: Settings) -> anyhow::Result<AgentHandle> {
         let client = kube_client(Some(&self.kubeconfig)).await?;
         let node = settings.node_name.clone();
-        let (agent, status) = Agent::new(
-            settings,
-            client,
-            Arc::new(FakeProviders(Arc::clone(&self.cloud))),
-        );
+        let (agent, status) = Agent::new(settings, client, self.cloud.providers());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(agent.run(shutdown.clone()));
         Ok(AgentHandle {
@@ -223,8 +228,7 @@ impl SimulatedWorld {
         for s in settings {
             let client = kube_client(Some(&self.kubeconfig)).await?;
             let node = s.node_name.clone();
-            let (agent, status) =
-                Agent::new(s, client, Arc::new(FakeProviders(Arc::clone(&self.cloud))));
+            let (agent, status) = Agent::new(s, client, self.cloud.providers());
             let shutdown = CancellationToken::new();
             let (start, stop) = (gate.clone(), shutdown.clone());
             let task = tokio::spawn(async move {
@@ -240,6 +244,11 @@ impl SimulatedWorld {
         }
         gate.cancel();
         Ok(handles)
+    }
+
+    /// The in-memory cloud's knobs (failures, hangs, permissiveness); None on another cloud.
+    pub fn fake(&self) -> Option<&Arc<FakeCloud>> {
+        self.fake.as_ref()
     }
 
     pub fn node(&self, name: &str) -> Option<&SimNode> {
