@@ -34,9 +34,11 @@ const CLOUD_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long to wait between looks at a Node that is not ready for us yet.
 const NODE_POLL_MAX: Duration = Duration::from_secs(30);
 
-/// Builds the provider for a node's cloud (chosen from its providerID).
+/// Builds the provider for a node's cloud (chosen from its providerID). Async: SDKs
+/// load credentials and region on construction.
+#[async_trait::async_trait]
 pub trait ProviderFactory: Send + Sync {
-    fn provider_for(
+    async fn provider_for(
         &self,
         instance: &InstanceRef,
         settings: &Settings,
@@ -143,6 +145,7 @@ impl Agent {
             let provider = self
                 .providers
                 .provider_for(&instance, &self.settings)
+                .await
                 .map_err(|e| AgentError::Config(e.to_string()))?;
             let holder = Holder {
                 node: self.settings.node_name.clone(),

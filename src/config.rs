@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{ArgAction, Args};
 use pinip_providers::{IpFamily, PoolSpec};
 
+use crate::cloud_args::{AwsArgs, GcpArgs};
 use crate::duration::parse_go_duration;
 use crate::exit_decision::ReleasePolicy;
 use crate::filter_syntax::check_filter;
@@ -75,6 +76,10 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
     #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub gcp: GcpArgs,
+    #[command(flatten)]
     pub log: LogArgs,
 }
 
@@ -121,6 +126,8 @@ pub struct Settings {
     pub verify_interval: Duration,
     pub release_timeout: Duration,
     pub pod_name: Option<String>,
+    pub aws: AwsArgs,
+    pub gcp: GcpArgs,
 }
 
 /// A setting is wrong; the message names it and says how to fix it.
@@ -189,6 +196,8 @@ impl Settings {
             verify_interval: args.verify_interval,
             release_timeout,
             pod_name: non_empty(&args.pod_name),
+            aws: args.aws.clone(),
+            gcp: args.gcp.clone(),
         })
     }
 }

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod claim;
 pub mod cli;
+pub mod cloud_args;
 pub mod config;
 pub mod duration;
 pub mod events;

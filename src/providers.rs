@@ -11,8 +11,9 @@ use crate::config::Settings;
 /// The providers compiled into this binary, for `pinip run` on a real cluster.
 pub struct CloudProviders;
 
+#[async_trait::async_trait]
 impl ProviderFactory for CloudProviders {
-    fn provider_for(
+    async fn provider_for(
         &self,
         instance: &InstanceRef,
         _settings: &Settings,
@@ -39,8 +40,9 @@ impl ProviderFactory for CloudProviders {
 /// Every node served by one in-memory cloud (simulations and tests).
 pub struct FakeProviders(pub Arc<FakeCloud>);
 
+#[async_trait::async_trait]
 impl ProviderFactory for FakeProviders {
-    fn provider_for(
+    async fn provider_for(
         &self,
         _instance: &InstanceRef,
         settings: &Settings,

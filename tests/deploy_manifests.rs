@@ -448,7 +448,7 @@ fn clap_settings(source: &str, struct_name: &str, settings: &mut BTreeMap<String
     let start = source
         .find(&format!("pub struct {struct_name} {{"))
         .unwrap_or_else(|| {
-            panic!("src/config.rs has no `pub struct {struct_name}`; update this test")
+            panic!("src/config.rs and src/cloud_args/ have no `pub struct {struct_name}`; update this test")
         });
     let body = &source[start..];
     let body = &body[..body.find("\n}").unwrap_or(body.len())];
@@ -476,7 +476,19 @@ fn clap_settings(source: &str, struct_name: &str, settings: &mut BTreeMap<String
 
 /// `pinip run`'s settings, read from src/config.rs: env var → clap default.
 fn run_settings() -> BTreeMap<String, Option<String>> {
-    let config = std::fs::read_to_string(root().join("src/config.rs")).expect("read src/config.rs");
+    // config.rs plus the per-cloud groups it flattens (src/cloud_args/*.rs).
+    let mut config =
+        std::fs::read_to_string(root().join("src/config.rs")).expect("read src/config.rs");
+    let mut cloud_files: Vec<_> = std::fs::read_dir(root().join("src/cloud_args"))
+        .expect("read src/cloud_args")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    cloud_files.sort();
+    for file in cloud_files {
+        config.push('\n');
+        config.push_str(&std::fs::read_to_string(&file).expect("read a cloud_args file"));
+    }
     let mut settings = BTreeMap::new();
     clap_settings(&config, "RunArgs", &mut settings);
     for (var, default) in [

@@ -203,6 +203,8 @@ impl SimulatedWorld {
             verify_interval: Duration::from_secs(300),
             release_timeout: Duration::from_secs(20),
             pod_name: Some(format!("pinip-{node}")),
+            aws: Default::default(),
+            gcp: Default::default(),
         }
     }
 
