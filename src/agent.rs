@@ -21,11 +21,15 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use crate::claim::{Claim, ClaimAttempt, ClaimError, ClaimStore, Holder};
 use crate::config::Settings;
+use crate::dry_run::DryRunProvider;
 use crate::events::{reason, Notifier};
-use crate::exit_decision::{decide_on_exit, ExitDecision};
+use crate::exit_decision::{decide_on_exit, ExitDecision, Reason};
 use crate::identity::{parse_provider_id, ProviderIdError};
 use crate::kube_errors::is_forbidden;
+use crate::metered::{error_class_label, MeteredProvider};
+use crate::metrics::Metrics;
 use crate::publish;
+use crate::publish::NodePublisher;
 use crate::selection::{candidates, held_by};
 use crate::status::AgentStatus;
 
@@ -81,6 +85,7 @@ enum SteadyExit {
 /// Everything about the node once it is known.
 struct NodeContext {
     nodes: Api<Node>,
+    publisher: NodePublisher,
     instance: InstanceRef,
     described: Option<Instance>,
     provider: ProviderHandle,
@@ -100,6 +105,7 @@ pub struct Agent {
     client: kube::Client,
     providers: Arc<dyn ProviderFactory>,
     status: watch::Sender<AgentStatus>,
+    metrics: Arc<Metrics>,
     started: Instant,
 }
 
@@ -115,9 +121,15 @@ impl Agent {
             client,
             providers,
             status,
+            metrics: Arc::new(Metrics::new()),
             started: Instant::now(),
         };
         (agent, receiver)
+    }
+
+    /// The agent's metrics, for the admin server.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     fn set_status(&self, status: AgentStatus) {
@@ -147,6 +159,13 @@ impl Agent {
                 .provider_for(&instance, &self.settings)
                 .await
                 .map_err(|e| AgentError::Config(e.to_string()))?;
+            // Metered inside, dry-run outside: only calls that reach the cloud are counted.
+            let provider = MeteredProvider::wrap(provider, self.metrics());
+            let provider = if self.settings.dry_run {
+                DryRunProvider::wrap(provider)
+            } else {
+                provider
+            };
             let holder = Holder {
                 node: self.settings.node_name.clone(),
                 instance: instance.id.clone(),
@@ -154,11 +173,17 @@ impl Agent {
             };
             let mut ctx = NodeContext {
                 nodes: nodes.clone(),
+                publisher: NodePublisher::new(
+                    nodes.clone(),
+                    &self.settings.node_name,
+                    self.settings.dry_run,
+                ),
                 claims: ClaimStore::new(
                     self.client.clone(),
                     &self.settings.lease_namespace,
                     holder,
                     self.settings.lease_duration,
+                    self.settings.dry_run,
                 ),
                 notifier: Notifier::new(
                     self.client.clone(),
@@ -191,6 +216,7 @@ impl Agent {
         shutdown: &CancellationToken,
     ) -> Result<Option<Exit>, AgentError> {
         let mut preferred: Option<IpAddr> = None;
+        let mut first_assignment = true;
         loop {
             let Some(held) = self.acquire(ctx, preferred, shutdown).await? else {
                 ctx.claims.release_leftovers(None).await.ok();
@@ -203,8 +229,19 @@ impl Agent {
                     warn!(error = %e, "could not drop leftover claims; retried on the next assignment");
                 }
                 if !publish::is_published(&node, &address) {
-                    node = publish::publish_address(&ctx.nodes, &self.settings.node_name, &address).await?;
+                    ctx.publisher.publish_address(&address).await?;
                 }
+                let (result, why) = match (held.adopted, preferred) {
+                    (true, _) => ("adopted", "already_attached"),
+                    (false, Some(_)) => ("reattached", "detached_elsewhere"),
+                    (false, None) => ("assigned", "claimed"),
+                };
+                self.metrics.assigned(result, why);
+                if first_assignment {
+                    self.metrics.time_to_address.observe(self.started.elapsed().as_secs_f64());
+                    first_assignment = false;
+                }
+                self.metrics.has_address.set(1);
                 let (event_reason, verb) = if held.adopted { (reason::ADOPTED, "kept") } else { (reason::ASSIGNED, "attached") };
                 info!(adopted = held.adopted, "address {verb} and published");
                 if !held.adopted {
@@ -239,6 +276,7 @@ impl Agent {
                             self.release(ctx, &held, &why).instrument(span).await
                         }
                         ExitDecision::Keep(why) => {
+                            self.metrics.released("kept", why.code);
                             info!(%why, "the Node object was deleted; keeping the address")
                         }
                     }
@@ -250,6 +288,7 @@ impl Agent {
                         .warning(reason::REATTACHED, "Reattach", format!("{address} was detached from instance {} by someone else; re-attaching", ctx.instance.id))
                         .await;
                     preferred = Some(address);
+                    self.metrics.has_address.set(0);
                     node = ctx.nodes.get(&self.settings.node_name).await?;
                 }
             }
@@ -323,6 +362,7 @@ impl Agent {
         };
         let mut delays = new_backoff();
         let mut failures: u32 = 0;
+        let mut taint_given_up = false;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(None);
@@ -343,11 +383,18 @@ impl Agent {
                         .warning(reason::POOL_EXHAUSTED, "Assign", note)
                         .await;
                     self.set_status(AgentStatus::PoolExhausted { matched, free });
+                    self.metrics.assigned("waiting", "pool_exhausted");
                     interval
                 }
                 Err(PassError::Config(message)) => return Err(AgentError::Config(message)),
                 Err(error) => {
                     failures += 1;
+                    let class = match &error {
+                        PassError::Cloud(e) => error_class_label(&e.class),
+                        PassError::Kube(_) => "kubernetes_api",
+                        PassError::Config(_) => "invalid_input",
+                    };
+                    self.metrics.assigned("failed", class);
                     let throttled =
                         matches!(&error, PassError::Cloud(e) if e.class == ErrorClass::Throttled);
                     warn!(%error, attempt = failures, "assignment attempt failed");
@@ -386,9 +433,41 @@ impl Agent {
                     }
                 }
             };
+            self.maybe_give_up_taint(ctx, &mut taint_given_up).await;
             if !sleep_or_shutdown(delay, shutdown).await {
                 return Ok(None);
             }
+        }
+    }
+
+    /// TAINT_GIVE_UP (KubeIP issue #156): when no address could be had for that long,
+    /// lift the taint and label the node `pinip.dev/assigned=false`, so a mixed pool keeps
+    /// scheduling. The agent keeps trying; a later assignment relabels the node.
+    async fn maybe_give_up_taint(&self, ctx: &NodeContext, done: &mut bool) {
+        let (Some(key), Some(after)) = (&self.settings.taint_key, self.settings.taint_give_up)
+        else {
+            return;
+        };
+        if *done || self.started.elapsed() < after {
+            return;
+        }
+        *done = true;
+        let lifted = match ctx.publisher.remove_taint(key).await {
+            Ok(lifted) => lifted,
+            Err(e) => {
+                warn!(error = %e, taint = %key, "could not lift the taint after TAINT_GIVE_UP");
+                return;
+            }
+        };
+        if let Err(e) = ctx.publisher.mark_unassigned().await {
+            warn!(error = %e, "could not label the node as without an address");
+        }
+        if lifted {
+            let note = format!("no address after {}; removed taint {key} so the node can run workloads without a static address (label pinip.dev/assigned=false)", humanize(after));
+            warn!("{note}");
+            ctx.notifier
+                .warning(reason::TAINT_LIFTED_WITHOUT_ADDRESS, "Untaint", note)
+                .await;
         }
     }
 
@@ -411,6 +490,8 @@ impl Agent {
         }
         let ordered = self.settings.pool.order_by.is_some();
         let free = candidates(&pool, &self.settings.node_name, ordered, preferred);
+        self.metrics
+            .pool_seen(pool.len(), pool.iter().filter(|a| a.is_free()).count());
         if free.is_empty() {
             return Ok(Pass::Exhausted {
                 matched: pool.len(),
@@ -436,6 +517,7 @@ impl Agent {
             }
             let mut claim = match ctx.claims.try_claim(candidate.ip).await? {
                 ClaimAttempt::Taken { holder } => {
+                    self.metrics.claim_conflicts.inc();
                     debug!(address = %candidate.ip, %holder, "claimed by another node; next candidate");
                     continue;
                 }
@@ -534,7 +616,7 @@ impl Agent {
             if let (true, Some(key), Some(current)) = (taint_pending, &taint_key, &last_seen) {
                 let reported = publish::reports_address(current, &address);
                 if reported || Instant::now() >= taint_deadline {
-                    if publish::remove_taint(&ctx.nodes, &name, key).await? {
+                    if ctx.publisher.remove_taint(key).await? {
                         let how = if reported {
                             "the node reports the address"
                         } else {
@@ -560,7 +642,7 @@ impl Agent {
                         seen_in_relist = true;
                         if !publish::is_published(&n, &address) {
                             info!("node publication missing; restoring it");
-                            publish::publish_address(&ctx.nodes, &name, &address).await?;
+                            ctx.publisher.publish_address(&address).await?;
                         }
                         last_seen = Some(n);
                     }
@@ -572,7 +654,7 @@ impl Agent {
                     Some(Err(e)) => debug!(error = %e, "node watch interrupted; it resumes by itself"),
                     None => return Ok(SteadyExit::Shutdown(Box::new(last_seen))),
                 },
-                _ = verify.tick() => {
+                _ = verify.tick(), if !self.settings.dry_run => {
                     match cloud(ctx.provider.list_pool()).await {
                         Ok(pool) if held_by(&pool, &ctx.instance.id).iter().any(|a| a.ip == address) => {
                             debug!("attachment verified");
@@ -603,6 +685,7 @@ impl Agent {
         match decide_on_exit(self.settings.release_on_exit, node.as_ref()) {
             ExitDecision::Keep(why) => {
                 info!(%why, "keeping the address on exit");
+                self.metrics.released("kept", why.code);
                 let note = format!(
                     "agent stopping; {address} stays on instance {}: {why}",
                     ctx.instance.id
@@ -619,7 +702,7 @@ impl Agent {
 
     /// Detach, drop the claim, clear the publication; bounded by RELEASE_TIMEOUT. Each
     /// step is idempotent, so a release cut short is finished by the next release (the agent restarted on this node, or a later sweep).
-    async fn release(&self, ctx: &NodeContext, held: &Held, why: &str) {
+    async fn release(&self, ctx: &NodeContext, held: &Held, why: &Reason) {
         self.set_status(AgentStatus::Releasing);
         let address = held.address.ip;
         info!(%why, "releasing the address");
@@ -644,7 +727,8 @@ impl Agent {
                 .release(&held.claim)
                 .await
                 .map_err(|e| e.to_string())?;
-            publish::clear_address(&ctx.nodes, &self.settings.node_name)
+            ctx.publisher
+                .clear_address()
                 .await
                 .map_err(|e| e.to_string())?;
             Ok::<(), String>(())
@@ -652,6 +736,8 @@ impl Agent {
         match tokio::time::timeout(self.settings.release_timeout, steps).await {
             Ok(Ok(())) => {
                 info!("address released");
+                self.metrics.released("released", why.code);
+                self.metrics.has_address.set(0);
                 ctx.notifier
                     .normal(
                         reason::RELEASED,
@@ -664,9 +750,11 @@ impl Agent {
                     .await;
             }
             Ok(Err(e)) => {
+                self.metrics.released("failed", why.code);
                 error!(error = %e, "release failed; every step is idempotent, so a later release finishes it")
             }
             Err(_) => {
+                self.metrics.released("failed", why.code);
                 error!(timeout = ?self.settings.release_timeout, "release did not finish within RELEASE_TIMEOUT; a later release finishes it")
             }
         }

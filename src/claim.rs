@@ -204,6 +204,8 @@ pub struct ClaimStore {
     nodes: Api<Node>,
     me: Holder,
     duration: Duration,
+    /// Decide as usual, write nothing (DRY_RUN).
+    dry_run: bool,
     /// Lease name → (resourceVersion, when we first saw it at that version).
     observed: Mutex<HashMap<String, (String, Instant)>>,
 }
@@ -214,12 +216,14 @@ impl ClaimStore {
         namespace: &str,
         me: Holder,
         duration: Duration,
+        dry_run: bool,
     ) -> ClaimStore {
         ClaimStore {
             leases: Api::namespaced(client.clone(), namespace),
             nodes: Api::all(client),
             me,
             duration,
+            dry_run,
             observed: Mutex::new(HashMap::new()),
         }
     }
@@ -296,6 +300,9 @@ impl ClaimStore {
     /// Try to claim `address` for this node before touching the cloud.
     pub async fn try_claim(&self, address: IpAddr) -> Result<ClaimAttempt, kube::Error> {
         let name = lease_name(&address);
+        if self.dry_run {
+            return self.try_claim_dry(address).await;
+        }
         let fresh = self.lease(address, Phase::Claiming, None);
         match self.leases.create(&PostParams::default(), &fresh).await {
             Ok(created) => {
@@ -358,9 +365,47 @@ impl ClaimStore {
         }
     }
 
+    /// DRY_RUN: read the claim and judge it, write nothing.
+    async fn try_claim_dry(&self, address: IpAddr) -> Result<ClaimAttempt, kube::Error> {
+        let name = lease_name(&address);
+        let existing = self.leases.get_opt(&name).await?;
+        let verdict = match existing.as_ref().and_then(ClaimRecord::from_lease) {
+            None => Verdict::Stale("no claim yet".into()),
+            Some(record) if record.holder == self.me.node => Verdict::Stale("our own claim".into()),
+            Some(record) => {
+                let unchanged = self.unchanged_for(&record);
+                match judge(&record, unchanged, &self.holder_state(&record).await?) {
+                    Verdict::Binding => {
+                        return Ok(ClaimAttempt::Taken {
+                            holder: record.holder,
+                        })
+                    }
+                    stale => stale,
+                }
+            }
+        };
+        info!(%address, lease = %name, ?verdict, "dry run: would claim the address");
+        Ok(ClaimAttempt::Claimed(
+            self.dry_claim(address, Phase::Claiming),
+        ))
+    }
+
+    fn dry_claim(&self, address: IpAddr, phase: Phase) -> Claim {
+        Claim {
+            name: lease_name(&address),
+            address,
+            phase,
+            resource_version: "dry-run".into(),
+        }
+    }
+
     /// Renew (or change the phase of) a claim we hold; fails with `Lost` if someone else
     /// took it over.
     async fn rewrite(&self, claim: &mut Claim, phase: Phase) -> Result<(), ClaimError> {
+        if self.dry_run {
+            claim.phase = phase;
+            return Ok(());
+        }
         let lease = self.lease(claim.address, phase, Some(claim.resource_version.clone()));
         match self
             .leases
@@ -390,6 +435,10 @@ impl ClaimStore {
     /// is the truth here, so any other holder's claim is replaced.
     pub async fn ensure_held(&self, address: IpAddr) -> Result<Claim, kube::Error> {
         let name = lease_name(&address);
+        if self.dry_run {
+            info!(%address, lease = %name, "dry run: would record the claim as held");
+            return Ok(self.dry_claim(address, Phase::Held));
+        }
         loop {
             match self.leases.get_opt(&name).await? {
                 None => {
@@ -431,6 +480,10 @@ impl ClaimStore {
 
     /// Give a claim up (guarded: if someone else took it over meanwhile, theirs stays).
     pub async fn release(&self, claim: &Claim) -> Result<(), kube::Error> {
+        if self.dry_run {
+            info!(claim = %claim.name, "dry run: would release the claim");
+            return Ok(());
+        }
         let params = DeleteParams {
             preconditions: Some(Preconditions {
                 resource_version: Some(claim.resource_version.clone()),
@@ -465,6 +518,9 @@ impl ClaimStore {
     /// Drop claims this node holds for addresses other than `keep` (left behind by a
     /// crash mid-claim), so no claim outlives its purpose.
     pub async fn release_leftovers(&self, keep: Option<IpAddr>) -> Result<usize, kube::Error> {
+        if self.dry_run {
+            return Ok(0);
+        }
         let mut released = 0;
         for record in self.list_all().await? {
             if record.holder != self.me.node || (keep.is_some() && record.address == keep) {

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+use crate::admin::AdminServer;
 use crate::agent::{Agent, AgentError, Exit, ProviderFactory};
 use crate::config::{RunArgs, Settings, DOWNWARD_API_NODE_NAME};
 use crate::logging::LogLevel;
@@ -73,9 +74,32 @@ pub async fn run_agent(
     providers: Arc<dyn ProviderFactory>,
     shutdown: CancellationToken,
 ) -> ExitCode {
-    info!(node = %settings.node_name, version = env!("CARGO_PKG_VERSION"), "pinip agent starting");
-    let (agent, _status) = Agent::new(settings, client, providers);
-    match agent.run(shutdown).await {
+    info!(node = %settings.node_name, version = env!("CARGO_PKG_VERSION"), dry_run = settings.dry_run, "pinip agent starting");
+    let admin_addr = settings.admin_addr;
+    let (agent, status) = Agent::new(settings, client, providers);
+    // The admin server outlives the agent's own shutdown, so probes see it to the end.
+    let admin_stop = CancellationToken::new();
+    if let Some(addr) = admin_addr {
+        match AdminServer::bind(addr, status, agent.metrics()).await {
+            Ok(server) => {
+                info!(%addr, "admin server listening (/healthz, /readyz, /metrics)");
+                let stop = admin_stop.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = server.serve(stop).await {
+                        error!(error = %e, "admin server failed");
+                    }
+                });
+            }
+            Err(e) => {
+                return config_error(&format!(
+                    "ADMIN_ADDR={addr} cannot be served: {e}; choose a free port or `off`"
+                ))
+            }
+        }
+    }
+    let outcome = agent.run(shutdown).await;
+    admin_stop.cancel();
+    match outcome {
         Ok(exit) => {
             match exit {
                 Exit::NothingHeld => info!("stopped; no address was held"),
@@ -100,6 +124,7 @@ pub fn config_error(message: &str) -> ExitCode {
 
 /// A client from `KUBECONFIG`/`--kubeconfig`, else the in-cluster configuration.
 pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
+    crate::tls::install_crypto_provider();
     let config = match kubeconfig {
         Some(path) => {
             let file = kube::config::Kubeconfig::read_from(path)?;

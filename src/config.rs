@@ -2,7 +2,7 @@
 //! units and defaults), plus pinip's own. Everything is checked here, before the
 //! agent talks to anything; a bad value is one line naming the variable and the fix.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -72,6 +72,15 @@ pub struct RunArgs {
     /// Time budget for releasing the address on exit (keep under the pod's grace period).
     #[arg(long, env = "RELEASE_TIMEOUT", allow_hyphen_values = true, default_value = "20s", value_parser = duration("RELEASE_TIMEOUT"))]
     pub release_timeout: Duration,
+    /// Address of the admin server (/healthz, /readyz, /metrics); `off` disables it.
+    #[arg(long, env = "ADMIN_ADDR", default_value = "0.0.0.0:9090", value_parser = parse_admin_addr)]
+    pub admin_addr: AdminAddr,
+    /// Decide and log, but write nothing to the cloud or the cluster.
+    #[arg(long, env = "DRY_RUN", default_value = "false", num_args = 0..=1, default_missing_value = "true", require_equals = true, action = ArgAction::Set, value_parser = parse_bool("DRY_RUN"))]
+    pub dry_run: bool,
+    /// With TAINT_KEY: lift the taint anyway (and label the node `pinip.dev/assigned=false`) when no address could be had for this long; unset = keep the taint.
+    #[arg(long, env = "TAINT_GIVE_UP", allow_hyphen_values = true, value_parser = duration("TAINT_GIVE_UP"))]
+    pub taint_give_up: Option<Duration>,
     /// This pod's name (Downward API `metadata.name`), named as the reporter of Events.
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
@@ -126,6 +135,9 @@ pub struct Settings {
     pub verify_interval: Duration,
     pub release_timeout: Duration,
     pub pod_name: Option<String>,
+    pub admin_addr: Option<SocketAddr>,
+    pub dry_run: bool,
+    pub taint_give_up: Option<Duration>,
     pub aws: AwsArgs,
     pub gcp: GcpArgs,
 }
@@ -196,9 +208,28 @@ impl Settings {
             verify_interval: args.verify_interval,
             release_timeout,
             pod_name: non_empty(&args.pod_name),
+            admin_addr: args.admin_addr.0,
+            dry_run: args.dry_run,
+            taint_give_up: args.taint_give_up,
             aws: args.aws.clone(),
             gcp: args.gcp.clone(),
         })
+    }
+}
+
+/// `ADMIN_ADDR`: a socket address, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminAddr(pub Option<SocketAddr>);
+
+fn parse_admin_addr(text: &str) -> Result<AdminAddr, String> {
+    match text.trim() {
+        "" | "off" | "false" | "none" => Ok(AdminAddr(None)),
+        other => other
+            .parse()
+            .map(|addr| AdminAddr(Some(addr)))
+            .map_err(|_| {
+                format!("ADMIN_ADDR={other:?} is not host:port (e.g. 0.0.0.0:9090) or `off`")
+            }),
     }
 }
 
@@ -413,6 +444,11 @@ mod tests {
                 "FILTER",
             ),
             (&["--node-name", "n", "--filter", "labels.kubeip"], "FILTER"),
+            (&["--node-name", "n", "--admin-addr", "9090"], "ADMIN_ADDR"),
+            (
+                &["--node-name", "n", "--taint-give-up", "0s"],
+                "TAINT_GIVE_UP",
+            ),
             (&[], "NODE_NAME"),
         ];
         for (args, var) in cases {

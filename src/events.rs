@@ -19,12 +19,14 @@ pub mod reason {
     pub const STALLED: &str = "AssignmentStalled";
     pub const TAINT_REMOVED: &str = "TaintRemoved";
     pub const UNSUPPORTED_NODE: &str = "UnsupportedNode";
+    pub const TAINT_LIFTED_WITHOUT_ADDRESS: &str = "TaintLiftedWithoutAddress";
 }
 
 #[derive(Clone)]
 pub struct Notifier {
     recorder: Recorder,
     node: ObjectReference,
+    dry_run: bool,
 }
 
 impl Notifier {
@@ -49,6 +51,7 @@ impl Notifier {
         Notifier {
             recorder: Recorder::new(client, reporter),
             node,
+            dry_run: settings.dry_run,
         }
     }
 
@@ -61,6 +64,10 @@ impl Notifier {
     }
 
     async fn publish(&self, type_: EventType, reason: &str, action: &str, note: String) {
+        if self.dry_run {
+            tracing::info!(%reason, %note, "dry run: would record an Event");
+            return;
+        }
         let event = Event {
             type_,
             reason: reason.to_string(),

@@ -71,33 +71,65 @@ pub const REMOVAL_TAINTS: &[(&str, &str)] = &[
     ),
 ];
 
-/// What to do with the address on exit, and why (the why goes into logs and Events).
+/// Why: `code` is a short, stable label for metrics; `text` goes into logs and Events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reason {
+    pub code: &'static str,
+    pub text: String,
+}
+
+impl Reason {
+    fn new(code: &'static str, text: impl Into<String>) -> Reason {
+        Reason {
+            code,
+            text: text.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// What to do with the address on exit, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExitDecision {
-    Release(String),
-    Keep(String),
+    Release(Reason),
+    Keep(Reason),
 }
 
 /// Decide from the policy and the node as last read (`None`: the Node no longer exists).
 pub fn decide_on_exit(policy: ReleasePolicy, node: Option<&Node>) -> ExitDecision {
     match policy {
-        ReleasePolicy::Always => return ExitDecision::Release("RELEASE_ON_EXIT=always".into()),
-        ReleasePolicy::Never => return ExitDecision::Keep("RELEASE_ON_EXIT=false".into()),
+        ReleasePolicy::Always => {
+            return ExitDecision::Release(Reason::new("policy_always", "RELEASE_ON_EXIT=always"))
+        }
+        ReleasePolicy::Never => {
+            return ExitDecision::Keep(Reason::new("policy_never", "RELEASE_ON_EXIT=false"))
+        }
         ReleasePolicy::Auto => {}
     }
     let Some(node) = node else {
-        return ExitDecision::Release("the Node object was deleted".into());
+        return ExitDecision::Release(Reason::new("node_deleted", "the Node object was deleted"));
     };
     if node.metadata.deletion_timestamp.is_some() {
-        return ExitDecision::Release("the Node is being deleted".into());
+        return ExitDecision::Release(Reason::new("node_deleting", "the Node is being deleted"));
     }
     let taints = node.spec.as_ref().and_then(|s| s.taints.as_ref());
     for taint in taints.into_iter().flatten() {
         if let Some((_, why)) = REMOVAL_TAINTS.iter().find(|(key, _)| *key == taint.key) {
-            return ExitDecision::Release(format!("{why} (taint {})", taint.key));
+            return ExitDecision::Release(Reason::new(
+                "removal_taint",
+                format!("{why} (taint {})", taint.key),
+            ));
         }
     }
-    ExitDecision::Keep("the node stays; only the agent pod is stopping (restart or rollout)".into())
+    ExitDecision::Keep(Reason::new(
+        "pod_restart",
+        "the node stays; only the agent pod is stopping (restart or rollout)",
+    ))
 }
 
 #[cfg(test)]

@@ -5,11 +5,13 @@
 //! it through a [`pinip_providers::Provider`], publishes it on the Node, and on exit
 //! releases it only when the node is going away.
 
+pub mod admin;
 pub mod agent;
 pub mod claim;
 pub mod cli;
 pub mod cloud_args;
 pub mod config;
+pub mod dry_run;
 pub mod duration;
 pub mod events;
 pub mod exit_decision;
@@ -17,9 +19,12 @@ pub mod filter_syntax;
 pub mod identity;
 pub mod kube_errors;
 pub mod logging;
+pub mod metered;
+pub mod metrics;
 pub mod permissions;
 pub mod providers;
 pub mod publish;
 pub mod selection;
 pub mod simulate;
 pub mod status;
+pub mod tls;

@@ -6,6 +6,7 @@ use pinip::{logging, simulate};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    pinip::tls::install_crypto_provider();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

@@ -16,7 +16,7 @@ impl ProviderFactory for CloudProviders {
     async fn provider_for(
         &self,
         instance: &InstanceRef,
-        _settings: &Settings,
+        settings: &Settings,
     ) -> Result<ProviderHandle, ProviderError> {
         let unsupported = |what: &str| {
             ProviderError::new(
@@ -26,11 +26,11 @@ impl ProviderFactory for CloudProviders {
             )
         };
         match instance.cloud.as_str() {
-            "aws" => Err(unsupported(
-                "AWS (the AWS provider is not in this build yet)",
+            "aws" => Ok(Arc::new(
+                crate::cloud_args::aws_provider(instance, settings, &settings.aws).await?,
             )),
-            "gce" => Err(unsupported(
-                "GCP (the GCP provider is not in this build yet)",
+            "gce" => Ok(Arc::new(
+                crate::cloud_args::gcp_provider(instance, settings, &settings.gcp).await?,
             )),
             other => Err(unsupported(&format!("cloud {other:?}"))),
         }

@@ -6,9 +6,11 @@
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
 use serde_json::json;
+use tracing::info;
 
 use crate::kube_errors::status_code;
 
@@ -66,64 +68,98 @@ pub fn has_taint(node: &Node, key: &str) -> bool {
         .is_some_and(|t| t.iter().any(|taint| taint.key == key))
 }
 
-pub async fn publish_address(
-    nodes: &Api<Node>,
-    name: &str,
-    ip: &IpAddr,
-) -> Result<Node, kube::Error> {
-    let patch = json!({"metadata": {
-        "annotations": {ADDRESS_KEY: ip.to_string()},
-        "labels": {ADDRESS_KEY: address_label_value(ip), ASSIGNED_LABEL: "true"},
-    }});
-    nodes
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
+pub const ASSIGNED_AT_ANNOTATION: &str = "pinip.dev/assigned-at";
+
+/// Writes to the agent's own Node (skipped, and logged, in dry-run mode).
+#[derive(Clone)]
+pub struct NodePublisher {
+    nodes: Api<Node>,
+    name: String,
+    dry_run: bool,
 }
 
-pub async fn clear_address(nodes: &Api<Node>, name: &str) -> Result<(), kube::Error> {
-    let patch = json!({"metadata": {
-        "annotations": {ADDRESS_KEY: null},
-        "labels": {ADDRESS_KEY: null, ASSIGNED_LABEL: null},
-    }});
-    match nodes
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if status_code(&e) == Some(404) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Remove every taint with `key` (any effect), guarded by the node's resourceVersion so a
-/// concurrent taint change by someone else is never overwritten (KubeIP replaced the
-/// whole list blindly). Returns whether a taint was removed.
-pub async fn remove_taint(nodes: &Api<Node>, name: &str, key: &str) -> Result<bool, kube::Error> {
-    for _ in 0..5 {
-        let node = nodes.get(name).await?;
-        let taints = node
-            .spec
-            .as_ref()
-            .and_then(|s| s.taints.clone())
-            .unwrap_or_default();
-        let kept: Vec<_> = taints.iter().filter(|t| t.key != key).cloned().collect();
-        if kept.len() == taints.len() {
-            return Ok(false);
+impl NodePublisher {
+    pub fn new(nodes: Api<Node>, name: &str, dry_run: bool) -> NodePublisher {
+        NodePublisher {
+            nodes,
+            name: name.to_string(),
+            dry_run,
         }
-        let patch = json!({
-            "metadata": {"resourceVersion": node.metadata.resource_version},
-            "spec": {"taints": kept},
-        });
-        match nodes
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+    }
+
+    /// Annotation + label with the address, `assigned=true`, and since when.
+    pub async fn publish_address(&self, ip: &IpAddr) -> Result<(), kube::Error> {
+        let patch = json!({"metadata": {
+            "annotations": {ADDRESS_KEY: ip.to_string(), ASSIGNED_AT_ANNOTATION: Timestamp::now().to_string()},
+            "labels": {ADDRESS_KEY: address_label_value(ip), ASSIGNED_LABEL: "true"},
+        }});
+        self.merge(&patch, "publish the address").await
+    }
+
+    /// No address could be had: say so, so mixed pools can schedule around it.
+    pub async fn mark_unassigned(&self) -> Result<(), kube::Error> {
+        let patch = json!({"metadata": {"labels": {ASSIGNED_LABEL: "false"}}});
+        self.merge(&patch, "label the node as without an address")
             .await
-        {
-            Ok(_) => return Ok(true),
-            Err(e) if status_code(&e) == Some(409) => continue,
-            Err(e) => return Err(e),
+    }
+
+    pub async fn clear_address(&self) -> Result<(), kube::Error> {
+        let patch = json!({"metadata": {
+            "annotations": {ADDRESS_KEY: null, ASSIGNED_AT_ANNOTATION: null},
+            "labels": {ADDRESS_KEY: null, ASSIGNED_LABEL: null},
+        }});
+        match self.merge(&patch, "clear the address").await {
+            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            other => other,
         }
     }
-    Ok(false)
+
+    async fn merge(&self, patch: &serde_json::Value, what: &str) -> Result<(), kube::Error> {
+        if self.dry_run {
+            info!(patch = %patch, "dry run: would {what} on the Node");
+            return Ok(());
+        }
+        self.nodes
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map(|_| ())
+    }
+
+    /// Remove every taint with `key` (any effect), guarded by the node's resourceVersion
+    /// so a concurrent taint change by someone else is never overwritten (KubeIP replaced
+    /// the whole list blindly). Returns whether a taint was removed.
+    pub async fn remove_taint(&self, key: &str) -> Result<bool, kube::Error> {
+        for _ in 0..5 {
+            let node = self.nodes.get(&self.name).await?;
+            let taints = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.clone())
+                .unwrap_or_default();
+            let kept: Vec<_> = taints.iter().filter(|t| t.key != key).cloned().collect();
+            if kept.len() == taints.len() {
+                return Ok(false);
+            }
+            if self.dry_run {
+                info!(taint = %key, "dry run: would remove the taint");
+                return Ok(true);
+            }
+            let patch = json!({
+                "metadata": {"resourceVersion": node.metadata.resource_version},
+                "spec": {"taints": kept},
+            });
+            match self
+                .nodes
+                .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(e) if status_code(&e) == Some(409) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,13 @@
 //!
 //! No provider knows about Kubernetes; the agent knows nothing of a cloud SDK.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 mod error;
 pub mod fake;
 pub mod filter;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 pub mod order;
 mod provider;
 mod types;

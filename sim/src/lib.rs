@@ -1,3 +1,5 @@
 //! Loopback simulators for pinip's tests and `pinip simulate`.
 
+pub mod compute;
+pub mod ec2;
 pub mod kube;

@@ -4,5 +4,5 @@
 mod aws;
 mod gcp;
 
-pub use aws::AwsArgs;
-pub use gcp::GcpArgs;
+pub use aws::{aws_provider, AwsArgs};
+pub use gcp::{gcp_provider, AccessToken, GcpArgs};

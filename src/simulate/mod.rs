@@ -6,10 +6,12 @@
 //! exhausted pool, then reports. `--serve` keeps everything running for other clients.
 
 mod cloud;
+mod gcp;
 mod report;
 mod world;
 
 pub use cloud::{FakeSim, SimulatedCloud};
+pub use gcp::GcpSim;
 
 pub use report::{percentiles, render_table, Percentiles, Report};
 pub use world::{pool_address, AgentHandle, SimNode, SimulatedWorld, WorldSpec, LEASE_NAMESPACE};
@@ -181,7 +183,11 @@ async fn run(args: &SimulateArgs, world: &SimulatedWorld) -> anyhow::Result<Exit
 async fn make_cloud(kind: SimCloud) -> Result<Arc<dyn SimulatedCloud>, String> {
     match kind {
         SimCloud::Fake => Ok(Arc::new(FakeSim(FakeCloud::new()))),
-        SimCloud::Aws | SimCloud::Gcp => Err(format!(
+        SimCloud::Gcp => GcpSim::start()
+            .await
+            .map(|sim| Arc::new(sim) as Arc<dyn SimulatedCloud>)
+            .map_err(|e| format!("could not start the Compute simulator: {e:#}")),
+        SimCloud::Aws => Err(format!(
             "--cloud {} needs its cloud simulator, which is not in this build yet; use --cloud fake",
             format!("{kind:?}").to_lowercase()
         )),

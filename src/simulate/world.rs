@@ -20,6 +20,7 @@ use crate::agent::{Agent, AgentError, Exit};
 use crate::cli::kube_client;
 use crate::config::Settings;
 use crate::exit_decision::ReleasePolicy;
+use crate::metrics::Metrics;
 
 use super::cloud::{FakeSim, SimulatedCloud};
 use crate::status::AgentStatus;
@@ -59,6 +60,7 @@ pub struct SimulatedWorld {
 /// A running agent of the simulation.
 pub struct AgentHandle {
     pub node: String,
+    pub metrics: Arc<Metrics>,
     pub status: watch::Receiver<AgentStatus>,
     pub shutdown: CancellationToken,
     pub task: JoinHandle<Result<Exit, AgentError>>,
@@ -203,6 +205,9 @@ impl SimulatedWorld {
             verify_interval: Duration::from_secs(300),
             release_timeout: Duration::from_secs(20),
             pod_name: Some(format!("pinip-{node}")),
+            admin_addr: None,
+            dry_run: false,
+            taint_give_up: None,
             aws: Default::default(),
             gcp: Default::default(),
         }
@@ -213,10 +218,12 @@ impl SimulatedWorld {
         let client = kube_client(Some(&self.kubeconfig)).await?;
         let node = settings.node_name.clone();
         let (agent, status) = Agent::new(settings, client, self.cloud.providers());
+        let metrics = agent.metrics();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(agent.run(shutdown.clone()));
         Ok(AgentHandle {
             node,
+            metrics,
             status,
             shutdown,
             task,
@@ -231,6 +238,7 @@ impl SimulatedWorld {
             let client = kube_client(Some(&self.kubeconfig)).await?;
             let node = s.node_name.clone();
             let (agent, status) = Agent::new(s, client, self.cloud.providers());
+            let metrics = agent.metrics();
             let shutdown = CancellationToken::new();
             let (start, stop) = (gate.clone(), shutdown.clone());
             let task = tokio::spawn(async move {
@@ -239,6 +247,7 @@ impl SimulatedWorld {
             });
             handles.push(AgentHandle {
                 node,
+                metrics,
                 status,
                 shutdown,
                 task,

@@ -14,6 +14,7 @@ mod kubeconfig;
 mod meta;
 mod openapi;
 mod patch;
+mod rbac;
 mod request;
 mod routes;
 mod selector;
@@ -35,6 +36,7 @@ pub use counts::RequestCounts;
 pub use faults::Faults;
 pub use kind::{Kind, ResourceDef};
 pub use kubeconfig::CONTEXT;
+pub use rbac::{Denial, Rbac, RbacError, UserInfo};
 pub use status::ApiError;
 
 use faults::{Fault, FaultState};
@@ -55,6 +57,8 @@ pub(crate) struct Shared {
     faults: Mutex<FaultState>,
     counts: Mutex<RequestCounts>,
     bookmark_interval: Mutex<Duration>,
+    /// RBAC, once [`KubeSim::enforce_rbac`] turned it on.
+    rbac: Mutex<Option<rbac::Enforcement>>,
     shutdown: CancellationToken,
     /// `127.0.0.1:PORT`, as advertised in discovery.
     address: String,
@@ -109,6 +113,7 @@ impl KubeSim {
             faults: Mutex::new(FaultState::default()),
             counts: Mutex::new(RequestCounts::default()),
             bookmark_interval: Mutex::new(DEFAULT_BOOKMARK_INTERVAL),
+            rbac: Mutex::new(None),
             shutdown: CancellationToken::new(),
             address: addr.to_string(),
         });
@@ -306,6 +311,25 @@ impl KubeSim {
     /// How often bookmarks are sent to watches that allow them (for new watches).
     pub fn set_bookmark_interval(&self, every: Duration) {
         *lock(&self.shared.bookmark_interval) = every.max(Duration::from_millis(10));
+    }
+
+    /// From now on, every request is authorized by `policy` like a real API server
+    /// with RBAC: an unknown token gets 401, a request no rule allows 403. The default
+    /// token ([`DEFAULT_TOKEN`]) stays a cluster admin unless `policy` maps it.
+    pub fn enforce_rbac(&self, mut policy: Rbac) {
+        policy.add_default_token(DEFAULT_TOKEN, UserInfo::admin());
+        *lock(&self.shared.rbac) = Some(rbac::Enforcement {
+            policy,
+            denials: Vec::new(),
+        });
+    }
+
+    /// The requests RBAC refused (403) so far, oldest first.
+    pub fn rbac_denials(&self) -> Vec<Denial> {
+        lock(&self.shared.rbac)
+            .as_ref()
+            .map(|e| e.denials.clone())
+            .unwrap_or_default()
     }
 
     /// Stops serving: no new connections, open watches end.

@@ -52,7 +52,7 @@ pub struct RequestInfo {
     pub subresource: Option<String>,
     pub namespace: Option<String>,
     pub name: Option<String>,
-    /// The bearer token, if any: who is asking (for a future authorizer).
+    /// The bearer token, if any: who is asking (read by the authorizer, `rbac.rs`).
     pub token: Option<String>,
 }
 
@@ -100,7 +100,8 @@ pub enum Target {
     Resource(RequestInfo),
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+/// The bearer token of a request, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()

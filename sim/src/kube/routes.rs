@@ -50,12 +50,16 @@ async fn handle(
         return injected(fault, info).into_response();
     }
 
+    // RBAC (off unless `KubeSim::enforce_rbac`): 401/403 before anything is served.
+    if let Ok((target, query)) = &resolved {
+        if let Some(refused) = sh.authorize(target, query, uri.path(), &headers) {
+            return refused;
+        }
+    }
     match resolved {
         Err(e) => e.into_response(),
         Ok((Target::NonResource(what), _)) => super::discovery::serve(&what, &sh.address),
         Ok((Target::Resource(info), query)) => {
-            // An authorizer checks exactly these attributes, here, before
-            // anything is served.
             tracing::trace!(
                 verb = info.verb.as_str(),
                 group = info.api_group(),

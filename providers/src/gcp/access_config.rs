@@ -1,0 +1,296 @@
+//! The IPv4 swap: a GCE NIC has at most one `ONE_TO_ONE_NAT` access config, so
+//! attaching a static address means `deleteAccessConfig` (the ephemeral one) then
+//! `addAccessConfig` with the static `natIP`, each waited on.
+//!
+//! **The node must never be left without an external IP** (it would lose egress,
+//! including to the Compute API itself, unless Private Google Access or Cloud NAT is
+//! set up — KubeIP issues #34, #84, #110):
+//! - nothing is deleted before a candidate is claimed (the agent claims before it calls
+//!   `attach`, and `attach` is never called without a claim);
+//! - if adding the static address fails after the ephemeral one was removed, an
+//!   ephemeral one is restored (re-read, re-added, a few attempts with backoff) before
+//!   the error is returned;
+//! - the swap runs to its end even if the caller gives up waiting (see `mod.rs`).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use tracing::{error, info, warn};
+
+use crate::ProviderError;
+
+use super::client::ComputeClient;
+use super::wire::{AccessConfig, Address, Instance, NetworkInterface};
+
+pub const ONE_TO_ONE_NAT: &str = "ONE_TO_ONE_NAT";
+/// gcloud's and GKE's name for the external access config.
+pub const DEFAULT_NAME: &str = "external-nat";
+const RESTORE_ATTEMPTS: u32 = 4;
+const RESTORE_FIRST_DELAY: Duration = Duration::from_millis(250);
+
+/// What attaching `target` to a NIC takes, given its current access configs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// The NIC already has it: nothing to do (attach is idempotent).
+    AlreadyAttached,
+    /// No external IPv4 yet: add the static one.
+    Add,
+    /// Another external IPv4 (normally the ephemeral one) is there: delete, then add.
+    Replace(AccessConfig),
+}
+
+/// Pure: decide the swap from the NIC as it is now.
+pub fn plan(nic: &NetworkInterface, target: IpAddr) -> Plan {
+    match external_v4(nic) {
+        None => Plan::Add,
+        Some(current) if nat_ip(current) == Some(target) => Plan::AlreadyAttached,
+        Some(current) => Plan::Replace(current.clone()),
+    }
+}
+
+/// The NIC's external IPv4 access config (there is at most one).
+pub fn external_v4(nic: &NetworkInterface) -> Option<&AccessConfig> {
+    nic.access_configs
+        .iter()
+        .find(|ac| ac.kind.as_deref().unwrap_or(ONE_TO_ONE_NAT) == ONE_TO_ONE_NAT)
+}
+
+fn nat_ip(ac: &AccessConfig) -> Option<IpAddr> {
+    ac.nat_ip.as_deref().and_then(|ip| ip.parse().ok())
+}
+
+/// The access config that puts `address` on a NIC, named like the one it replaces.
+fn static_config(address: &Address, replaced: Option<&AccessConfig>) -> AccessConfig {
+    AccessConfig {
+        name: Some(
+            replaced
+                .and_then(|ac| ac.name.clone())
+                .unwrap_or_else(|| DEFAULT_NAME.to_string()),
+        ),
+        kind: Some(ONE_TO_ONE_NAT.into()),
+        nat_ip: Some(address.address.clone()),
+        // The access config's tier must match the address's.
+        network_tier: address.network_tier.clone(),
+        ..AccessConfig::default()
+    }
+}
+
+/// An ephemeral external IPv4 like the one that was there (same name and tier).
+fn ephemeral_config(like: Option<&AccessConfig>) -> AccessConfig {
+    AccessConfig {
+        name: Some(
+            like.and_then(|ac| ac.name.clone())
+                .unwrap_or_else(|| DEFAULT_NAME.to_string()),
+        ),
+        kind: Some(ONE_TO_ONE_NAT.into()),
+        nat_ip: None,
+        network_tier: like.and_then(|ac| ac.network_tier.clone()),
+        ..AccessConfig::default()
+    }
+}
+
+/// Put `address` on the instance's primary NIC. `instance` is a recent read.
+pub async fn attach(
+    client: &ComputeClient,
+    zone: &str,
+    instance: &Instance,
+    address: &Address,
+    target: IpAddr,
+) -> Result<(), ProviderError> {
+    let nic = primary_nic(instance)?;
+    let name = instance.name.as_str();
+    match plan(nic, target) {
+        Plan::AlreadyAttached => Ok(()),
+        Plan::Add => {
+            client
+                .add_access_config(zone, name, &nic.name, &static_config(address, None))
+                .await
+        }
+        Plan::Replace(current) => {
+            if let Err(e) = client
+                .delete_access_config(
+                    zone,
+                    name,
+                    &nic.name,
+                    current.name.as_deref().unwrap_or(DEFAULT_NAME),
+                )
+                .await
+            {
+                // The delete may have happened even though the call failed (its
+                // operation ended in error late, or the answer was lost).
+                restore_ephemeral(client, zone, name, &nic.name, Some(&current), false).await;
+                return Err(e);
+            }
+            let added = client
+                .add_access_config(
+                    zone,
+                    name,
+                    &nic.name,
+                    &static_config(address, Some(&current)),
+                )
+                .await;
+            if let Err(e) = added {
+                warn!(instance = name, address = %target, error = %e,
+                    "adding the static address failed after the ephemeral one was removed; restoring an ephemeral address");
+                restore_ephemeral(client, zone, name, &nic.name, Some(&current), true).await;
+                return Err(e);
+            }
+            info!(instance = name, address = %target, replaced = ?current.nat_ip, "static address attached");
+            Ok(())
+        }
+    }
+}
+
+/// Take `target` off the instance if it is still there, and give the NIC an ephemeral
+/// IPv4 back (KubeIP's release semantics). Returns whether it was attached.
+pub async fn detach(
+    client: &ComputeClient,
+    zone: &str,
+    instance: &Instance,
+    target: IpAddr,
+) -> Result<bool, ProviderError> {
+    let nic = primary_nic(instance)?;
+    let Some(current) = external_v4(nic).filter(|ac| nat_ip(ac) == Some(target)) else {
+        return Ok(false);
+    };
+    let name = instance.name.as_str();
+    let current = current.clone();
+    if let Err(e) = client
+        .delete_access_config(
+            zone,
+            name,
+            &nic.name,
+            current.name.as_deref().unwrap_or(DEFAULT_NAME),
+        )
+        .await
+    {
+        restore_ephemeral(client, zone, name, &nic.name, Some(&current), false).await;
+        return Err(e);
+    }
+    restore_ephemeral(client, zone, name, &nic.name, Some(&current), true).await;
+    Ok(true)
+}
+
+/// Make sure the NIC has an external IPv4 again: re-read it, and add an ephemeral one
+/// if none is there, a few times with backoff. Failures are logged loudly, not
+/// returned: the caller reports its own (first) error. `known_missing`: the delete
+/// just succeeded, so the first re-read is skipped.
+async fn restore_ephemeral(
+    client: &ComputeClient,
+    zone: &str,
+    instance: &str,
+    nic_name: &str,
+    like: Option<&AccessConfig>,
+    known_missing: bool,
+) {
+    let mut delay = RESTORE_FIRST_DELAY;
+    for attempt in 1..=RESTORE_ATTEMPTS {
+        let has_one = if known_missing && attempt == 1 {
+            false
+        } else {
+            match client.get_instance(zone, instance).await {
+                Ok(current) => current
+                    .network_interfaces
+                    .iter()
+                    .find(|n| n.name == nic_name)
+                    .is_some_and(|n| external_v4(n).is_some()),
+                Err(e) => {
+                    warn!(instance, attempt, error = %e, "could not read the instance while restoring its external IP");
+                    false
+                }
+            }
+        };
+        if has_one {
+            return;
+        }
+        match client
+            .add_access_config(zone, instance, nic_name, &ephemeral_config(like))
+            .await
+        {
+            Ok(()) => {
+                info!(instance, "ephemeral external IP restored");
+                return;
+            }
+            Err(e) => {
+                warn!(instance, attempt, error = %e, "restoring an ephemeral external IP failed")
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    error!(instance, "the node may be left WITHOUT an external IPv4: restoring an ephemeral one failed {RESTORE_ATTEMPTS} times; the next attempt of the agent tries again");
+}
+
+fn primary_nic(instance: &Instance) -> Result<&NetworkInterface, ProviderError> {
+    instance.primary_nic().ok_or_else(|| {
+        ProviderError::new(
+            crate::ErrorClass::Permanent,
+            super::permissions::method::INSTANCES_GET,
+            format!("instance {} has no network interface", instance.name),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nic(access: &[(&str, Option<&str>)]) -> NetworkInterface {
+        NetworkInterface {
+            name: "nic0".into(),
+            access_configs: access
+                .iter()
+                .map(|(name, ip)| AccessConfig {
+                    name: Some(name.to_string()),
+                    kind: Some(ONE_TO_ONE_NAT.into()),
+                    nat_ip: ip.map(String::from),
+                    network_tier: Some("PREMIUM".into()),
+                    ..AccessConfig::default()
+                })
+                .collect(),
+            ..NetworkInterface::default()
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn plans_follow_the_nic() {
+        assert_eq!(plan(&nic(&[]), ip("203.0.113.10")), Plan::Add);
+        assert_eq!(
+            plan(
+                &nic(&[("external-nat", Some("203.0.113.10"))]),
+                ip("203.0.113.10")
+            ),
+            Plan::AlreadyAttached
+        );
+        match plan(
+            &nic(&[("External NAT", Some("34.1.2.3"))]),
+            ip("203.0.113.10"),
+        ) {
+            Plan::Replace(current) => assert_eq!(current.name.as_deref(), Some("External NAT")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_static_config_keeps_the_name_and_takes_the_address_tier() {
+        let address = Address {
+            name: "pool-1".into(),
+            address: "203.0.113.10".into(),
+            network_tier: Some("STANDARD".into()),
+            ..Address::default()
+        };
+        let current = nic(&[("External NAT", Some("34.1.2.3"))]).access_configs[0].clone();
+        let config = static_config(&address, Some(&current));
+        assert_eq!(config.name.as_deref(), Some("External NAT"));
+        assert_eq!(config.nat_ip.as_deref(), Some("203.0.113.10"));
+        assert_eq!(config.network_tier.as_deref(), Some("STANDARD"));
+        let ephemeral = ephemeral_config(Some(&current));
+        assert_eq!(ephemeral.nat_ip, None);
+        assert_eq!(ephemeral.network_tier.as_deref(), Some("PREMIUM"));
+        assert_eq!(ephemeral_config(None).name.as_deref(), Some(DEFAULT_NAME));
+    }
+}

@@ -1,0 +1,406 @@
+//! The Compute REST calls pinip makes, over `reqwest`: URLs, bearer tokens, error
+//! classification, pagination, and waiting on operations with `operations/{op}/wait`
+//! (an operation that ends in error is an error; KubeIP took some failed waits for
+//! success).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::header::RETRY_AFTER;
+use reqwest::{Method, RequestBuilder, Url};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::debug;
+
+use crate::{ErrorClass, ProviderError};
+
+use super::auth::TokenSource;
+use super::errors;
+use super::permissions::method;
+use super::wire::{
+    AccessConfig, Address, AddressList, Instance, NetworkInterface, Operation, SetLabelsRequest,
+};
+
+/// Google's endpoint; `GCP_COMPUTE_ENDPOINT` overrides it (emulators, the simulator).
+pub const DEFAULT_ENDPOINT: &str = "https://compute.googleapis.com/compute/v1/";
+/// Plain calls; `wait` is allowed longer (the API holds it up to ~2 minutes).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+const WAIT_TIMEOUT: Duration = Duration::from_secs(150);
+/// An operation still not DONE after this many `wait` calls is reported as transient.
+const MAX_WAITS: usize = 10;
+/// Largest page the API serves.
+const PAGE_SIZE: &str = "500";
+
+/// Where an operation lives (zonal for instance calls, regional for address labels).
+#[derive(Clone, Debug)]
+enum Scope<'a> {
+    Zone(&'a str),
+    Region(&'a str),
+}
+
+/// A Compute v1 client for one project.
+#[derive(Clone, Debug)]
+pub struct ComputeClient {
+    http: reqwest::Client,
+    base: Url,
+    project: String,
+    token: TokenSource,
+}
+
+impl ComputeClient {
+    /// `endpoint`: None for Google, else a base such as `http://127.0.0.1:8089/compute/v1/`
+    /// (gcloud's `api_endpoint_overrides/compute` form); a bare `http://host:port` gets
+    /// `compute/v1/` appended.
+    pub fn new(
+        endpoint: Option<&str>,
+        project: &str,
+        token: TokenSource,
+    ) -> Result<ComputeClient, ProviderError> {
+        let base = base_url(endpoint.unwrap_or(DEFAULT_ENDPOINT))?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("pinip/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ProviderError::new(ErrorClass::Permanent, "http client", e.to_string()))?;
+        Ok(ComputeClient {
+            http,
+            base,
+            project: project.to_string(),
+            token,
+        })
+    }
+
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    /// `{base}projects/{project}/{segments…}`, each segment percent-encoded.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty()
+                .push("projects")
+                .push(&self.project)
+                .extend(segments);
+        }
+        url
+    }
+
+    /// Send with the bearer token; a non-2xx answer becomes a classified error.
+    async fn send(
+        &self,
+        op: &'static str,
+        request: RequestBuilder,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let token = self.token.token().await?;
+        let response = request
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| errors::from_transport(op, &e))?;
+        let status = response.status();
+        debug!(method = op, status = status.as_u16(), "compute call");
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let body = response.text().await.unwrap_or_default();
+        Err(errors::from_http(
+            op,
+            status.as_u16(),
+            retry_after.as_deref(),
+            &body,
+        ))
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        request: RequestBuilder,
+    ) -> Result<T, ProviderError> {
+        self.send(op, request)
+            .await?
+            .json::<T>()
+            .await
+            .map_err(|e| errors::from_transport(op, &format!("unreadable answer: {e}")))
+    }
+
+    fn request(&self, verb: Method, url: Url, timeout: Duration) -> RequestBuilder {
+        self.http
+            .request(verb, url)
+            .timeout(timeout)
+            .query(&[("alt", "json")])
+    }
+
+    /// `addresses.list` with `filter` and `orderBy`, every page.
+    pub async fn list_addresses(
+        &self,
+        region: &str,
+        filter: &str,
+        order_by: Option<&str>,
+    ) -> Result<Vec<Address>, ProviderError> {
+        let url = self.url(&["regions", region, "addresses"]);
+        let mut all = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let mut request = self
+                .request(Method::GET, url.clone(), CALL_TIMEOUT)
+                .query(&[("filter", filter), ("maxResults", PAGE_SIZE)]);
+            if let Some(order) = order_by {
+                request = request.query(&[("orderBy", order)]);
+            }
+            if let Some(token) = &page_token {
+                request = request.query(&[("pageToken", token.as_str())]);
+            }
+            let page: AddressList = self.json(method::ADDRESSES_LIST, request).await?;
+            all.extend(page.items);
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(next) if Some(&next) != page_token.as_ref() => page_token = Some(next),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    pub async fn get_address(&self, region: &str, name: &str) -> Result<Address, ProviderError> {
+        let url = self.url(&["regions", region, "addresses", name]);
+        self.json(
+            method::ADDRESSES_GET,
+            self.request(Method::GET, url, CALL_TIMEOUT),
+        )
+        .await
+    }
+
+    /// `addresses.setLabels` with the fingerprint the labels were read with (412 when
+    /// stale), waited on.
+    pub async fn set_labels(
+        &self,
+        region: &str,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        label_fingerprint: &str,
+    ) -> Result<(), ProviderError> {
+        let url = self.url(&["regions", region, "addresses", name, "setLabels"]);
+        let body = SetLabelsRequest {
+            labels,
+            label_fingerprint: label_fingerprint.to_string(),
+        };
+        self.mutate(
+            method::ADDRESSES_SET_LABELS,
+            Method::POST,
+            url,
+            &[],
+            Some(&body),
+            Scope::Region(region),
+        )
+        .await
+    }
+
+    pub async fn get_instance(&self, zone: &str, name: &str) -> Result<Instance, ProviderError> {
+        let url = self.url(&["zones", zone, "instances", name]);
+        self.json(
+            method::INSTANCES_GET,
+            self.request(Method::GET, url, CALL_TIMEOUT),
+        )
+        .await
+    }
+
+    pub async fn add_access_config(
+        &self,
+        zone: &str,
+        instance: &str,
+        nic: &str,
+        access_config: &AccessConfig,
+    ) -> Result<(), ProviderError> {
+        let url = self.url(&["zones", zone, "instances", instance, "addAccessConfig"]);
+        self.mutate(
+            method::ADD_ACCESS_CONFIG,
+            Method::POST,
+            url,
+            &[("networkInterface", nic)],
+            Some(access_config),
+            Scope::Zone(zone),
+        )
+        .await
+    }
+
+    pub async fn delete_access_config(
+        &self,
+        zone: &str,
+        instance: &str,
+        nic: &str,
+        access_config: &str,
+    ) -> Result<(), ProviderError> {
+        let url = self.url(&["zones", zone, "instances", instance, "deleteAccessConfig"]);
+        self.mutate::<()>(
+            method::DELETE_ACCESS_CONFIG,
+            Method::POST,
+            url,
+            &[("networkInterface", nic), ("accessConfig", access_config)],
+            None,
+            Scope::Zone(zone),
+        )
+        .await
+    }
+
+    /// `PATCH updateNetworkInterface`; `update` must carry the NIC's current fingerprint.
+    pub async fn update_network_interface(
+        &self,
+        zone: &str,
+        instance: &str,
+        nic: &str,
+        update: &NetworkInterface,
+    ) -> Result<(), ProviderError> {
+        let url = self.url(&[
+            "zones",
+            zone,
+            "instances",
+            instance,
+            "updateNetworkInterface",
+        ]);
+        self.mutate(
+            method::UPDATE_NETWORK_INTERFACE,
+            Method::PATCH,
+            url,
+            &[("networkInterface", nic)],
+            Some(update),
+            Scope::Zone(zone),
+        )
+        .await
+    }
+
+    /// A call that returns an Operation: send it, then wait until it is DONE and
+    /// report its errors.
+    async fn mutate<B: Serialize + ?Sized>(
+        &self,
+        op: &'static str,
+        verb: Method,
+        url: Url,
+        query: &[(&str, &str)],
+        body: Option<&B>,
+        scope: Scope<'_>,
+    ) -> Result<(), ProviderError> {
+        let mut request = self.request(verb, url, CALL_TIMEOUT).query(query);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let operation: Operation = self.json(op, request).await?;
+        let done = self.wait(op, operation, scope).await?;
+        match errors::from_operation(op, &done) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// `POST …/operations/{name}/wait` until DONE.
+    async fn wait(
+        &self,
+        op: &'static str,
+        mut operation: Operation,
+        scope: Scope<'_>,
+    ) -> Result<Operation, ProviderError> {
+        for _ in 0..MAX_WAITS {
+            if operation.is_done() {
+                return Ok(operation);
+            }
+            let (url, wait_method) = match scope {
+                Scope::Zone(zone) => (
+                    self.url(&["zones", zone, "operations", &operation.name, "wait"]),
+                    method::ZONE_OPERATIONS_WAIT,
+                ),
+                Scope::Region(region) => (
+                    self.url(&["regions", region, "operations", &operation.name, "wait"]),
+                    method::REGION_OPERATIONS_WAIT,
+                ),
+            };
+            operation = self
+                .json(wait_method, self.request(Method::POST, url, WAIT_TIMEOUT))
+                .await?;
+        }
+        Err(ProviderError::new(
+            ErrorClass::Transient,
+            op,
+            format!("operation {} is still not done", operation.name),
+        ))
+    }
+}
+
+/// Parse an endpoint into a base URL ending in `/`.
+fn base_url(endpoint: &str) -> Result<Url, ProviderError> {
+    let invalid = |why: String| {
+        ProviderError::invalid_input(
+            "configuration",
+            format!("GCP_COMPUTE_ENDPOINT {endpoint:?} {why}; expected e.g. http://127.0.0.1:8089/compute/v1/"),
+        )
+    };
+    let mut url = Url::parse(endpoint.trim()).map_err(|e| invalid(format!("is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(invalid("must be an http(s) URL".into()));
+    }
+    if url.path() == "/" || url.path().is_empty() {
+        url.set_path("/compute/v1/");
+    } else if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(endpoint: &str) -> ComputeClient {
+        ComputeClient::new(
+            Some(endpoint),
+            "my-project",
+            TokenSource::Static("t".into()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn urls_follow_the_discovery_paths() {
+        let c = client("http://127.0.0.1:8089/compute/v1/");
+        assert_eq!(
+            c.url(&["zones", "us-central1-a", "instances", "node-1", "addAccessConfig"]).as_str(),
+            "http://127.0.0.1:8089/compute/v1/projects/my-project/zones/us-central1-a/instances/node-1/addAccessConfig"
+        );
+        let bare = client("http://127.0.0.1:8089");
+        assert_eq!(
+            bare.url(&["regions", "r", "addresses"]).as_str(),
+            "http://127.0.0.1:8089/compute/v1/projects/my-project/regions/r/addresses"
+        );
+        let no_slash = client("http://[::1]:9/prefix/compute/v1");
+        assert_eq!(
+            no_slash.url(&["zones", "z"]).as_str(),
+            "http://[::1]:9/prefix/compute/v1/projects/my-project/zones/z"
+        );
+        assert_eq!(
+            ComputeClient::new(None, "p", TokenSource::Static("t".into()))
+                .unwrap()
+                .url(&[])
+                .as_str(),
+            "https://compute.googleapis.com/compute/v1/projects/p"
+        );
+    }
+
+    #[test]
+    fn bad_endpoints_are_configuration_errors() {
+        for bad in ["not a url", "ftp://x/", "mailto:a@b"] {
+            let e =
+                ComputeClient::new(Some(bad), "p", TokenSource::Static("t".into())).unwrap_err();
+            assert_eq!(e.class, ErrorClass::InvalidInput, "{bad}");
+            assert!(e.message.contains("GCP_COMPUTE_ENDPOINT"));
+        }
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        let c = client("http://127.0.0.1:1/compute/v1/");
+        assert!(c.url(&["zones", "a/b"]).as_str().ends_with("zones/a%2Fb"));
+    }
+}

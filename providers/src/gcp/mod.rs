@@ -1,0 +1,412 @@
+//! The GCP provider: reserved regional external addresses (IPv4 or IPv6) pinned to GCE
+//! instances through the Compute v1 REST API, on `reqwest` with tokens from
+//! `gcp_auth` (Application Default Credentials) or a static token for emulators.
+//!
+//! - `list_pool`: `addresses.list` in the region with KubeIP's filter
+//!   (`(status=…) (addressType=EXTERNAL) (ipVersion…) (FILTER…)`, every page,
+//!   `ORDER_BY` as `orderBy`), once for RESERVED (the free candidates) and once for
+//!   IN_USE (so "does my instance already hold one?" is answered in the same pass);
+//! - `attach`: the IPv4 access-config swap ([`access_config`]) or the IPv6 NIC
+//!   update ([`ipv6`]), then the ownership labels ([`labels`]) via `setLabels`;
+//! - `detach`: the reverse, leaving an ephemeral address on the node.
+//!
+//! Attach and detach run on their own task: if the agent stops waiting (a timeout,
+//! shutdown) the swap still runs to its end, so the node is not left half-swapped
+//! without an external IP.
+
+mod access_config;
+mod auth;
+mod client;
+mod errors;
+mod filter;
+mod ipv6;
+pub mod labels;
+pub mod permissions;
+mod wire;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant as WallInstant};
+
+use async_trait::async_trait;
+use tracing::{debug, warn};
+
+use crate::{
+    ErrorClass, Instance, InstanceRef, IpFamily, Ownership, PoolAddress, PoolSpec, Provider,
+    ProviderError,
+};
+
+pub use auth::{TokenSource, COMPUTE_SCOPE};
+pub use client::{ComputeClient, DEFAULT_ENDPOINT};
+pub use filter::{api_filter, api_order_by, Status};
+
+use errors::is_stale_fingerprint;
+use permissions::method;
+use wire::{instance_of_user, Address};
+
+/// An instance read by `describe_instance` is reused by the attach that follows it
+/// within this long (saves a GET per assignment); older reads are refreshed.
+const INSTANCE_READ_REUSE: Duration = Duration::from_secs(10);
+const LABEL_ATTEMPTS: usize = 3;
+
+/// Where and how to reach Compute.
+#[derive(Clone, Debug)]
+pub struct GcpSettings {
+    pub project: String,
+    pub region: String,
+    /// None: Google's endpoint; else e.g. `http://127.0.0.1:8089/compute/v1/`.
+    pub endpoint: Option<String>,
+    pub token: TokenSource,
+    pub pool: PoolSpec,
+}
+
+pub struct GcpProvider {
+    client: ComputeClient,
+    region: String,
+    pool: PoolSpec,
+    /// The addresses of the last listing (fingerprint, tier, prefix length).
+    addresses: Mutex<HashMap<String, Address>>,
+    /// The last `describe_instance` reads.
+    instances: Mutex<HashMap<String, (WallInstant, wire::Instance)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl GcpProvider {
+    pub fn new(settings: GcpSettings) -> Result<GcpProvider, ProviderError> {
+        if settings.project.trim().is_empty() {
+            return Err(ProviderError::invalid_input(
+                "configuration",
+                "the GCP project is unknown: set PROJECT or use nodes with a gce://project/zone/name providerID",
+            ));
+        }
+        if settings.region.trim().is_empty() {
+            return Err(ProviderError::invalid_input(
+                "configuration",
+                "the GCP region is unknown: set REGION",
+            ));
+        }
+        let client = ComputeClient::new(
+            settings.endpoint.as_deref(),
+            &settings.project,
+            settings.token,
+        )?;
+        Ok(GcpProvider {
+            client,
+            region: settings.region,
+            pool: settings.pool,
+            addresses: Mutex::new(HashMap::new()),
+            instances: Mutex::new(HashMap::new()),
+        })
+    }
+
+    async fn list(&self, status: Status) -> Result<Vec<Address>, ProviderError> {
+        let filter = api_filter(&self.pool, status);
+        let order = api_order_by(&self.pool);
+        self.client
+            .list_addresses(&self.region, &filter, order.as_deref())
+            .await
+    }
+
+    /// The wire record of a pool address: from the last listing, else read.
+    async fn address_record(&self, name: &str) -> Result<Address, ProviderError> {
+        if let Some(known) = lock(&self.addresses).get(name).cloned() {
+            return Ok(known);
+        }
+        self.client.get_address(&self.region, name).await
+    }
+
+    fn recent_instance(&self, name: &str) -> Option<wire::Instance> {
+        let (read_at, instance) = lock(&self.instances).remove(name)?;
+        (read_at.elapsed() < INSTANCE_READ_REUSE).then_some(instance)
+    }
+}
+
+/// Pure: a listed address as the agent sees it. None for an address of the wrong family
+/// or with an unreadable IP.
+pub fn pool_address(address: &Address, family: IpFamily) -> Option<PoolAddress> {
+    let ip: IpAddr = address.address.parse().ok()?;
+    if !family.matches(&ip) {
+        return None;
+    }
+    let attached_to = match address.status.as_str() {
+        "RESERVED" => None,
+        // IN_USE (or RESERVING): held by an instance, or by something else (a
+        // forwarding rule, a NAT) that must never be taken from.
+        _ => Some(
+            address
+                .users
+                .iter()
+                .find_map(|u| instance_of_user(u))
+                .map(String::from)
+                .or_else(|| address.users.first().cloned())
+                .unwrap_or_else(|| format!("({})", address.status.to_lowercase())),
+        ),
+    };
+    Some(PoolAddress {
+        id: address.name.clone(),
+        ip,
+        attached_to,
+        owner: labels::owner_of(&address.labels),
+        labels: address.labels.clone(),
+    })
+}
+
+/// Write (Some) or clear (None) the ownership labels, re-reading on a stale fingerprint.
+async fn set_owner(
+    client: &ComputeClient,
+    region: &str,
+    mut record: Address,
+    owner: Option<&Ownership>,
+) -> Result<(), ProviderError> {
+    for attempt in 1..=LABEL_ATTEMPTS {
+        let desired = match owner {
+            Some(owner) => labels::with_owner(&record.labels, owner),
+            None => labels::without_owner(&record.labels),
+        };
+        if desired == record.labels {
+            return Ok(());
+        }
+        let fingerprint = record.label_fingerprint.clone().unwrap_or_default();
+        match client
+            .set_labels(region, &record.name, desired, &fingerprint)
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(e) if is_stale_fingerprint(&e) && attempt < LABEL_ATTEMPTS => {
+                record = client.get_address(region, &record.name).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ProviderError::new(
+        ErrorClass::Transient,
+        method::ADDRESSES_SET_LABELS,
+        format!("the labels of {} kept changing under us", record.name),
+    ))
+}
+
+/// Await a swap task; a panicked task is a transient failure.
+async fn joined<T>(
+    task: tokio::task::JoinHandle<Result<T, ProviderError>>,
+    op: &'static str,
+) -> Result<T, ProviderError> {
+    task.await.unwrap_or_else(|e| {
+        Err(ProviderError::new(
+            ErrorClass::Transient,
+            op,
+            format!("the cloud task failed: {e}"),
+        ))
+    })
+}
+
+#[async_trait]
+impl Provider for GcpProvider {
+    fn name(&self) -> &'static str {
+        "gcp"
+    }
+
+    async fn describe_instance(&self, instance: &InstanceRef) -> Result<Instance, ProviderError> {
+        let read = self
+            .client
+            .get_instance(&instance.zone, &instance.id)
+            .await?;
+        let nic = read.primary_nic().cloned();
+        lock(&self.instances).insert(instance.id.clone(), (WallInstant::now(), read));
+        Ok(Instance {
+            reference: instance.clone(),
+            nic: nic.as_ref().map(|n| n.name.clone()),
+            private_ip: nic
+                .as_ref()
+                .and_then(|n| n.network_ip.as_deref())
+                .and_then(|ip| ip.parse().ok()),
+        })
+    }
+
+    async fn list_pool(&self) -> Result<Vec<PoolAddress>, ProviderError> {
+        let (free, used) = tokio::join!(self.list(Status::Reserved), self.list(Status::InUse));
+        let (free, used) = (free?, used?);
+        let mut records = lock(&self.addresses);
+        records.clear();
+        let mut pool: Vec<PoolAddress> = Vec::with_capacity(free.len() + used.len());
+        // An address that changed state between the two calls shows up twice; the
+        // second (IN_USE) view wins, so it is never offered as free.
+        for address in free.iter().chain(used.iter()) {
+            let Some(entry) = pool_address(address, self.pool.family) else {
+                debug!(address = %address.name, ip = %address.address, "skipping an address of another family or with no IP");
+                continue;
+            };
+            pool.retain(|a| a.id != entry.id);
+            records.insert(address.name.clone(), address.clone());
+            pool.push(entry);
+        }
+        Ok(pool)
+    }
+
+    async fn attach(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<(), ProviderError> {
+        let target = address.ip;
+        if !self.pool.family.matches(&target) {
+            return Err(ProviderError::new(
+                ErrorClass::Permanent,
+                method::ADD_ACCESS_CONFIG,
+                format!("{target} is not an {:?} address", self.pool.family),
+            ));
+        }
+        let record = self.address_record(&address.id).await?;
+        let cached = self.recent_instance(&instance.reference.id);
+        lock(&self.addresses).remove(&address.id);
+        let client = self.client.clone();
+        let (zone, name) = (
+            instance.reference.zone.clone(),
+            instance.reference.id.clone(),
+        );
+        let (region, family, owner) = (self.region.clone(), self.pool.family, owner.clone());
+        // On its own task: a caller that stops waiting must not cut the swap in half.
+        let task = tokio::spawn(async move {
+            let read = match cached {
+                Some(read) => read,
+                None => client.get_instance(&zone, &name).await?,
+            };
+            match family {
+                IpFamily::V4 => {
+                    access_config::attach(&client, &zone, &read, &record, target).await?
+                }
+                IpFamily::V6 => ipv6::attach(&client, &zone, read, &record, target).await?,
+            }
+            set_owner(&client, &region, record, Some(&owner)).await
+        });
+        joined(task, method::ADD_ACCESS_CONFIG).await
+    }
+
+    async fn detach(
+        &self,
+        address: &PoolAddress,
+        instance: &InstanceRef,
+    ) -> Result<(), ProviderError> {
+        let target = address.ip;
+        lock(&self.addresses).remove(&address.id);
+        lock(&self.instances).remove(&instance.id);
+        let client = self.client.clone();
+        let (zone, name) = (instance.zone.clone(), instance.id.clone());
+        let (region, family, address_name) =
+            (self.region.clone(), self.pool.family, address.id.clone());
+        let task = tokio::spawn(async move {
+            let detached = match client.get_instance(&zone, &name).await {
+                Ok(read) => match family {
+                    IpFamily::V4 => access_config::detach(&client, &zone, &read, target).await?,
+                    IpFamily::V6 => ipv6::detach(&client, &zone, read, target).await?,
+                },
+                // The instance is gone: GCE freed the address with it.
+                Err(e) if e.class == ErrorClass::NotFound => false,
+                Err(e) => return Err(e),
+            };
+            debug!(instance = %name, address = %target, detached, "detach");
+            let record = match client.get_address(&region, &address_name).await {
+                Ok(record) => record,
+                Err(e) if e.class == ErrorClass::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            // Clear the ownership record only if it names this instance and no other
+            // instance holds the address now.
+            let held_elsewhere = record
+                .users
+                .iter()
+                .filter_map(|u| instance_of_user(u))
+                .any(|user| user != name);
+            if labels::owned_by_instance(&record.labels, &name) && !held_elsewhere {
+                set_owner(&client, &region, record, None).await?;
+            } else if !detached {
+                warn!(instance = %name, address = %target, "address not on this instance and owned by another; left alone");
+            }
+            Ok(())
+        });
+        joined(task, method::DELETE_ACCESS_CONFIG).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn address(status: &str, ip: &str, users: &[&str]) -> Address {
+        Address {
+            name: "pool-1".into(),
+            address: ip.into(),
+            status: status.into(),
+            users: users.iter().map(|u| u.to_string()).collect(),
+            labels: BTreeMap::from([
+                ("kubeip".into(), "reserved".into()),
+                ("pinip-cluster".into(), "c".into()),
+                ("pinip-node".into(), "node-1".into()),
+                ("pinip-instance".into(), "node-1".into()),
+            ]),
+            ..Address::default()
+        }
+    }
+
+    #[test]
+    fn listed_addresses_become_pool_addresses() {
+        let free = pool_address(&address("RESERVED", "203.0.113.10", &[]), IpFamily::V4).unwrap();
+        assert!(free.is_free());
+        assert_eq!(free.owner.unwrap().node, "node-1");
+        let used = pool_address(
+            &address(
+                "IN_USE",
+                "203.0.113.10",
+                &["https://x/compute/v1/projects/p/zones/z/instances/node-1"],
+            ),
+            IpFamily::V4,
+        )
+        .unwrap();
+        assert_eq!(used.attached_to.as_deref(), Some("node-1"));
+        let by_a_rule = pool_address(
+            &address(
+                "IN_USE",
+                "203.0.113.10",
+                &["https://x/compute/v1/projects/p/regions/r/forwardingRules/fr"],
+            ),
+            IpFamily::V4,
+        )
+        .unwrap();
+        assert!(!by_a_rule.is_free());
+        let reserving =
+            pool_address(&address("RESERVING", "203.0.113.10", &[]), IpFamily::V4).unwrap();
+        assert!(!reserving.is_free());
+        assert!(pool_address(&address("RESERVED", "2600:1900::", &[]), IpFamily::V4).is_none());
+        assert!(pool_address(&address("RESERVED", "", &[]), IpFamily::V4).is_none());
+    }
+
+    #[test]
+    fn settings_need_project_and_region() {
+        let settings = GcpSettings {
+            project: String::new(),
+            region: "r".into(),
+            endpoint: None,
+            token: TokenSource::Static("t".into()),
+            pool: PoolSpec::default(),
+        };
+        assert_eq!(
+            GcpProvider::new(settings.clone()).err().unwrap().class,
+            ErrorClass::InvalidInput
+        );
+        let no_region = GcpSettings {
+            project: "p".into(),
+            region: " ".into(),
+            ..settings
+        };
+        assert!(GcpProvider::new(no_region)
+            .err()
+            .unwrap()
+            .message
+            .contains("REGION"));
+    }
+}
