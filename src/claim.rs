@@ -167,6 +167,18 @@ pub fn judge(claim: &ClaimRecord, unchanged_for: Duration, holder: &HolderState)
     }
 }
 
+/// Every pinip claim among these Leases (Leases pinip did not write are left out).
+pub async fn list_claims(leases: &Api<Lease>) -> Result<Vec<ClaimRecord>, kube::Error> {
+    let params = ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+    Ok(leases
+        .list(&params)
+        .await?
+        .items
+        .iter()
+        .filter_map(ClaimRecord::from_lease)
+        .collect())
+}
+
 /// A claim this node holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
@@ -503,16 +515,7 @@ impl ClaimStore {
 
     /// Every pinip claim in the namespace (for status, sweeps and leftovers).
     pub async fn list_all(&self) -> Result<Vec<ClaimRecord>, kube::Error> {
-        let params =
-            ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
-        Ok(self
-            .leases
-            .list(&params)
-            .await?
-            .items
-            .iter()
-            .filter_map(ClaimRecord::from_lease)
-            .collect())
+        list_claims(&self.leases).await
     }
 
     /// Drop claims this node holds for addresses other than `keep` (left behind by a

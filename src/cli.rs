@@ -15,6 +15,7 @@ use crate::config::{RunArgs, Settings, DOWNWARD_API_NODE_NAME};
 use crate::logging::LogLevel;
 use crate::providers::CloudProviders;
 use crate::simulate::SimulateArgs;
+use crate::status_command::StatusArgs;
 
 /// Exit code for configuration errors (and clap's own usage errors).
 pub const EXIT_CONFIG: u8 = 2;
@@ -22,7 +23,8 @@ pub const EXIT_CONFIG: u8 = 2;
 #[derive(Parser, Debug)]
 #[command(
     name = "pinip",
-    version,
+    // The commit comes from build.rs (the Dockerfile's PINIP_COMMIT, else git).
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("PINIP_COMMIT"), ")"),
     disable_version_flag = true,
     about = "Pins reserved static public IPs to Kubernetes nodes"
 )]
@@ -40,6 +42,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Run real agents against an embedded simulated cluster and cloud.
     Simulate(Box<SimulateArgs>),
+    /// Where every node stands: addresses, claims, stale records, and (--cloud) the pool.
+    Status(Box<StatusArgs>),
 }
 
 impl Command {
@@ -48,6 +52,7 @@ impl Command {
         match self {
             Command::Run(args) => (args.log.log_level, args.log.log_json, args.log.dev_mode),
             Command::Simulate(args) => (args.log.log_level, args.log.log_json, false),
+            Command::Status(args) => (args.log.log_level, args.log.log_json, false),
         }
     }
 }
@@ -74,7 +79,7 @@ pub async fn run_agent(
     providers: Arc<dyn ProviderFactory>,
     shutdown: CancellationToken,
 ) -> ExitCode {
-    info!(node = %settings.node_name, version = env!("CARGO_PKG_VERSION"), dry_run = settings.dry_run, "pinip agent starting");
+    info!(node = %settings.node_name, version = env!("CARGO_PKG_VERSION"), commit = env!("PINIP_COMMIT"), dry_run = settings.dry_run, "pinip agent starting");
     let admin_addr = settings.admin_addr;
     let (agent, status) = Agent::new(settings, client, providers);
     // The admin server outlives the agent's own shutdown, so probes see it to the end.

@@ -142,6 +142,43 @@ pub struct Settings {
     pub gcp: GcpArgs,
 }
 
+impl Settings {
+    /// Settings for a tool that only reads the pool (`pinip status --cloud`): the pool
+    /// and cloud settings given, KubeIP's defaults for the rest.
+    pub fn for_pool_reader(
+        pool: PoolSpec,
+        cluster_name: &str,
+        project: Option<String>,
+        region: Option<String>,
+        aws: AwsArgs,
+        gcp: GcpArgs,
+    ) -> Settings {
+        Settings {
+            node_name: "pinip-status".into(),
+            cluster_name: cluster_name.to_string(),
+            project,
+            region,
+            pool,
+            kubeconfig: None,
+            retry_interval: Duration::from_secs(60),
+            retry_attempts: 60,
+            lease_duration: Duration::from_secs(5),
+            lease_namespace: "default".into(),
+            release_on_exit: ReleasePolicy::Auto,
+            taint_key: None,
+            taint_wait: Duration::from_secs(120),
+            verify_interval: Duration::from_secs(300),
+            release_timeout: Duration::from_secs(20),
+            pod_name: None,
+            admin_addr: None,
+            dry_run: true,
+            taint_give_up: None,
+            aws,
+            gcp,
+        }
+    }
+}
+
 /// A setting is wrong; the message names it and says how to fix it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

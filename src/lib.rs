@@ -27,4 +27,6 @@ pub mod publish;
 pub mod selection;
 pub mod simulate;
 pub mod status;
+pub mod status_command;
+pub mod status_report;
 pub mod tls;

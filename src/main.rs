@@ -31,5 +31,6 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => cli::run(*args).await,
         Command::Simulate(args) => simulate::command(*args).await,
+        Command::Status(args) => pinip::status_command::command(*args).await,
     }
 }
