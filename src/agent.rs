@@ -32,6 +32,7 @@ use crate::publish;
 use crate::publish::NodePublisher;
 use crate::selection::{candidates, held_by};
 use crate::status::AgentStatus;
+use crate::sweep::Sweeper;
 
 /// A single cloud call never blocks the agent longer than this.
 const CLOUD_CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -196,15 +197,36 @@ impl Agent {
             };
             let span =
                 info_span!("node", instance = %ctx.instance.id, cloud = %ctx.provider.name());
+            let sweeper_stop = shutdown.child_token();
+            tokio::spawn(
+                self.sweeper(&ctx)
+                    .run(sweeper_stop.clone())
+                    .instrument(span.clone()),
+            );
             let served = self
                 .serve_node(&mut ctx, node, shutdown)
                 .instrument(span)
                 .await;
+            sweeper_stop.cancel();
             match served.map_err(explain_forbidden)? {
                 Some(exit) => return Ok(exit),
                 // The Node was deleted and its address released: wait for it to come back.
                 None => continue,
             }
+        }
+    }
+
+    fn sweeper(&self, ctx: &NodeContext) -> Sweeper {
+        Sweeper {
+            leases: Api::namespaced(self.client.clone(), &self.settings.lease_namespace),
+            nodes: ctx.nodes.clone(),
+            provider: Arc::clone(&ctx.provider),
+            home: ctx.instance.clone(),
+            node_name: self.settings.node_name.clone(),
+            cluster: self.settings.cluster_name.clone(),
+            interval: self.settings.sweep_interval,
+            metrics: self.metrics(),
+            dry_run: self.settings.dry_run,
         }
     }
 

@@ -72,6 +72,9 @@ pub struct RunArgs {
     /// Time budget for releasing the address on exit (keep under the pod's grace period).
     #[arg(long, env = "RELEASE_TIMEOUT", allow_hyphen_values = true, default_value = "20s", value_parser = duration("RELEASE_TIMEOUT"))]
     pub release_timeout: Duration,
+    /// How often one agent (chosen through the Lease `pinip-sweep`) frees addresses and claims of vanished nodes.
+    #[arg(long, env = "SWEEP_INTERVAL", allow_hyphen_values = true, default_value = "5m", value_parser = duration("SWEEP_INTERVAL"))]
+    pub sweep_interval: Duration,
     /// Address of the admin server (/healthz, /readyz, /metrics); `off` disables it.
     #[arg(long, env = "ADMIN_ADDR", default_value = "0.0.0.0:9090", value_parser = parse_admin_addr)]
     pub admin_addr: AdminAddr,
@@ -136,6 +139,7 @@ pub struct Settings {
     pub release_timeout: Duration,
     pub pod_name: Option<String>,
     pub admin_addr: Option<SocketAddr>,
+    pub sweep_interval: Duration,
     pub dry_run: bool,
     pub taint_give_up: Option<Duration>,
     pub aws: AwsArgs,
@@ -171,6 +175,7 @@ impl Settings {
             release_timeout: Duration::from_secs(20),
             pod_name: None,
             admin_addr: None,
+            sweep_interval: Duration::from_secs(300),
             dry_run: true,
             taint_give_up: None,
             aws,
@@ -246,6 +251,7 @@ impl Settings {
             release_timeout,
             pod_name: non_empty(&args.pod_name),
             admin_addr: args.admin_addr.0,
+            sweep_interval: args.sweep_interval,
             dry_run: args.dry_run,
             taint_give_up: args.taint_give_up,
             aws: args.aws.clone(),

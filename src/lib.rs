@@ -29,4 +29,6 @@ pub mod simulate;
 pub mod status;
 pub mod status_command;
 pub mod status_report;
+pub mod sweep;
+pub mod sweep_plan;
 pub mod tls;

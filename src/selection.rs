@@ -39,7 +39,7 @@ pub fn candidates(
 }
 
 /// FNV-1a: stable across runs and Rust versions (std's hasher is not).
-fn stable_hash(text: &str) -> u64 {
+pub fn stable_hash(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     })

@@ -336,7 +336,11 @@ async fn the_taint_is_lifted_once_the_node_reports_the_address() {
         reported.contains(&address.to_string()),
         "lifted after the node reported {address}: {reported}"
     );
-    assert_eq!(events_with_reason(&world, &node.name, "TaintRemoved"), 1);
+    // The Event is recorded right after the patch.
+    eventually("the TaintRemoved event", || {
+        events_with_reason(&world, &node.name, "TaintRemoved") == 1
+    })
+    .await;
     agent.stop().await.unwrap();
     world.shutdown();
 }

@@ -245,6 +245,14 @@ fn check_claims(
     violations: &mut Vec<String>,
 ) {
     for lease in world.kube.list(Kind::Lease, Some(LEASE_NAMESPACE)) {
+        // Only claims; the sweep token is another kind of Lease.
+        if lease
+            .pointer("/metadata/labels/app.kubernetes.io~1managed-by")
+            .and_then(Value::as_str)
+            != Some(crate::claim::MANAGED_BY_VALUE)
+        {
+            continue;
+        }
         let name = lease
             .pointer("/metadata/name")
             .and_then(Value::as_str)

@@ -206,6 +206,7 @@ impl SimulatedWorld {
             release_timeout: Duration::from_secs(20),
             pod_name: Some(format!("pinip-{node}")),
             admin_addr: None,
+            sweep_interval: Duration::from_secs(300),
             dry_run: false,
             taint_give_up: None,
             aws: Default::default(),

@@ -1,0 +1,187 @@
+//! What a sweep should free: pure decisions over the pool, the live nodes and the claims.
+//!
+//! Only records that name *this* cluster are touched: an address whose ownership record
+//! names another cluster, or that has none, is never detached or cleared.
+
+use std::collections::BTreeMap;
+
+use pinip_providers::{Ownership, PoolAddress};
+
+use crate::claim::{ClaimRecord, Phase};
+
+/// A node as the sweep sees it: its name and the instance its providerID names.
+pub type LiveNodes = BTreeMap<String, Option<String>>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FreeAddress {
+    pub address: PoolAddress,
+    /// The owner whose node is gone (detach from its instance if still there, clear the record).
+    pub owner: Ownership,
+    pub why: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DropClaim {
+    pub claim: ClaimRecord,
+    pub why: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SweepPlan {
+    pub free: Vec<FreeAddress>,
+    pub drop: Vec<DropClaim>,
+}
+
+/// Is `owner` (node + instance) still a live node of this cluster?
+fn owner_gone(nodes: &LiveNodes, node: &str, instance: &str) -> Option<String> {
+    match nodes.get(node) {
+        None => Some(format!("node {node} no longer exists")),
+        Some(Some(current)) if !instance.is_empty() && current != instance => Some(format!(
+            "node {node} now runs instance {current}, not {instance}"
+        )),
+        Some(_) => None,
+    }
+}
+
+pub fn plan(
+    pool: &[PoolAddress],
+    nodes: &LiveNodes,
+    claims: &[ClaimRecord],
+    cluster: &str,
+) -> SweepPlan {
+    let mut plan = SweepPlan::default();
+    for address in pool {
+        let Some(owner) = &address.owner else {
+            continue;
+        };
+        if owner.cluster != cluster {
+            continue;
+        }
+        if let Some(why) = owner_gone(nodes, &owner.node, &owner.instance) {
+            plan.free.push(FreeAddress {
+                address: address.clone(),
+                owner: owner.clone(),
+                why,
+            });
+        }
+    }
+    for claim in claims {
+        // In-flight claims of live nodes expire by the claim rule; only held claims and
+        // claims of vanished nodes are the sweep's business.
+        let why = match owner_gone(nodes, &claim.holder, &claim.instance) {
+            Some(why) => why,
+            // A held claim of a live node is stale only if the cloud shows its address on
+            // another instance; a detached address is its holder's to re-attach.
+            None if claim.phase == Phase::Held => {
+                let holder_instance = nodes.get(&claim.holder).cloned().flatten();
+                match pool.iter().find(|a| Some(a.ip) == claim.address) {
+                    Some(a) if a.attached_to.is_some() && a.attached_to != holder_instance => {
+                        format!(
+                            "{} now sits on instance {}, not on its holder {}",
+                            a.ip,
+                            a.attached_to.clone().unwrap_or_default(),
+                            claim.holder
+                        )
+                    }
+                    _ => continue,
+                }
+            }
+            None => continue,
+        };
+        plan.drop.push(DropClaim {
+            claim: claim.clone(),
+            why,
+        });
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    fn owner(cluster: &str, node: &str, instance: &str) -> Ownership {
+        Ownership {
+            cluster: cluster.into(),
+            node: node.into(),
+            instance: instance.into(),
+        }
+    }
+
+    fn address(ip: &str, attached: Option<&str>, owned: Option<Ownership>) -> PoolAddress {
+        PoolAddress {
+            id: format!("id-{ip}"),
+            ip: ip.parse().unwrap(),
+            attached_to: attached.map(String::from),
+            owner: owned,
+            labels: Default::default(),
+        }
+    }
+
+    fn claim(holder: &str, instance: &str, ip: &str, phase: Phase) -> ClaimRecord {
+        let ip: IpAddr = ip.parse().unwrap();
+        ClaimRecord {
+            name: crate::claim::lease_name(&ip),
+            holder: holder.into(),
+            instance: instance.into(),
+            address: Some(ip),
+            phase,
+            resource_version: "1".into(),
+            duration: Duration::from_secs(5),
+        }
+    }
+
+    fn nodes(list: &[(&str, &str)]) -> LiveNodes {
+        list.iter()
+            .map(|(n, i)| (n.to_string(), Some(i.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn frees_only_this_clusters_addresses_of_vanished_nodes() {
+        let pool = [
+            address("192.0.2.1", Some("i-a"), Some(owner("c1", "a", "i-a"))), // live
+            address(
+                "192.0.2.2",
+                Some("i-gone"),
+                Some(owner("c1", "gone", "i-gone")),
+            ), // node gone, instance running
+            address("192.0.2.3", None, Some(owner("c1", "gone2", "i-gone2"))), // instance terminated, tags left
+            address("192.0.2.4", Some("i-x"), Some(owner("c2", "gone", "i-x"))), // another cluster
+            address("192.0.2.5", Some("i-y"), None),                           // not pinip's
+            address("192.0.2.6", Some("i-old"), Some(owner("c1", "b", "i-old"))), // node b re-created on i-new
+        ];
+        let live = nodes(&[("a", "i-a"), ("b", "i-new")]);
+        let plan = plan(&pool, &live, &[], "c1");
+        let freed: Vec<String> = plan.free.iter().map(|f| f.address.ip.to_string()).collect();
+        assert_eq!(freed, ["192.0.2.2", "192.0.2.3", "192.0.2.6"]);
+        assert!(plan.free[2].why.contains("i-new"));
+    }
+
+    #[test]
+    fn drops_claims_of_vanished_nodes_and_contradicted_held_claims_only() {
+        let pool = [
+            address("192.0.2.1", Some("i-a"), None),
+            address("192.0.2.2", None, None),
+            address("192.0.2.3", Some("i-b"), None),
+        ];
+        let live = nodes(&[("a", "i-a"), ("b", "i-b")]);
+        let claims = [
+            claim("a", "i-a", "192.0.2.1", Phase::Held),    // fine
+            claim("gone", "i-g", "192.0.2.9", Phase::Held), // holder gone
+            claim("gone", "i-g", "192.0.2.8", Phase::Claiming), // holder gone, mid-claim
+            claim("a", "i-a", "192.0.2.2", Phase::Held),    // detached: a re-attaches it, keep
+            claim("a", "i-a", "192.0.2.3", Phase::Held),    // on b's instance now: drop
+            claim("b", "i-b", "192.0.2.7", Phase::Claiming), // in flight: the claim rule's business
+        ];
+        let plan = plan(&pool, &live, &claims, "c1");
+        let dropped: Vec<String> = plan
+            .drop
+            .iter()
+            .map(|d| d.claim.address.unwrap().to_string())
+            .collect();
+        assert_eq!(dropped, ["192.0.2.9", "192.0.2.8", "192.0.2.3"]);
+    }
+}

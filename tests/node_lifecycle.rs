@@ -1,0 +1,221 @@
+//! Nodes come and go: abrupt loss freed by the sweep, rollouts that change nothing.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use pinip::simulate::{AgentHandle, SimulatedWorld, WorldSpec, LEASE_NAMESPACE};
+use pinip::status::AgentStatus;
+use pinip_providers::IpFamily;
+use pinip_sim::kube::Kind;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(40);
+const SWEEP: Duration = Duration::from_secs(2);
+
+fn quick(world: &SimulatedWorld, node: &str) -> pinip::config::Settings {
+    let mut s = world.settings_for(node);
+    s.retry_interval = Duration::from_millis(400);
+    s.lease_duration = Duration::from_secs(1);
+    s.sweep_interval = SWEEP;
+    s
+}
+
+async fn settle(agents: &mut [AgentHandle]) {
+    for agent in agents.iter_mut() {
+        let done = tokio::time::timeout(
+            WAIT,
+            agent
+                .status
+                .wait_for(|s| s.is_ready() || matches!(s, AgentStatus::PoolExhausted { .. })),
+        )
+        .await
+        .map(|r| r.is_ok());
+        assert_eq!(
+            done,
+            Ok(true),
+            "{} did not settle: {:?}",
+            agent.node,
+            agent.status.borrow()
+        );
+    }
+}
+
+fn addresses(agents: &[AgentHandle]) -> BTreeMap<String, IpAddr> {
+    agents
+        .iter()
+        .filter_map(|a| match *a.status.borrow() {
+            AgentStatus::Assigned { address, .. } => Some((a.node.clone(), address)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn claim_holders(world: &SimulatedWorld) -> Vec<String> {
+    world
+        .kube
+        .list(Kind::Lease, Some(LEASE_NAMESPACE))
+        .iter()
+        .filter(|l| {
+            l.pointer("/metadata/labels/app.kubernetes.io~1managed-by")
+                .and_then(Value::as_str)
+                == Some("pinip")
+        })
+        .filter_map(|l| {
+            l.pointer("/spec/holderIdentity")
+                .and_then(Value::as_str)
+                .map(String::from)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_of_twenty_nodes_vanish_and_their_addresses_go_to_new_nodes_within_a_sweep() {
+    let mut world = SimulatedWorld::start(WorldSpec {
+        nodes: 20,
+        pool: 20,
+        family: IpFamily::V4,
+        cloud_latency: Duration::ZERO,
+        seed: 11,
+    })
+    .await
+    .unwrap();
+    let mut agents = Vec::new();
+    for node in world.nodes.clone() {
+        agents.push(world.spawn_agent(quick(&world, &node.name)).await.unwrap());
+    }
+    settle(&mut agents).await;
+    let before = addresses(&agents);
+    assert_eq!(before.len(), 20);
+
+    // Five nodes vanish without their agents saying goodbye: three instances terminated
+    // (the cloud frees the address, the ownership tags stay), two left running (the
+    // address stays attached to an instance that is no node any more).
+    let doomed: Vec<AgentHandle> = agents.drain(..5).collect();
+    let mut vanished = Vec::new();
+    for (i, agent) in doomed.into_iter().enumerate() {
+        let node = world.node(&agent.node).unwrap().clone();
+        agent.kill();
+        assert!(world.kube.delete_node(&node.name));
+        if i < 3 {
+            world.cloud.terminate_instance(&node.instance);
+        }
+        vanished.push(node);
+    }
+    let freed: Vec<IpAddr> = vanished.iter().map(|n| before[&n.name]).collect();
+
+    // Five new nodes join and wait for addresses.
+    let mut newcomers = Vec::new();
+    for i in 20..25 {
+        let node = world.add_node(i);
+        newcomers.push(world.spawn_agent(quick(&world, &node.name)).await.unwrap());
+    }
+    let started = tokio::time::Instant::now();
+    for agent in &mut newcomers {
+        let got = tokio::time::timeout(WAIT, agent.status.wait_for(AgentStatus::is_ready))
+            .await
+            .map(|r| r.is_ok());
+        assert_eq!(
+            got,
+            Ok(true),
+            "{} got no address: {:?}",
+            agent.node,
+            agent.status.borrow()
+        );
+    }
+    let took = started.elapsed();
+    let mut reused: Vec<IpAddr> = addresses(&newcomers).into_values().collect();
+    reused.sort();
+    let mut expected = freed.clone();
+    expected.sort();
+    assert_eq!(
+        reused, expected,
+        "the newcomers got exactly the vanished nodes' addresses"
+    );
+    // One sweep interval (plus the deletion-triggered sweep's spacing and a retry) is the bound.
+    assert!(
+        took < SWEEP * 3 + Duration::from_secs(5),
+        "freed after {took:?}"
+    );
+
+    // No claim and no ownership record names a vanished node any more.
+    let holders = claim_holders(&world);
+    for node in &vanished {
+        assert!(
+            !holders.contains(&node.name),
+            "claim of {} left behind",
+            node.name
+        );
+        let tagged = world
+            .cloud
+            .addresses()
+            .iter()
+            .any(|a| a.tags.get("pinip.dev/node") == Some(&node.name));
+        assert!(!tagged, "ownership record of {} left behind", node.name);
+        assert!(
+            world.cloud.attached_to(&node.instance).is_empty(),
+            "address left on the running instance of {}",
+            node.name
+        );
+    }
+    // The survivors kept theirs.
+    for (node, address) in addresses(&agents) {
+        assert_eq!(before[&node], address, "{node} changed address");
+    }
+    assert!(
+        world.cloud.violations().is_empty(),
+        "{:?}",
+        world.cloud.violations()
+    );
+    for agent in agents.into_iter().chain(newcomers) {
+        agent.stop().await.unwrap();
+    }
+    world.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_restarting_every_agent_changes_no_address_and_writes_nothing_to_the_cloud() {
+    let world = SimulatedWorld::start(WorldSpec {
+        nodes: 12,
+        pool: 14,
+        family: IpFamily::V4,
+        cloud_latency: Duration::ZERO,
+        seed: 12,
+    })
+    .await
+    .unwrap();
+    let mut agents = Vec::new();
+    for node in world.nodes.clone() {
+        agents.push(world.spawn_agent(quick(&world, &node.name)).await.unwrap());
+    }
+    settle(&mut agents).await;
+    let before = addresses(&agents);
+    assert_eq!(before.len(), 12);
+    let writes = world.cloud.write_calls();
+
+    // The DaemonSet rolls: one pod at a time is stopped (SIGTERM) and replaced.
+    for slot in 0..agents.len() {
+        let node = agents[slot].node.clone();
+        let old = std::mem::replace(
+            &mut agents[slot],
+            world.spawn_agent(quick(&world, &node)).await.unwrap(),
+        );
+        // The new pod starts while the old one is still terminating, then the old one exits.
+        let exit = old.stop().await.unwrap();
+        assert_eq!(exit, pinip::agent::Exit::Kept(before[&node]), "{node}");
+        let got =
+            tokio::time::timeout(WAIT, agents[slot].status.wait_for(AgentStatus::is_ready)).await;
+        assert!(matches!(got, Ok(Ok(_))), "{node} did not come back");
+    }
+    assert_eq!(addresses(&agents), before, "a rollout changed addresses");
+    assert_eq!(
+        world.cloud.write_calls(),
+        writes,
+        "a rollout wrote to the cloud"
+    );
+    assert!(world.cloud.violations().is_empty());
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    world.shutdown();
+}
