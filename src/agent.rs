@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
-use crate::claim::{Claim, ClaimAttempt, ClaimError, ClaimStore, Holder};
+use crate::claim::{Claim, ClaimAttempt, ClaimError, ClaimStore, Holder, Phase};
 use crate::config::Settings;
 use crate::dry_run::DryRunProvider;
 use crate::events::{reason, Notifier};
@@ -185,7 +185,8 @@ impl Agent {
                     holder,
                     self.settings.lease_duration,
                     self.settings.dry_run,
-                ),
+                )
+                .with_clock_skew(self.settings.clock_skew),
                 notifier: Notifier::new(
                     self.client.clone(),
                     &self.settings,
@@ -197,21 +198,35 @@ impl Agent {
             };
             let span =
                 info_span!("node", instance = %ctx.instance.id, cloud = %ctx.provider.name());
+            // The sweeper runs inside this task (not spawned), so it dies with the agent.
             let sweeper_stop = shutdown.child_token();
-            tokio::spawn(
-                self.sweeper(&ctx)
-                    .run(sweeper_stop.clone())
-                    .instrument(span.clone()),
-            );
-            let served = self
-                .serve_node(&mut ctx, node, shutdown)
-                .instrument(span)
-                .await;
-            sweeper_stop.cancel();
-            match served.map_err(explain_forbidden)? {
-                Some(exit) => return Ok(exit),
+            let sweeping = self
+                .sweeper(&ctx)
+                .run(sweeper_stop.clone())
+                .instrument(span.clone());
+            let serving = async {
+                let served = self
+                    .serve_node(&mut ctx, node, shutdown)
+                    .instrument(span)
+                    .await;
+                sweeper_stop.cancel();
+                served
+            };
+            let (served, ()) = tokio::join!(serving, sweeping);
+            match served.map_err(explain_forbidden) {
+                Ok(Some(exit)) => return Ok(exit),
                 // The Node was deleted and its address released: wait for it to come back.
-                None => continue,
+                Ok(None) => continue,
+                // A transient API failure: start over from the Node (adoption makes that
+                // safe: what the node holds is kept), after a pause.
+                Err(AgentError::Kube(e)) => {
+                    warn!(error = %e, "Kubernetes API call failed; starting over from the Node");
+                    if !sleep_or_shutdown(Duration::from_secs(1), shutdown).await {
+                        return Ok(Exit::NothingHeld);
+                    }
+                    continue;
+                }
+                Err(config) => return Err(config),
             }
         }
     }
@@ -237,7 +252,8 @@ impl Agent {
         mut node: Node,
         shutdown: &CancellationToken,
     ) -> Result<Option<Exit>, AgentError> {
-        let mut preferred: Option<IpAddr> = None;
+        // After a restart, the address the node still shows is tried first.
+        let mut preferred: Option<IpAddr> = publish::published_address(&node);
         let mut first_assignment = true;
         loop {
             let Some(held) = self.acquire(ctx, preferred, shutdown).await? else {
@@ -247,16 +263,18 @@ impl Agent {
             let address = held.address.ip;
             let span = info_span!("address", %address);
             let outcome = async {
-                if let Err(e) = ctx.claims.release_leftovers(Some(address)).await {
-                    warn!(error = %e, "could not drop leftover claims; retried on the next assignment");
-                }
                 if !publish::is_published(&node, &address) {
                     ctx.publisher.publish_address(&address).await?;
                 }
+                // Only now: until the node shows its new address, the old one stays claimed,
+                // so no other node can take it while this node still publishes it.
+                if let Err(e) = ctx.claims.release_leftovers(Some(address)).await {
+                    warn!(error = %e, "could not drop leftover claims; retried on the next assignment");
+                }
                 let (result, why) = match (held.adopted, preferred) {
                     (true, _) => ("adopted", "already_attached"),
-                    (false, Some(_)) => ("reattached", "detached_elsewhere"),
-                    (false, None) => ("assigned", "claimed"),
+                    (false, Some(previous)) if previous == address => ("reattached", "detached_elsewhere"),
+                    (false, _) => ("assigned", "claimed"),
                 };
                 self.metrics.assigned(result, why);
                 if first_assignment {
@@ -385,6 +403,7 @@ impl Agent {
         let mut delays = new_backoff();
         let mut failures: u32 = 0;
         let mut taint_given_up = false;
+        let mut publication_cleared = false;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(None);
@@ -395,6 +414,17 @@ impl Agent {
                 Ok(Pass::Exhausted { matched, free }) => {
                     failures = 0;
                     delays = new_backoff();
+                    // The node may still publish an address it no longer holds (lost while
+                    // this agent was down): a waiting node must not advertise it.
+                    if preferred.is_some() && !publication_cleared {
+                        match ctx.publisher.clear_address().await {
+                            Ok(()) => publication_cleared = true,
+                            Err(e) => {
+                                warn!(error = %e, "could not clear the stale publication; retrying")
+                            }
+                        }
+                        self.metrics.has_address.set(0);
+                    }
                     let note = exhausted_note(&self.settings.pool.filter, matched, free, interval);
                     warn!(
                         matched,
@@ -566,8 +596,15 @@ impl Agent {
                     })));
                 }
                 Err(e) => {
-                    if let Err(release_error) = ctx.claims.release(&claim).await {
-                        warn!(error = %release_error, "could not release a claim after a failed attach; it expires after LEASE_DURATION");
+                    // A fresh claim goes back. Our held claim (the address our node still
+                    // publishes) stays, keeping the address reserved while we retry, unless
+                    // the cloud says the address is no longer to be had.
+                    let unavailable =
+                        matches!(e.class, ErrorClass::Conflict | ErrorClass::NotFound);
+                    if claim.phase == Phase::Claiming || unavailable {
+                        if let Err(release_error) = ctx.claims.release(&claim).await {
+                            warn!(error = %release_error, "could not release a claim after a failed attach; it expires after LEASE_DURATION");
+                        }
                     }
                     match e.class {
                         ErrorClass::Conflict | ErrorClass::NotFound => {

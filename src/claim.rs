@@ -23,7 +23,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
 use kube::Api;
 use tokio::time::Instant;
@@ -218,6 +218,8 @@ pub struct ClaimStore {
     duration: Duration,
     /// Decide as usual, write nothing (DRY_RUN).
     dry_run: bool,
+    /// Offset of our wall clock in the timestamps we write (simulated skew).
+    clock_skew: SignedDuration,
     /// Lease name → (resourceVersion, when we first saw it at that version).
     observed: Mutex<HashMap<String, (String, Instant)>>,
 }
@@ -236,8 +238,15 @@ impl ClaimStore {
             me,
             duration,
             dry_run,
+            clock_skew: SignedDuration::ZERO,
             observed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Write timestamps with this offset (simulations). Nothing reads them for decisions.
+    pub fn with_clock_skew(mut self, skew: SignedDuration) -> ClaimStore {
+        self.clock_skew = skew;
+        self
     }
 
     pub fn holder(&self) -> &Holder {
@@ -245,7 +254,8 @@ impl ClaimStore {
     }
 
     fn lease(&self, address: IpAddr, phase: Phase, resource_version: Option<String>) -> Lease {
-        let now = MicroTime(Timestamp::now());
+        let wall = Timestamp::now();
+        let now = MicroTime(wall.checked_add(self.clock_skew).unwrap_or(wall));
         Lease {
             metadata: ObjectMeta {
                 name: Some(lease_name(&address)),
@@ -338,8 +348,10 @@ impl ClaimStore {
                 holder: "(a Lease pinip did not write)".into(),
             });
         };
-        let verdict = if record.holder == self.me.node {
-            // Our own leftover (e.g. the agent restarted mid-claim): reuse it.
+        let ours = record.holder == self.me.node
+            && (record.instance.is_empty() || record.instance == self.me.instance);
+        let verdict = if ours {
+            // Our own claim (the agent restarted, or the address was detached from us).
             Verdict::Stale("our own earlier claim".into())
         } else {
             let unchanged = self.unchanged_for(&record);
@@ -350,23 +362,28 @@ impl ClaimStore {
                 holder: record.holder,
             }),
             Verdict::Stale(reason) => {
-                let takeover = self.lease(
-                    address,
-                    Phase::Claiming,
-                    Some(record.resource_version.clone()),
-                );
+                // A held claim of ours stays held while we re-attach: our node still
+                // publishes the address, so it must stay reserved to us even if this
+                // agent dies mid-attach (a `claiming` claim would expire and let another
+                // node take an address our Node still advertises).
+                let phase = if ours && record.phase == Phase::Held {
+                    Phase::Held
+                } else {
+                    Phase::Claiming
+                };
+                let takeover = self.lease(address, phase, Some(record.resource_version.clone()));
                 match self
                     .leases
                     .replace(&name, &PostParams::default(), &takeover)
                     .await
                 {
                     Ok(replaced) => {
-                        info!(address = %address, previous_holder = %record.holder, %reason, "took over a stale claim");
-                        Ok(ClaimAttempt::Claimed(self.claim_from(
-                            &replaced,
-                            address,
-                            Phase::Claiming,
-                        )))
+                        if !ours {
+                            info!(address = %address, previous_holder = %record.holder, %reason, "took over a stale claim");
+                        }
+                        Ok(ClaimAttempt::Claimed(
+                            self.claim_from(&replaced, address, phase),
+                        ))
                     }
                     Err(e) if is_conflict_or_gone(&e) => Ok(ClaimAttempt::Taken {
                         holder: record.holder,

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{ArgAction, Args};
+use k8s_openapi::jiff::SignedDuration;
 use pinip_providers::{IpFamily, PoolSpec};
 
 use crate::cloud_args::{AwsArgs, GcpArgs};
@@ -140,6 +141,9 @@ pub struct Settings {
     pub pod_name: Option<String>,
     pub admin_addr: Option<SocketAddr>,
     pub sweep_interval: Duration,
+    /// Offset of this agent's wall clock (simulations inject skew; always zero in `run`).
+    /// pinip never compares timestamps across nodes, so skew changes nothing.
+    pub clock_skew: SignedDuration,
     pub dry_run: bool,
     pub taint_give_up: Option<Duration>,
     pub aws: AwsArgs,
@@ -176,6 +180,7 @@ impl Settings {
             pod_name: None,
             admin_addr: None,
             sweep_interval: Duration::from_secs(300),
+            clock_skew: SignedDuration::ZERO,
             dry_run: true,
             taint_give_up: None,
             aws,
@@ -252,6 +257,7 @@ impl Settings {
             pod_name: non_empty(&args.pod_name),
             admin_addr: args.admin_addr.0,
             sweep_interval: args.sweep_interval,
+            clock_skew: SignedDuration::ZERO,
             dry_run: args.dry_run,
             taint_give_up: args.taint_give_up,
             aws: args.aws.clone(),

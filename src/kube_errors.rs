@@ -18,3 +18,37 @@ pub fn is_conflict_or_gone(error: &kube::Error) -> bool {
 pub fn is_forbidden(error: &kube::Error) -> bool {
     status_code(error) == Some(403)
 }
+
+/// Worth retrying as is: the API server or the path to it had a transient problem.
+pub fn is_retryable(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        // Transport-level failures (connection reset, timeout, ...).
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// Run a Kubernetes call, retrying transient failures a few times with jittered backoff.
+pub async fn with_retries<T, F, Fut>(mut call: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    use backon::{BackoffBuilder, ExponentialBuilder};
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(100))
+        .with_max_delay(std::time::Duration::from_secs(2))
+        .with_jitter()
+        .with_max_times(6)
+        .build();
+    loop {
+        match call().await {
+            Err(e) if is_retryable(&e) => match delays.next() {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => return Err(e),
+            },
+            other => return other,
+        }
+    }
+}

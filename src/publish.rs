@@ -12,7 +12,7 @@ use kube::Api;
 use serde_json::json;
 use tracing::info;
 
-use crate::kube_errors::status_code;
+use crate::kube_errors::{status_code, with_retries};
 
 pub const ADDRESS_KEY: &str = "pinip.dev/address";
 pub const ASSIGNED_LABEL: &str = "pinip.dev/assigned";
@@ -33,6 +33,16 @@ pub fn is_published(node: &Node, ip: &IpAddr) -> bool {
             .and_then(|l| l.get(ASSIGNED_LABEL))
             .map(String::as_str)
             == Some("true")
+}
+
+/// The address the node currently publishes, if any.
+pub fn published_address(node: &Node) -> Option<IpAddr> {
+    node.metadata
+        .annotations
+        .as_ref()?
+        .get(ADDRESS_KEY)?
+        .parse()
+        .ok()
 }
 
 /// Does the node show any pinip publication?
@@ -119,8 +129,8 @@ impl NodePublisher {
             info!(patch = %patch, "dry run: would {what} on the Node");
             return Ok(());
         }
-        self.nodes
-            .patch(&self.name, &PatchParams::default(), &Patch::Merge(patch))
+        let (params, patch) = (PatchParams::default(), Patch::Merge(patch));
+        with_retries(|| self.nodes.patch(&self.name, &params, &patch))
             .await
             .map(|_| ())
     }
@@ -130,7 +140,7 @@ impl NodePublisher {
     /// the whole list blindly). Returns whether a taint was removed.
     pub async fn remove_taint(&self, key: &str) -> Result<bool, kube::Error> {
         for _ in 0..5 {
-            let node = self.nodes.get(&self.name).await?;
+            let node = with_retries(|| self.nodes.get(&self.name)).await?;
             let taints = node
                 .spec
                 .as_ref()

@@ -5,7 +5,10 @@
 //! - the DaemonSet runs hardened, with the node name from the Downward API, and leaves
 //!   time for the release on exit;
 //! - every environment variable it sets is one `pinip run` reads (derived from the
-//!   source, so renaming a setting without updating the manifests fails here).
+//!   source, so renaming a setting without updating the manifests fails here);
+//! - the overlays (deploy/overlays/*) and the examples built on them grant exactly the
+//!   base's RBAC, contain nothing the agent does not use, and set what each cloud needs;
+//!   the probes ask the admin server on its port; the image tag is the crate version.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -577,4 +580,312 @@ fn migration_guide_states_every_setting_and_its_default() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The overlays (deploy/overlays/*) and the examples built on them.
+
+mod kustomize;
+
+use pinip::filter_syntax::{check_filter, FilterForm};
+
+/// The manifests users apply: every overlay, and the examples of examples/.
+const APPLIED: &[&str] = &[
+    "deploy/overlays/aws",
+    "deploy/overlays/gcp",
+    "deploy/overlays/gcp-ipv6",
+    "examples/two-pools",
+];
+
+/// The kinds the agent's installation consists of. Anything else would be something the
+/// agent does not use.
+const AGENT_KINDS: &[&str] = &[
+    "Namespace",
+    "ServiceAccount",
+    "ResourceQuota",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "DaemonSet",
+];
+
+/// The RBAC objects of a rendering, minus the labels, for comparison.
+fn rbac_of(objects: &[Value]) -> BTreeSet<String> {
+    objects
+        .iter()
+        .filter(|o| kind(o).contains("Role"))
+        .map(|o| {
+            let mut o = o.clone();
+            if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("labels");
+            }
+            o.to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn overlays_grant_exactly_the_base_rbac() {
+    let base = rbac_of(rendered());
+    for dir in APPLIED {
+        assert_eq!(
+            rbac_of(&kustomize::render(dir)),
+            base,
+            "{dir} changes the RBAC of deploy/base; permissions belong in deploy/base/rbac.yaml and src/permissions.rs"
+        );
+    }
+}
+
+#[test]
+fn overlays_contain_nothing_the_agent_does_not_use() {
+    let mut known: BTreeSet<String> = run_settings().into_keys().collect();
+    direct_env_reads(&root().join("src"), &mut known);
+    for dir in APPLIED {
+        let objects = kustomize::render(dir);
+        for object in &objects {
+            assert!(
+                AGENT_KINDS.contains(&kind(object)),
+                "{dir} renders a {} ({}), which the agent does not use",
+                kind(object),
+                name(object)
+            );
+        }
+        for ds in kustomize::of_kind(&objects, "DaemonSet") {
+            let env = kustomize::container(ds)
+                .pointer("/env")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let names: Vec<&str> = env.iter().filter_map(|e| str_at(e, "/name")).collect();
+            for var in &names {
+                assert!(
+                    known.contains(*var),
+                    "{dir}: DaemonSet {} sets {var}, which `pinip run` does not read",
+                    name(ds)
+                );
+            }
+            let unique: BTreeSet<_> = names.iter().collect();
+            assert_eq!(
+                unique.len(),
+                names.len(),
+                "{dir}: an env var is set twice: {names:?}"
+            );
+        }
+    }
+}
+
+/// The DaemonSet of a rendering with one.
+fn daemonset_of(objects: &[Value]) -> &Value {
+    kustomize::the_one(objects, "DaemonSet")
+}
+
+fn service_account_annotation<'a>(objects: &'a [Value], key: &str) -> Option<&'a str> {
+    let account = kustomize::the_one(objects, "ServiceAccount");
+    account
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
+}
+
+#[test]
+fn the_aws_overlay_assumes_an_iam_role_and_takes_tagged_elastic_ips() {
+    let objects = kustomize::render("deploy/overlays/aws");
+    let role = service_account_annotation(&objects, "eks.amazonaws.com/role-arn")
+        .expect("IRSA annotation on the ServiceAccount");
+    assert!(
+        role.starts_with("arn:aws:iam::") && role.contains(":role/"),
+        "{role} is not an IAM role ARN"
+    );
+    let ds = daemonset_of(&objects);
+    let filter: Vec<String> = kustomize::env_value(ds, "FILTER")
+        .expect("FILTER is set")
+        .split(';')
+        .map(String::from)
+        .collect();
+    assert_eq!(check_filter(&filter), Ok(FilterForm::AwsShorthand));
+    assert_eq!(filter, vec!["Name=tag:kubeip,Values=reserved".to_string()]);
+    assert_eq!(
+        kustomize::env_value(ds, "IPV6"),
+        None,
+        "IPv4 (Elastic IPs) on AWS"
+    );
+}
+
+#[test]
+fn the_gcp_overlays_use_workload_identity_and_take_labelled_addresses() {
+    for (dir, ipv6) in [
+        ("deploy/overlays/gcp", None),
+        ("deploy/overlays/gcp-ipv6", Some("true")),
+    ] {
+        let objects = kustomize::render(dir);
+        let account = service_account_annotation(&objects, "iam.gke.io/gcp-service-account")
+            .expect("Workload Identity annotation on the ServiceAccount");
+        assert!(
+            account.ends_with(".iam.gserviceaccount.com") && account.contains('@'),
+            "{dir}: {account} is not a Google service account"
+        );
+        let ds = daemonset_of(&objects);
+        let filter = vec![kustomize::env_value(ds, "FILTER")
+            .expect("FILTER is set")
+            .to_string()];
+        assert_eq!(
+            check_filter(&filter),
+            Ok(FilterForm::ComputeExpressions),
+            "{dir}"
+        );
+        assert_eq!(filter, vec!["labels.kubeip=reserved".to_string()], "{dir}");
+        assert_eq!(kustomize::env_value(ds, "IPV6"), ipv6, "{dir}");
+    }
+}
+
+/// The port of `ADMIN_ADDR`'s default (`0.0.0.0:9090` → 9090).
+fn admin_port() -> u64 {
+    let settings = run_settings();
+    let default = settings
+        .get("ADMIN_ADDR")
+        .cloned()
+        .flatten()
+        .expect("ADMIN_ADDR has a default");
+    default
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("ADMIN_ADDR default {default:?} has no port"))
+}
+
+#[test]
+fn probes_ask_the_admin_server_on_its_port() {
+    let admin = std::fs::read_to_string(root().join("src/admin.rs")).expect("read src/admin.rs");
+    let container = container();
+    let ports = container
+        .pointer("/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let admin_port_entry = ports
+        .iter()
+        .find(|p| str_at(p, "/name") == Some("admin"))
+        .expect("a container port named admin");
+    assert_eq!(
+        admin_port_entry
+            .pointer("/containerPort")
+            .and_then(Value::as_u64),
+        Some(admin_port()),
+        "the admin port is ADMIN_ADDR's default"
+    );
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let probe_spec = container
+            .pointer(&format!("/{probe}/httpGet"))
+            .unwrap_or_else(|| panic!("{probe} is an httpGet"));
+        assert_eq!(str_at(probe_spec, "/path"), Some(path), "{probe}");
+        assert_eq!(str_at(probe_spec, "/port"), Some("admin"), "{probe}");
+        assert!(
+            admin.contains(&format!(".route(\"{path}\"")),
+            "src/admin.rs serves no {path}"
+        );
+    }
+}
+
+#[test]
+fn the_image_tag_is_the_crate_version() {
+    let image = str_at(container(), "/image").expect("an image");
+    assert_eq!(
+        image.rsplit_once(':').map(|(_, tag)| tag),
+        Some(env!("CARGO_PKG_VERSION")),
+        "{image}: tag the image with the crate version (the Dockerfile bakes it into `pinip --version`)"
+    );
+}
+
+#[test]
+fn two_pools_run_two_daemonsets_that_never_share_nodes_pods_or_addresses() {
+    let objects = kustomize::render("examples/two-pools");
+    let sets = kustomize::of_kind(&objects, "DaemonSet");
+    assert_eq!(sets.len(), 2);
+    let (a, b) = (sets[0], sets[1]);
+    assert_ne!(name(a), name(b));
+    let selector = |ds: &Value| {
+        ds.pointer("/spec/selector/matchLabels")
+            .cloned()
+            .unwrap_or_default()
+    };
+    let template = |ds: &Value| {
+        ds.pointer("/spec/template/metadata/labels")
+            .cloned()
+            .unwrap_or_default()
+    };
+    let matches = |sel: &Value, labels: &Value| {
+        sel.as_object()
+            .is_some_and(|s| s.iter().all(|(k, v)| labels.get(k) == Some(v)))
+    };
+    for ds in [a, b] {
+        assert!(
+            matches(&selector(ds), &template(ds)),
+            "{} selects its own pods",
+            name(ds)
+        );
+    }
+    assert!(
+        !matches(&selector(a), &template(b)),
+        "{}'s selector matches {}'s pods",
+        name(a),
+        name(b)
+    );
+    assert!(
+        !matches(&selector(b), &template(a)),
+        "{}'s selector matches {}'s pods",
+        name(b),
+        name(a)
+    );
+    let node_pool = |ds: &Value| {
+        str_at(ds, "/spec/template/spec/nodeSelector/pinip.dev~1pool").map(String::from)
+    };
+    assert!(
+        node_pool(a).is_some() && node_pool(a) != node_pool(b),
+        "distinct node pools"
+    );
+    let filter = |ds: &Value| kustomize::env_value(ds, "FILTER").map(String::from);
+    assert!(
+        filter(a).is_some() && filter(a) != filter(b),
+        "distinct address pools"
+    );
+    for ds in [a, b] {
+        let entries: Vec<String> = filter(ds)
+            .unwrap_or_default()
+            .split(';')
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            check_filter(&entries),
+            Ok(FilterForm::AwsShorthand),
+            "{}",
+            name(ds)
+        );
+        assert_eq!(
+            str_at(ds, "/spec/template/spec/serviceAccountName"),
+            Some(SERVICE_ACCOUNT),
+            "{} runs as the ServiceAccount the RBAC binds",
+            name(ds)
+        );
+    }
+}
+
+#[test]
+fn the_pinned_workload_selects_the_label_pinip_publishes() {
+    let objects = kustomize::render("examples/pinned-workload");
+    let deployment = kustomize::the_one(&objects, "Deployment");
+    assert_eq!(
+        str_at(
+            deployment,
+            "/spec/template/spec/nodeSelector/pinip.dev~1assigned"
+        ),
+        Some("true")
+    );
+    let publish =
+        std::fs::read_to_string(root().join("src/publish.rs")).expect("read src/publish.rs");
+    assert!(
+        publish.contains("ASSIGNED_LABEL: &str = \"pinip.dev/assigned\"")
+            && publish.contains("ASSIGNED_LABEL: \"true\""),
+        "src/publish.rs no longer publishes pinip.dev/assigned=true; update examples/pinned-workload"
+    );
 }

@@ -2,8 +2,9 @@
 //! enforces the Roles, ClusterRoles and bindings of each overlay (a request they do not
 //! allow gets the real 403), the agent authenticates as the DaemonSet's ServiceAccount,
 //! and goes through its whole life: assign (claim, attach), publish (annotation, label,
-//! Events, taint removal), restart and adopt, release when its node goes away, and the
-//! address passing to a waiting node. Not one request may be refused.
+//! Events, taint removal), restart and adopt, release when its node goes away, the
+//! address passing to a waiting node, the sweep after an abrupt node loss, and release
+//! on node deletion. Not one request may be refused.
 //!
 //! A control run with one verb removed from the rendered RBAC shows that enforcement
 //! bites, so a pass above means the manifests grant enough (and `deploy_manifests.rs`
@@ -50,7 +51,12 @@ fn kubeconfig_for(world: &SimulatedWorld, token: &str) -> PathBuf {
     path
 }
 
-async fn deploy(dir: &str, nodes: usize, pool: usize, edit: impl FnOnce(&mut Vec<Value>)) -> Deployed {
+async fn deploy(
+    dir: &str,
+    nodes: usize,
+    pool: usize,
+    edit: impl FnOnce(&mut Vec<Value>),
+) -> Deployed {
     let mut objects = kustomize::render(dir);
     edit(&mut objects);
     let world = SimulatedWorld::start(WorldSpec {
@@ -64,15 +70,22 @@ async fn deploy(dir: &str, nodes: usize, pool: usize, edit: impl FnOnce(&mut Vec
     .expect("simulated world starts");
 
     let daemonset = kustomize::the_one(&objects, "DaemonSet");
-    let namespace = kustomize::str_at(daemonset, "/metadata/namespace").expect("the DaemonSet has a namespace");
+    let namespace =
+        kustomize::str_at(daemonset, "/metadata/namespace").expect("the DaemonSet has a namespace");
     let account = kustomize::str_at(daemonset, "/spec/template/spec/serviceAccountName")
         .expect("the DaemonSet names its ServiceAccount");
     // LEASE_NAMESPACE is the pod's own namespace (fieldRef) in the manifests; the world's
     // agents use LEASE_NAMESPACE, so the two must agree for this test to mean anything.
-    assert_eq!(namespace, LEASE_NAMESPACE, "{dir}: the DaemonSet's namespace is the claims' namespace");
+    assert_eq!(
+        namespace, LEASE_NAMESPACE,
+        "{dir}: the DaemonSet's namespace is the claims' namespace"
+    );
     // `kubectl apply` would create the namespaces first.
     for ns in kustomize::of_kind(&objects, "Namespace") {
-        world.kube.upsert_object(ns.clone()).expect("namespace created");
+        world
+            .kube
+            .upsert_object(ns.clone())
+            .expect("namespace created");
     }
 
     let mut policy = Rbac::from_objects(&objects).expect("the rendered RBAC is well formed");
@@ -90,6 +103,12 @@ struct Running {
 }
 
 impl Running {
+    /// Like SIGKILL: no exit decision, no release; its sweep loop stops with it.
+    fn kill(self) {
+        self.task.abort();
+        self.shutdown.cancel();
+    }
+
     async fn stop(self) -> Exit {
         self.shutdown.cancel();
         match tokio::time::timeout(WAIT, self.task).await {
@@ -105,13 +124,18 @@ impl Running {
         match outcome {
             Ok(Ok(status)) => status,
             Ok(Err(_)) => panic!("the agent ended while waiting for {what}"),
-            Err(_) => panic!("no {what} within {WAIT:?}; last status {:?}", self.status.borrow()),
+            Err(_) => panic!(
+                "no {what} within {WAIT:?}; last status {:?}",
+                self.status.borrow()
+            ),
         }
     }
 
     async fn assigned(&mut self) -> (IpAddr, bool) {
         match self.wait_for("an address", AgentStatus::is_ready).await {
-            AgentStatus::Assigned { address, adopted, .. } => (address, adopted),
+            AgentStatus::Assigned {
+                address, adopted, ..
+            } => (address, adopted),
             other => unreachable!("{other:?}"),
         }
     }
@@ -124,25 +148,36 @@ async fn spawn(deployed: &Deployed, node: &str) -> Running {
     settings.taint_key = Some(STARTUP_TAINT.into());
     settings.retry_interval = Duration::from_millis(500);
     settings.lease_duration = Duration::from_secs(1);
+    settings.sweep_interval = Duration::from_secs(2);
     let client = pinip::cli::kube_client(Some(&deployed.kubeconfig))
         .await
         .expect("kube client from the ServiceAccount's kubeconfig");
     let (agent, status) = Agent::new(settings, client, world.cloud.providers());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(agent.run(shutdown.clone()));
-    Running { status, shutdown, task }
+    Running {
+        status,
+        shutdown,
+        task,
+    }
 }
 
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 fn node(world: &SimulatedWorld, name: &str) -> Value {
-    world.kube.get(Kind::Node, None, name).unwrap_or(Value::Null)
+    world
+        .kube
+        .get(Kind::Node, None, name)
+        .unwrap_or(Value::Null)
 }
 
 fn events(world: &SimulatedWorld, node: &str, reason: &str) -> usize {
@@ -162,16 +197,19 @@ fn has_taint(world: &SimulatedWorld, name: &str, key: &str) -> bool {
         .is_some_and(|taints| taints.iter().any(|t| t["key"] == key))
 }
 
-/// The whole life of two agents under `dir`'s RBAC, with not one 403.
+/// The whole life of three agents under `dir`'s RBAC, with not one 403: assign and
+/// publish, restart and adopt, release when the node goes away, the sweep after an abrupt
+/// loss, and release on node deletion.
 async fn full_lifecycle_without_a_403(dir: &str) {
-    let deployed = deploy(dir, 2, 1, |_| {}).await;
+    let deployed = deploy(dir, 3, 1, |_| {}).await;
     let world = &deployed.world;
-    let (a, b) = (world.nodes[0].clone(), world.nodes[1].clone());
-    for n in [&a, &b] {
+    let nodes = world.nodes.clone();
+    for n in &nodes {
         world.kube.update_node(&n.name, |node| {
             node["spec"]["taints"] = json!([{"key": STARTUP_TAINT, "effect": "NoSchedule"}]);
         });
     }
+    let a = &nodes[0];
 
     // Assign and publish.
     let mut first = spawn(&deployed, &a.name).await;
@@ -187,51 +225,117 @@ async fn full_lifecycle_without_a_403(dir: &str) {
         kustomize::str_at(&published, "/metadata/labels/pinip.dev~1assigned"),
         Some("true")
     );
-    eventually("the startup taint lifted", || !has_taint(world, &a.name, STARTUP_TAINT)).await;
-    eventually("an AddressAssigned Event", || events(world, &a.name, "AddressAssigned") == 1).await;
+    eventually("the startup taint lifted", || {
+        !has_taint(world, &a.name, STARTUP_TAINT)
+    })
+    .await;
+    eventually("an AddressAssigned Event", || {
+        events(world, &a.name, "AddressAssigned") == 1
+    })
+    .await;
 
-    // A second node waits, and says so.
-    let mut waiting = spawn(&deployed, &b.name).await;
-    waiting
-        .wait_for("pool exhausted", |s| matches!(s, AgentStatus::PoolExhausted { .. }))
+    // Two more nodes wait, and say so.
+    let mut waiting = Vec::new();
+    for n in &nodes[1..] {
+        let mut agent = spawn(&deployed, &n.name).await;
+        agent
+            .wait_for("pool exhausted", |s| {
+                matches!(s, AgentStatus::PoolExhausted { .. })
+            })
+            .await;
+        eventually("a PoolExhausted Event", || {
+            events(world, &n.name, "PoolExhausted") > 0
+        })
         .await;
-    eventually("a PoolExhausted Event", || events(world, &b.name, "PoolExhausted") > 0).await;
+        waiting.push((n.clone(), agent));
+    }
 
     // A pod restart keeps the address; the new pod adopts it.
     assert_eq!(first.stop().await, Exit::Kept(address));
     let mut restarted = spawn(&deployed, &a.name).await;
     assert_eq!(restarted.assigned().await, (address, true));
 
-    // The node goes away: the address is released and goes to the waiting node.
+    // The node goes away: the address is released and goes to a waiting node.
     world.kube.update_node(&a.name, |node| {
-        node["spec"]["taints"] =
-            json!([{"key": "ToBeDeletedByClusterAutoscaler", "value": "1700000000", "effect": "NoSchedule"}]);
+        node["spec"]["taints"] = json!([{"key": "ToBeDeletedByClusterAutoscaler", "value": "1700000000", "effect": "NoSchedule"}]);
     });
     assert_eq!(restarted.stop().await, Exit::Released(address));
     assert!(world.cloud.attached_to(&a.instance).is_empty());
-    let (taken, _) = waiting.assigned().await;
-    assert_eq!(taken, address);
-    eventually("the second node's taint lifted", || !has_taint(world, &b.name, STARTUP_TAINT)).await;
+    eventually("a waiting node to take the released address", || {
+        waiting
+            .iter()
+            .any(|(_, agent)| agent.status.borrow().is_ready())
+    })
+    .await;
+    let winner_at = waiting
+        .iter()
+        .position(|(_, agent)| agent.status.borrow().is_ready())
+        .unwrap_or_default();
+    let (winner, mut winner_agent) = waiting.remove(winner_at);
+    let (loser, mut loser_agent) = waiting.remove(0);
+    assert_eq!(winner_agent.assigned().await.0, address);
+    eventually("the winner's taint lifted", || {
+        !has_taint(world, &winner.name, STARTUP_TAINT)
+    })
+    .await;
+
+    // Abrupt loss: the winner's pod dies without a word and its Node is deleted, while
+    // its instance keeps running with the address. The sweep (run by the agent that is
+    // left) frees it, and that agent takes it.
+    winner_agent.kill();
+    assert!(world.kube.delete_node(&winner.name));
+    let (taken, _) = loser_agent.assigned().await;
+    assert_eq!(taken, address, "the sweep freed the lost node's address");
+    assert!(world.cloud.attached_to(&winner.instance).is_empty());
 
     // And when that node is deleted outright, its agent releases too.
-    assert!(world.kube.delete_node(&b.name));
-    waiting
-        .wait_for("the release after deletion", |s| matches!(s, AgentStatus::WaitingForNode(_)))
+    assert!(world.kube.delete_node(&loser.name));
+    loser_agent
+        .wait_for("the release after deletion", |s| {
+            matches!(s, AgentStatus::WaitingForNode(_))
+        })
         .await;
-    assert!(world.cloud.attached_to(&b.instance).is_empty());
-    waiting.stop().await;
+    assert!(world.cloud.attached_to(&loser.instance).is_empty());
+    loser_agent.stop().await;
 
+    assert!(
+        world
+            .kube
+            .get(
+                Kind::Lease,
+                Some(LEASE_NAMESPACE),
+                pinip::sweep::SWEEP_LEASE
+            )
+            .is_some(),
+        "{dir}: the sweep ran (its token Lease was written under the RBAC)"
+    );
     let denials = world.kube.rbac_denials();
-    assert!(denials.is_empty(), "{dir}: RBAC refused {} request(s): {denials:#?}", denials.len());
+    assert!(
+        denials.is_empty(),
+        "{dir}: RBAC refused {} request(s): {denials:#?}",
+        denials.len()
+    );
     // The run went through every kind of call the RBAC grants (so "no 403" covers them).
     let counts = world.kube.request_counts();
-    for verb in ["get", "list", "watch", "patch", "create", "update", "delete"] {
-        assert!(counts.verb(verb) > 0, "{dir}: the lifecycle made no {verb} request: {counts:?}");
+    for verb in [
+        "get", "list", "watch", "patch", "create", "update", "delete",
+    ] {
+        assert!(
+            counts.verb(verb) > 0,
+            "{dir}: the lifecycle made no {verb} request: {counts:?}"
+        );
     }
     for resource in ["nodes", "leases", "events"] {
-        assert!(counts.resource(resource) > 0, "{dir}: no request on {resource}: {counts:?}");
+        assert!(
+            counts.resource(resource) > 0,
+            "{dir}: no request on {resource}: {counts:?}"
+        );
     }
-    assert!(world.cloud.violations().is_empty(), "{:?}", world.cloud.violations());
+    assert!(
+        world.cloud.violations().is_empty(),
+        "{:?}",
+        world.cloud.violations()
+    );
     world.shutdown();
 }
 
@@ -263,11 +367,16 @@ async fn full_lifecycle_without_a_403_for_each_daemonset(dir: &str) {
         .iter()
         .map(|d| kustomize::str_at(d, "/spec/template/spec/serviceAccountName").map(String::from))
         .collect();
-    assert_eq!(accounts, vec![Some("pinip".to_string()); 2], "{dir}: both DaemonSets run as pinip");
+    assert_eq!(
+        accounts,
+        vec![Some("pinip".to_string()); 2],
+        "{dir}: both DaemonSets run as pinip"
+    );
     // Render again with one DaemonSet kept, so `deploy` finds the ServiceAccount the same way.
     let deployed = deploy(dir, 1, 1, |objects| {
         let mut seen = false;
-        objects.retain(|o| kustomize::kind(o) != "DaemonSet" || !std::mem::replace(&mut seen, true));
+        objects
+            .retain(|o| kustomize::kind(o) != "DaemonSet" || !std::mem::replace(&mut seen, true));
     })
     .await;
     let world = &deployed.world;
@@ -285,9 +394,14 @@ async fn full_lifecycle_without_a_403_for_each_daemonset(dir: &str) {
 
 /// Remove `verb` from every rule that grants it on `resource`.
 fn without_verb(objects: &mut [Value], resource: &str, verb: &str) {
-    for object in objects.iter_mut().filter(|o| matches!(kustomize::kind(o), "Role" | "ClusterRole")) {
+    for object in objects
+        .iter_mut()
+        .filter(|o| matches!(kustomize::kind(o), "Role" | "ClusterRole"))
+    {
         for rule in object["rules"].as_array_mut().into_iter().flatten() {
-            let grants_resource = rule["resources"].as_array().is_some_and(|r| r.iter().any(|x| x == resource));
+            let grants_resource = rule["resources"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x == resource));
             if let (true, Some(verbs)) = (grants_resource, rule["verbs"].as_array_mut()) {
                 verbs.retain(|v| v != verb);
             }
@@ -297,7 +411,10 @@ fn without_verb(objects: &mut [Value], resource: &str, verb: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_without_lease_update_the_agent_is_refused_with_the_api_servers_403() {
-    let deployed = deploy("deploy/overlays/aws", 1, 1, |objects| without_verb(objects, "leases", "update")).await;
+    let deployed = deploy("deploy/overlays/aws", 1, 1, |objects| {
+        without_verb(objects, "leases", "update")
+    })
+    .await;
     let world = &deployed.world;
     let node = world.nodes[0].clone();
     let agent = spawn(&deployed, &node.name).await;
@@ -320,10 +437,14 @@ async fn control_a_token_nobody_issued_is_unauthorized() {
     let deployed = deploy("deploy/overlays/aws", 1, 1, |_| {}).await;
     let world = &deployed.world;
     let stranger = kubeconfig_for(world, "not-a-token");
-    let client = pinip::cli::kube_client(Some(&stranger)).await.expect("client");
+    let client = pinip::cli::kube_client(Some(&stranger))
+        .await
+        .expect("client");
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
     match nodes.get(&world.nodes[0].name).await {
-        Err(kube::Error::Api(status)) => assert_eq!((status.code, status.reason.as_str()), (401, "Unauthorized")),
+        Err(kube::Error::Api(status)) => {
+            assert_eq!((status.code, status.reason.as_str()), (401, "Unauthorized"))
+        }
         other => panic!("expected 401, got {other:?}"),
     }
     world.shutdown();

@@ -194,17 +194,13 @@ async fn a_rollout_restarting_every_agent_changes_no_address_and_writes_nothing_
     let writes = world.cloud.write_calls();
 
     // The DaemonSet rolls: one pod at a time is stopped (SIGTERM) and replaced.
-    for slot in 0..agents.len() {
-        let node = agents[slot].node.clone();
-        let old = std::mem::replace(
-            &mut agents[slot],
-            world.spawn_agent(quick(&world, &node)).await.unwrap(),
-        );
+    for slot in agents.iter_mut() {
+        let node = slot.node.clone();
+        let old = std::mem::replace(slot, world.spawn_agent(quick(&world, &node)).await.unwrap());
         // The new pod starts while the old one is still terminating, then the old one exits.
         let exit = old.stop().await.unwrap();
         assert_eq!(exit, pinip::agent::Exit::Kept(before[&node]), "{node}");
-        let got =
-            tokio::time::timeout(WAIT, agents[slot].status.wait_for(AgentStatus::is_ready)).await;
+        let got = tokio::time::timeout(WAIT, slot.status.wait_for(AgentStatus::is_ready)).await;
         assert!(matches!(got, Ok(Ok(_))), "{node} did not come back");
     }
     assert_eq!(addresses(&agents), before, "a rollout changed addresses");

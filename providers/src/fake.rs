@@ -181,8 +181,20 @@ impl FakeCloud {
     /// Make attach move an address that another instance holds, like AWS with
     /// `AllowReassociation=true` or OCI's `UpdatePublicIp`, recording each such move as a
     /// violation. With the cloud's own guard gone, only pinip's claims keep addresses apart.
+    /// Undo [`FakeCloud::hang_attach`] for later calls.
+    pub fn unhang_attach(&self, instance_id: &str) {
+        self.lock().hung_attach.remove(instance_id);
+    }
+
     pub fn set_permissive(&self, permissive: bool) {
         self.lock().permissive = permissive;
+    }
+
+    /// Change only the random failure rates (chaos bursts), keeping latency and the RNG.
+    pub fn set_failure_rates(&self, error_rate: f64, throttle_rate: f64) {
+        let mut state = self.lock();
+        state.faults.error_rate = error_rate;
+        state.faults.throttle_rate = throttle_rate;
     }
 
     pub fn set_faults(&self, faults: Faults) {

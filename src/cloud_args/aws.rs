@@ -21,7 +21,8 @@ pub struct AwsArgs {
 
 /// The error names `IPV6_POOL` and the entry at fault.
 fn parse_ipv6_pool(text: &str) -> Result<Ipv6Pool, String> {
-    text.parse().map_err(|e: pinip_providers::aws::Ipv6PoolError| e.to_string())
+    text.parse()
+        .map_err(|e: pinip_providers::aws::Ipv6PoolError| e.to_string())
 }
 
 impl AwsArgs {
@@ -59,7 +60,8 @@ mod tests {
 
     #[test]
     fn the_ipv6_pool_is_a_list_or_a_cidr() {
-        let cli = Cli::try_parse_from(["t", "--ipv6-pool", "2001:db8::10,2001:db8::20/126"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["t", "--ipv6-pool", "2001:db8::10,2001:db8::20/126"]).unwrap();
         assert_eq!(
             cli.aws.ipv6_pool.map(|p| p.to_string()).as_deref(),
             Some("2001:db8::10,2001:db8::20/126")
@@ -71,6 +73,9 @@ mod tests {
     fn a_bad_pool_is_refused_naming_the_variable_and_the_entry() {
         let err = Cli::try_parse_from(["t", "--ipv6-pool", "2001:db8::1,10.0.0.1"]).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("IPV6_POOL") && text.contains("10.0.0.1"), "{text}");
+        assert!(
+            text.contains("IPV6_POOL") && text.contains("10.0.0.1"),
+            "{text}"
+        );
     }
 }

@@ -17,7 +17,11 @@ pub struct GcpArgs {
     #[arg(long = "gcp-compute-endpoint", env = "GCP_COMPUTE_ENDPOINT")]
     pub compute_endpoint: Option<String>,
     /// A fixed bearer token instead of Application Default Credentials (emulators, tests).
-    #[arg(long = "gcp-access-token", env = "GCP_ACCESS_TOKEN", hide_env_values = true)]
+    #[arg(
+        long = "gcp-access-token",
+        env = "GCP_ACCESS_TOKEN",
+        hide_env_values = true
+    )]
     pub access_token: Option<AccessToken>,
 }
 

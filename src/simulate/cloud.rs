@@ -31,6 +31,9 @@ pub trait SimulatedCloud: Send + Sync {
     fn detach_by_hand(&self, address_id: &str);
     fn terminate_instance(&self, id: &str);
     fn set_latency(&self, latency: Duration, seed: u64);
+    /// Random failures for chaos runs: the share of calls that fail transiently or are
+    /// throttled. Clouds without such knobs ignore it.
+    fn set_failure_rates(&self, _error_rate: f64, _throttle_rate: f64) {}
 
     fn attached_to(&self, instance_id: &str) -> Vec<IpAddr>;
     fn addresses(&self) -> Vec<AddressView>;
@@ -88,6 +91,9 @@ impl SimulatedCloud for FakeSim {
             seed,
             ..Faults::default()
         });
+    }
+    fn set_failure_rates(&self, error_rate: f64, throttle_rate: f64) {
+        self.0.set_failure_rates(error_rate, throttle_rate);
     }
     fn attached_to(&self, instance_id: &str) -> Vec<IpAddr> {
         self.0.attached_to(instance_id)

@@ -5,11 +5,14 @@
 //! HTTP), waits until every node has an address or the rest are waiting on an
 //! exhausted pool, then reports. `--serve` keeps everything running for other clients.
 
+mod aws;
+mod chaos;
 mod cloud;
 mod gcp;
 mod report;
 mod world;
 
+pub use aws::AwsSim;
 pub use cloud::{FakeSim, SimulatedCloud};
 pub use gcp::GcpSim;
 
@@ -37,7 +40,7 @@ use crate::status::AgentStatus;
 pub enum SimCloud {
     /// The in-memory fake cloud (no wire protocol).
     Fake,
-    /// The EC2 simulator (arrives with the AWS provider).
+    /// The EC2 simulator (Query API over HTTP), driven by the real AWS provider.
     Aws,
     /// The Compute simulator (arrives with the GCP provider).
     Gcp,
@@ -46,7 +49,7 @@ pub enum SimCloud {
 #[derive(Args, Clone, Debug)]
 pub struct SimulateArgs {
     /// Which simulated cloud the agents run against.
-    #[arg(long, value_enum, default_value = "fake")]
+    #[arg(long, value_enum, default_value = "aws")]
     pub cloud: SimCloud,
     /// Nodes in the simulated cluster.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=5000))]
@@ -75,6 +78,15 @@ pub struct SimulateArgs {
     /// Simulate an IPv6 pool.
     #[arg(long)]
     pub ipv6: bool,
+    /// Inject faults (seeded by --seed) while checking invariants; see docs/design.md.
+    #[arg(long)]
+    pub chaos: bool,
+    /// How long a chaos run injects faults.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub chaos_seconds: u64,
+    /// Chaos runs to make, with seeds --seed, --seed+1, ... (a soak is `--runs 200`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub runs: u32,
     #[command(flatten)]
     pub log: ToolLogArgs,
 }
@@ -92,6 +104,9 @@ pub async fn command(args: SimulateArgs) -> ExitCode {
         cloud_latency: Duration::from_millis(args.latency_ms),
         seed: args.seed,
     };
+    if args.chaos {
+        return chaos_command(&args, spec).await;
+    }
     let cloud = match make_cloud(args.cloud).await {
         Ok(cloud) => cloud,
         Err(message) => return config_error(&message),
@@ -179,6 +194,71 @@ async fn run(args: &SimulateArgs, world: &SimulatedWorld) -> anyhow::Result<Exit
     })
 }
 
+/// `--chaos`: one storm per seed; one report (JSON line or table) per run; exit code 1
+/// if any run saw a violation.
+async fn chaos_command(args: &SimulateArgs, spec: WorldSpec) -> ExitCode {
+    let mut breached = 0;
+    for run in 0..u64::from(args.runs) {
+        let seed = args.seed.wrapping_add(run);
+        let world_spec = WorldSpec {
+            seed,
+            ..spec.clone()
+        };
+        // The in-memory cloud brings extra fault knobs (hung attaches); the others run
+        // with what their simulators offer.
+        let world = match args.cloud {
+            SimCloud::Fake => SimulatedWorld::start(world_spec).await,
+            other => match make_cloud(other).await {
+                Ok(cloud) => SimulatedWorld::start_on(world_spec, cloud).await,
+                Err(message) => return config_error(&message),
+            },
+        };
+        let mut world = match world {
+            Ok(world) => world,
+            Err(e) => {
+                eprintln!("pinip: could not start the simulation: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let chaos_spec = chaos::ChaosSpec {
+            seed,
+            storm: Duration::from_secs(args.chaos_seconds),
+            settle: Duration::from_secs(args.timeout_s),
+            sweep_interval: Duration::from_secs(2),
+        };
+        let outcome = chaos::run(&mut world, chaos_spec).await;
+        world.shutdown();
+        let report = match outcome {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!("pinip: chaos run with seed {seed} failed: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if !report.violations.is_empty() || report.duplicates > 0 {
+            breached += 1;
+        }
+        if args.json {
+            match serde_json::to_string(&report) {
+                Ok(line) => println!("{line}"),
+                Err(e) => eprintln!("pinip: {e}"),
+            }
+        } else {
+            println!("== chaos seed {seed}");
+            print!("{}", render_table(&report));
+        }
+    }
+    if breached > 0 {
+        eprintln!(
+            "pinip: {breached} of {} chaos runs saw invariant violations",
+            args.runs
+        );
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 /// The simulated cloud behind `--cloud`.
 async fn make_cloud(kind: SimCloud) -> Result<Arc<dyn SimulatedCloud>, String> {
     match kind {
@@ -187,10 +267,10 @@ async fn make_cloud(kind: SimCloud) -> Result<Arc<dyn SimulatedCloud>, String> {
             .await
             .map(|sim| Arc::new(sim) as Arc<dyn SimulatedCloud>)
             .map_err(|e| format!("could not start the Compute simulator: {e:#}")),
-        SimCloud::Aws => Err(format!(
-            "--cloud {} needs its cloud simulator, which is not in this build yet; use --cloud fake",
-            format!("{kind:?}").to_lowercase()
-        )),
+        SimCloud::Aws => AwsSim::start()
+            .await
+            .map(|sim| Arc::new(sim) as Arc<dyn SimulatedCloud>)
+            .map_err(|e| format!("could not start the EC2 simulator: {e:#}")),
     }
 }
 

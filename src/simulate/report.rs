@@ -82,6 +82,9 @@ pub struct Report {
     pub waiting: usize,
     /// Of those, how many said so in a PoolExhausted Event on their Node.
     pub waiting_with_event: usize,
+    /// What a chaos run injected (with `--chaos`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chaos: Option<super::chaos::ChaosStats>,
     #[serde(skip)]
     pub rows: Vec<NodeRow>,
 }
@@ -233,6 +236,7 @@ pub fn build(
         },
         waiting,
         waiting_with_event,
+        chaos: None,
         rows,
     }
 }

@@ -207,6 +207,7 @@ impl SimulatedWorld {
             pod_name: Some(format!("pinip-{node}")),
             admin_addr: None,
             sweep_interval: Duration::from_secs(300),
+            clock_skew: k8s_openapi::jiff::SignedDuration::ZERO,
             dry_run: false,
             taint_give_up: None,
             aws: Default::default(),

@@ -1,5 +1,7 @@
+#![allow(dead_code)] // each test crate that includes this module uses part of it
+
 //! Rendering the shipped manifests as `kubectl apply -k <dir>` would send them, for the
-//! tests that check them (`deploy_overlays.rs`) and run the agent under their RBAC
+//! tests that check them (`deploy_manifests.rs`) and run the agent under their RBAC
 //! (`deploy_rbac_lifecycle.rs`).
 
 use std::path::PathBuf;
@@ -11,13 +13,6 @@ use serde_json::Value;
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
-
-/// The overlays users apply, relative to the repository root.
-pub const OVERLAYS: &[&str] = &[
-    "deploy/overlays/aws",
-    "deploy/overlays/gcp",
-    "deploy/overlays/gcp-ipv6",
-];
 
 /// Every object `kubectl kustomize <dir>` renders (`dir` relative to the repository root).
 pub fn render(dir: &str) -> Vec<Value> {
@@ -60,7 +55,12 @@ pub fn of_kind<'a>(objects: &'a [Value], kind_name: &str) -> Vec<&'a Value> {
 /// The one object of a kind (panics unless there is exactly one).
 pub fn the_one<'a>(objects: &'a [Value], kind_name: &str) -> &'a Value {
     let found = of_kind(objects, kind_name);
-    assert_eq!(found.len(), 1, "expected one {kind_name}, found {}", found.len());
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {kind_name}, found {}",
+        found.len()
+    );
     found[0]
 }
 

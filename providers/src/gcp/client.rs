@@ -4,6 +4,7 @@
 //! success).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::RETRY_AFTER;
@@ -60,6 +61,7 @@ impl ComputeClient {
         let http = reqwest::Client::builder()
             .user_agent(concat!("pinip/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
+            .tls_backend_preconfigured(tls_config()?)
             .build()
             .map_err(|e| ProviderError::new(ErrorClass::Permanent, "http client", e.to_string()))?;
         Ok(ComputeClient {
@@ -326,6 +328,30 @@ impl ComputeClient {
             format!("operation {} is still not done", operation.name),
         ))
     }
+}
+
+/// TLS on rustls with ring (the one crypto library of the process: kube and the AWS SDK
+/// use it too) and the platform's trust store, set explicitly so nothing depends on a
+/// process-wide default provider.
+fn tls_config() -> Result<rustls::ClientConfig, ProviderError> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let failed = |e: rustls::Error| {
+        ProviderError::new(
+            ErrorClass::Permanent,
+            "tls",
+            format!("cannot set up TLS: {e}"),
+        )
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(failed)?
+    .with_platform_verifier()
+    .map_err(failed)?
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// Parse an endpoint into a base URL ending in `/`.

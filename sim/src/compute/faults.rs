@@ -74,7 +74,11 @@ impl FaultState {
         let (error, throttle, which) = (self.rng.f64(), self.rng.f64(), self.rng.bool());
         if throttle < self.faults.throttle_rate {
             return Some(if which {
-                let mut e = ApiError::new(429, "rateLimitExceeded", "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute'.");
+                let mut e = ApiError::new(
+                    429,
+                    "rateLimitExceeded",
+                    "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute'.",
+                );
                 e.retry_after = Some(1);
                 e
             } else {
@@ -85,7 +89,11 @@ impl FaultState {
             return Some(if which {
                 ApiError::new(503, "backendError", "Service temporarily unavailable.")
             } else {
-                ApiError::new(500, "backendError", "Internal error. Please try again or contact Google Support.")
+                ApiError::new(
+                    500,
+                    "backendError",
+                    "Internal error. Please try again or contact Google Support.",
+                )
             });
         }
         None
@@ -100,13 +108,26 @@ mod tests {
     fn same_seed_same_faults_and_scripts_are_one_shot() {
         let run = || {
             let mut f = FaultState::default();
-            f.set(Faults { error_rate: 0.3, throttle_rate: 0.3, seed: 9, ..Faults::default() });
-            (0..50).map(|_| f.roll().map(|e| e.status)).collect::<Vec<_>>()
+            f.set(Faults {
+                error_rate: 0.3,
+                throttle_rate: 0.3,
+                seed: 9,
+                ..Faults::default()
+            });
+            (0..50)
+                .map(|_| f.roll().map(|e| e.status))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
         assert!(run().contains(&None) && run().iter().any(Option::is_some));
         let mut f = FaultState::default();
-        f.script("instances.addAccessConfig", Failure::Operation { code: "X".into(), message: "m".into() });
+        f.script(
+            "instances.addAccessConfig",
+            Failure::Operation {
+                code: "X".into(),
+                message: "m".into(),
+            },
+        );
         assert!(f.take_scripted("instances.get").is_none());
         assert!(f.take_scripted("instances.addAccessConfig").is_some());
         assert!(f.take_scripted("instances.addAccessConfig").is_none());

@@ -56,7 +56,10 @@ impl Filter {
             return Err(format!("unexpected {:?}", parser.rest()));
         }
         if parser.saw_regex && parser.saw_aip {
-            return Err("regular-expression (eq, ne) and AIP-160 (=, !=, :) comparisons cannot be mixed".into());
+            return Err(
+                "regular-expression (eq, ne) and AIP-160 (=, !=, :) comparisons cannot be mixed"
+                    .into(),
+            );
         }
         Ok(Filter { terms })
     }
@@ -236,9 +239,13 @@ impl Parser<'_> {
             }
         }
         if rest.starts_with(['<', '>', '~']) {
-            return Err(format!("the comparison in {rest:?} is not supported by this simulator"));
+            return Err(format!(
+                "the comparison in {rest:?} is not supported by this simulator"
+            ));
         }
-        Err(format!("a comparison (=, !=, :, eq, ne) was expected at {rest:?}"))
+        Err(format!(
+            "a comparison (=, !=, :, eq, ne) was expected at {rest:?}"
+        ))
     }
 
     fn value(&mut self) -> Result<String, String> {
@@ -278,7 +285,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const FIELDS: &[&str] = &["name", "status", "addressType", "ipVersion", "labels", "users"];
+    const FIELDS: &[&str] = &[
+        "name",
+        "status",
+        "addressType",
+        "ipVersion",
+        "labels",
+        "users",
+    ];
 
     fn address() -> Value {
         json!({"name": "pool-7", "status": "RESERVED", "addressType": "EXTERNAL", "ipVersion": "IPV4",
@@ -291,15 +305,21 @@ mod tests {
 
     #[test]
     fn what_pinip_and_kubeip_send() {
-        assert!(check("(status=RESERVED) (addressType=EXTERNAL) (ipVersion!=IPV6) (labels.kubeip=reserved)"));
-        assert!(!check("(status=IN_USE) (addressType=EXTERNAL) (labels.kubeip=reserved)"));
+        assert!(check(
+            "(status=RESERVED) (addressType=EXTERNAL) (ipVersion!=IPV6) (labels.kubeip=reserved)"
+        ));
+        assert!(!check(
+            "(status=IN_USE) (addressType=EXTERNAL) (labels.kubeip=reserved)"
+        ));
         assert!(!check("(status=RESERVED) (ipVersion=IPV6)"));
         assert!(check("(status = RESERVED) AND (labels.env = \"prod\")"));
         assert!(check("labels.kubeip=reserved"));
-        assert!(check("(labels.a=b) (labels.kubeip:*)") == false);
+        assert!(!check("(labels.a=b) (labels.kubeip:*)"));
         assert!(check("labels.env:*"));
         assert!(check("name=pool-*"));
-        assert!(check("(ipVersion!=IPV6) ((labels.kubeip=reserved) (labels.env=prod))"));
+        assert!(check(
+            "(ipVersion!=IPV6) ((labels.kubeip=reserved) (labels.env=prod))"
+        ));
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     operations: Mutex<HashMap<String, SimOperation>>,
     faults: Mutex<FaultState>,
     counts: Mutex<RequestCounts>,
+    /// The bearer token of the last authenticated request (any non-empty one is accepted).
+    last_token: Mutex<Option<String>>,
     links: Links,
     shutdown: CancellationToken,
 }
@@ -137,7 +139,10 @@ impl Shared {
         let id = self.state().next_id();
         let op = SimOperation {
             id,
-            name: format!("operation-{id}-{:016x}", id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            name: format!(
+                "operation-{id}-{:016x}",
+                id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ),
             scope,
             operation_type: what.to_string(),
             target_link,
@@ -171,7 +176,9 @@ pub struct ComputeSim {
 
 impl std::fmt::Debug for ComputeSim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ComputeSim").field("addr", &self.addr).finish()
+        f.debug_struct("ComputeSim")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -188,6 +195,7 @@ impl ComputeSim {
                 total: 0,
                 by_method: METHODS.iter().map(|m| (m.to_string(), 0)).collect(),
             }),
+            last_token: Mutex::new(None),
             links: Links {
                 base: format!("http://{addr}/compute/v1/"),
                 project: project.to_string(),
@@ -243,7 +251,12 @@ impl ComputeSim {
     /// Put a reserved address on an instance as a person would (no checks).
     pub fn attach_by_hand(&self, address: &str, instance: &str) {
         let mut state = self.shared.state();
-        let Some(ip) = state.addresses.values().find(|a| a.name == address).map(|a| (a.ip, a.tier.clone())) else {
+        let Some(ip) = state
+            .addresses
+            .values()
+            .find(|a| a.name == address)
+            .map(|a| (a.ip, a.tier.clone()))
+        else {
             return;
         };
         if let Some(i) = state.instances.get_mut(instance) {
@@ -252,10 +265,14 @@ impl ComputeSim {
             } else {
                 &mut i.nic.access_config
             };
-            let name = slot
-                .as_ref()
-                .map(|ac| ac.name.clone())
-                .unwrap_or_else(|| if ip.0.is_ipv6() { "external-ipv6" } else { "external-nat" }.into());
+            let name = slot.as_ref().map(|ac| ac.name.clone()).unwrap_or_else(|| {
+                if ip.0.is_ipv6() {
+                    "external-ipv6"
+                } else {
+                    "external-nat"
+                }
+                .into()
+            });
             *slot = Some(model::SimAccessConfig {
                 name,
                 ip: ip.0,
@@ -271,7 +288,12 @@ impl ComputeSim {
     /// of that family, as after `delete-access-config`).
     pub fn detach_by_hand(&self, address: &str) {
         let mut state = self.shared.state();
-        let Some(ip) = state.addresses.values().find(|a| a.name == address).map(|a| a.ip) else {
+        let Some(ip) = state
+            .addresses
+            .values()
+            .find(|a| a.name == address)
+            .map(|a| a.ip)
+        else {
             return;
         };
         for i in state.instances.values_mut() {
@@ -281,6 +303,15 @@ impl ComputeSim {
                     i.nic.generation += 1;
                 }
             }
+        }
+    }
+
+    /// Set one label on an address as a person would (its label fingerprint changes).
+    pub fn relabel_by_hand(&self, address: &str, key: &str, value: &str) {
+        let mut state = self.shared.state();
+        if let Some(a) = state.addresses.values_mut().find(|a| a.name == address) {
+            a.labels.insert(key.to_string(), value.to_string());
+            a.label_generation += 1;
         }
     }
 
@@ -319,7 +350,12 @@ impl ComputeSim {
                     name: a.name.clone(),
                     region: a.region.clone(),
                     ip: a.ip,
-                    status: if users.is_empty() { "RESERVED" } else { "IN_USE" }.into(),
+                    status: if users.is_empty() {
+                        "RESERVED"
+                    } else {
+                        "IN_USE"
+                    }
+                    .into(),
                     users,
                     labels: a.labels.clone(),
                 }
@@ -362,6 +398,18 @@ impl ComputeSim {
         self.shared.state().violations.clone()
     }
 
+    /// Managed instances that have no external IPv4 right now (a swap cut in half, a
+    /// failed restore). Point in time: meaningful once no swap is in flight.
+    pub fn managed_without_external_ipv4(&self) -> Vec<String> {
+        self.shared
+            .state()
+            .instances
+            .values()
+            .filter(|i| i.managed && i.nic.access_config.is_none())
+            .map(|i| i.name.clone())
+            .collect()
+    }
+
     /// Addresses held by more than one instance (the API never allows it).
     pub fn duplicates(&self) -> usize {
         self.shared
@@ -370,6 +418,11 @@ impl ComputeSim {
             .values()
             .filter(|users| users.len() > 1)
             .count()
+    }
+
+    /// The bearer token the last request carried.
+    pub fn last_token(&self) -> Option<String> {
+        lock(&self.shared.last_token).clone()
     }
 
     pub fn request_counts(&self) -> RequestCounts {

@@ -158,7 +158,12 @@ impl Links {
     }
 }
 
-pub fn render_address(a: &SimAddress, users: &[String], links: &Links, zone_of: impl Fn(&str) -> String) -> Value {
+pub fn render_address(
+    a: &SimAddress,
+    users: &[String],
+    links: &Links,
+    zone_of: impl Fn(&str) -> String,
+) -> Value {
     let v6 = a.ip.is_ipv6();
     let mut out = json!({
         "kind": "compute#address",

@@ -35,55 +35,128 @@ pub fn router(shared: Arc<Shared>) -> Router {
 
 #[derive(Debug)]
 enum Route {
-    ListAddresses { region: String },
+    ListAddresses {
+        region: String,
+    },
     AggregatedAddresses,
-    GetAddress { region: String, name: String },
-    SetLabels { region: String, name: String },
-    GetInstance { zone: String, name: String },
-    InstanceWrite { zone: String, name: String, what: &'static str },
-    GetOperation { scope: Scope, name: String },
-    WaitOperation { scope: Scope, name: String },
+    GetAddress {
+        region: String,
+        name: String,
+    },
+    SetLabels {
+        region: String,
+        name: String,
+    },
+    GetInstance {
+        zone: String,
+        name: String,
+    },
+    InstanceWrite {
+        zone: String,
+        name: String,
+        what: &'static str,
+    },
+    GetOperation {
+        scope: Scope,
+        name: String,
+    },
+    WaitOperation {
+        scope: Scope,
+        name: String,
+    },
 }
 
 /// `(API method name, route)` for the path after `projects/{project}/`.
 fn route(verb: &Method, segments: &[&str]) -> Option<(&'static str, Route)> {
     let s = |i: usize| segments[i].to_string();
     Some(match (verb.as_str(), segments) {
-        ("GET", ["regions", _, "addresses"]) => ("addresses.list", Route::ListAddresses { region: s(1) }),
-        ("GET", ["aggregated", "addresses"]) => ("addresses.aggregatedList", Route::AggregatedAddresses),
-        ("GET", ["regions", _, "addresses", _]) => ("addresses.get", Route::GetAddress { region: s(1), name: s(3) }),
-        ("POST", ["regions", _, "addresses", _, "setLabels"]) => {
-            ("addresses.setLabels", Route::SetLabels { region: s(1), name: s(3) })
+        ("GET", ["regions", _, "addresses"]) => {
+            ("addresses.list", Route::ListAddresses { region: s(1) })
         }
-        ("GET", ["zones", _, "instances", _]) => ("instances.get", Route::GetInstance { zone: s(1), name: s(3) }),
+        ("GET", ["aggregated", "addresses"]) => {
+            ("addresses.aggregatedList", Route::AggregatedAddresses)
+        }
+        ("GET", ["regions", _, "addresses", _]) => (
+            "addresses.get",
+            Route::GetAddress {
+                region: s(1),
+                name: s(3),
+            },
+        ),
+        ("POST", ["regions", _, "addresses", _, "setLabels"]) => (
+            "addresses.setLabels",
+            Route::SetLabels {
+                region: s(1),
+                name: s(3),
+            },
+        ),
+        ("GET", ["zones", _, "instances", _]) => (
+            "instances.get",
+            Route::GetInstance {
+                zone: s(1),
+                name: s(3),
+            },
+        ),
         ("POST", ["zones", _, "instances", _, "addAccessConfig"]) => (
             "instances.addAccessConfig",
-            Route::InstanceWrite { zone: s(1), name: s(3), what: "addAccessConfig" },
+            Route::InstanceWrite {
+                zone: s(1),
+                name: s(3),
+                what: "addAccessConfig",
+            },
         ),
         ("POST", ["zones", _, "instances", _, "deleteAccessConfig"]) => (
             "instances.deleteAccessConfig",
-            Route::InstanceWrite { zone: s(1), name: s(3), what: "deleteAccessConfig" },
+            Route::InstanceWrite {
+                zone: s(1),
+                name: s(3),
+                what: "deleteAccessConfig",
+            },
         ),
         ("POST", ["zones", _, "instances", _, "updateAccessConfig"]) => (
             "instances.updateAccessConfig",
-            Route::InstanceWrite { zone: s(1), name: s(3), what: "updateAccessConfig" },
+            Route::InstanceWrite {
+                zone: s(1),
+                name: s(3),
+                what: "updateAccessConfig",
+            },
         ),
         ("PATCH", ["zones", _, "instances", _, "updateNetworkInterface"]) => (
             "instances.updateNetworkInterface",
-            Route::InstanceWrite { zone: s(1), name: s(3), what: "updateNetworkInterface" },
+            Route::InstanceWrite {
+                zone: s(1),
+                name: s(3),
+                what: "updateNetworkInterface",
+            },
         ),
-        ("GET", ["zones", _, "operations", _]) => {
-            ("zoneOperations.get", Route::GetOperation { scope: Scope::Zone(s(1)), name: s(3) })
-        }
-        ("POST", ["zones", _, "operations", _, "wait"]) => {
-            ("zoneOperations.wait", Route::WaitOperation { scope: Scope::Zone(s(1)), name: s(3) })
-        }
-        ("GET", ["regions", _, "operations", _]) => {
-            ("regionOperations.get", Route::GetOperation { scope: Scope::Region(s(1)), name: s(3) })
-        }
-        ("POST", ["regions", _, "operations", _, "wait"]) => {
-            ("regionOperations.wait", Route::WaitOperation { scope: Scope::Region(s(1)), name: s(3) })
-        }
+        ("GET", ["zones", _, "operations", _]) => (
+            "zoneOperations.get",
+            Route::GetOperation {
+                scope: Scope::Zone(s(1)),
+                name: s(3),
+            },
+        ),
+        ("POST", ["zones", _, "operations", _, "wait"]) => (
+            "zoneOperations.wait",
+            Route::WaitOperation {
+                scope: Scope::Zone(s(1)),
+                name: s(3),
+            },
+        ),
+        ("GET", ["regions", _, "operations", _]) => (
+            "regionOperations.get",
+            Route::GetOperation {
+                scope: Scope::Region(s(1)),
+                name: s(3),
+            },
+        ),
+        ("POST", ["regions", _, "operations", _, "wait"]) => (
+            "regionOperations.wait",
+            Route::WaitOperation {
+                scope: Scope::Region(s(1)),
+                name: s(3),
+            },
+        ),
         _ => return None,
     })
 }
@@ -112,7 +185,13 @@ async fn handle(
     }
 }
 
-async fn serve(sh: &Shared, verb: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+async fn serve(
+    sh: &Shared,
+    verb: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, ApiError> {
     sh.count(None);
     let path = uri.path();
     let rest = path
@@ -129,8 +208,11 @@ async fn serve(sh: &Shared, verb: &Method, uri: &Uri, headers: &HeaderMap, body:
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| !t.trim().is_empty());
-    if !bearer {
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    if let Some(token) = bearer {
+        *super::lock(&sh.last_token) = Some(token.to_string());
+    } else {
         return Err(ApiError::new(
             401,
             "required",
@@ -152,7 +234,11 @@ async fn serve(sh: &Shared, verb: &Method, uri: &Uri, headers: &HeaderMap, body:
         return Err(ApiError::forbidden(&permission_of(method), &resource));
     }
     let failed_operation = match scripted {
-        Some(Failure::Http { status, reason, message }) => return Err(ApiError::new(status, reason, message)),
+        Some(Failure::Http {
+            status,
+            reason,
+            message,
+        }) => return Err(ApiError::new(status, reason, message)),
         Some(Failure::Operation { code, message }) => Some((code, message)),
         None => None,
     };
@@ -170,9 +256,15 @@ async fn serve(sh: &Shared, verb: &Method, uri: &Uri, headers: &HeaderMap, body:
             let address = state
                 .addresses
                 .get(&(region.clone(), name.clone()))
-                .ok_or_else(|| ApiError::not_found(&format!("{project_path}/regions/{region}/addresses/{name}")))?;
+                .ok_or_else(|| {
+                    ApiError::not_found(&format!(
+                        "{project_path}/regions/{region}/addresses/{name}"
+                    ))
+                })?;
             let users = state.holders().remove(&address.ip).unwrap_or_default();
-            Ok(render_address(address, &users, &sh.links, |i| state.zone_of(i)))
+            Ok(render_address(address, &users, &sh.links, |i| {
+                state.zone_of(i)
+            }))
         }
         Route::SetLabels { region, name } => {
             let body = json_body(body)?;
@@ -181,18 +273,32 @@ async fn serve(sh: &Shared, verb: &Method, uri: &Uri, headers: &HeaderMap, body:
                 let a = state
                     .addresses
                     .get(&(region.clone(), name.clone()))
-                    .ok_or_else(|| ApiError::not_found(&format!("{project_path}/regions/{region}/addresses/{name}")))?;
+                    .ok_or_else(|| {
+                        ApiError::not_found(&format!(
+                            "{project_path}/regions/{region}/addresses/{name}"
+                        ))
+                    })?;
                 (sh.links.address(&region, &name), a.id)
             };
             let applied = match failed_operation {
                 Some(f) => scripted_error(f),
                 None => sh.state().set_labels(&region, &name, &body, &project_path),
             };
-            operation(sh, Scope::Region(region), "setLabels", target_link, target_id, applied)
+            operation(
+                sh,
+                Scope::Region(region),
+                "setLabels",
+                target_link,
+                target_id,
+                applied,
+            )
         }
         Route::GetInstance { zone, name } => {
             let state = sh.state();
-            Ok(render_instance(state.instance(&zone, &name, &project_path)?, &sh.links))
+            Ok(render_instance(
+                state.instance(&zone, &name, &project_path)?,
+                &sh.links,
+            ))
         }
         Route::InstanceWrite { zone, name, what } => {
             let (target_link, target_id) = {
@@ -200,35 +306,58 @@ async fn serve(sh: &Shared, verb: &Method, uri: &Uri, headers: &HeaderMap, body:
                 let i = state.instance(&zone, &name, &project_path)?;
                 (sh.links.instance(&zone, &name), i.id)
             };
-            let nic = query
-                .get("networkInterface")
-                .cloned()
-                .ok_or_else(|| ApiError::bad_request("Required parameter 'networkInterface' is missing"))?;
+            let nic = query.get("networkInterface").cloned().ok_or_else(|| {
+                ApiError::bad_request("Required parameter 'networkInterface' is missing")
+            })?;
             let applied = match failed_operation {
                 Some(f) => scripted_error(f),
                 None => {
                     let mut state = sh.state();
                     match what {
-                        "addAccessConfig" => state.add_access_config(&zone, &name, &nic, &json_body(body)?, &project_path),
+                        "addAccessConfig" => state.add_access_config(
+                            &zone,
+                            &name,
+                            &nic,
+                            &json_body(body)?,
+                            &project_path,
+                        ),
                         "deleteAccessConfig" => {
-                            let access = query
-                                .get("accessConfig")
-                                .ok_or_else(|| ApiError::bad_request("Required parameter 'accessConfig' is missing"))?;
+                            let access = query.get("accessConfig").ok_or_else(|| {
+                                ApiError::bad_request(
+                                    "Required parameter 'accessConfig' is missing",
+                                )
+                            })?;
                             state.delete_access_config(&zone, &name, &nic, access, &project_path)
                         }
-                        "updateAccessConfig" => state.update_access_config(&zone, &name, &nic, &json_body(body)?, &project_path),
-                        _ => state.update_network_interface(&zone, &name, &nic, &json_body(body)?, &project_path),
+                        "updateAccessConfig" => state.update_access_config(
+                            &zone,
+                            &name,
+                            &nic,
+                            &json_body(body)?,
+                            &project_path,
+                        ),
+                        _ => state.update_network_interface(
+                            &zone,
+                            &name,
+                            &nic,
+                            &json_body(body)?,
+                            &project_path,
+                        ),
                     }
                 }
             };
             operation(sh, Scope::Zone(zone), what, target_link, target_id, applied)
         }
         Route::GetOperation { scope, name } => {
-            let op = sh.operation(&scope, &name).ok_or_else(|| ApiError::not_found(&format!("{project_path}/operations/{name}")))?;
+            let op = sh
+                .operation(&scope, &name)
+                .ok_or_else(|| ApiError::not_found(&format!("{project_path}/operations/{name}")))?;
             Ok(render_operation(&op, &sh.links, Instant::now()))
         }
         Route::WaitOperation { scope, name } => {
-            let op = sh.operation(&scope, &name).ok_or_else(|| ApiError::not_found(&format!("{project_path}/operations/{name}")))?;
+            let op = sh
+                .operation(&scope, &name)
+                .ok_or_else(|| ApiError::not_found(&format!("{project_path}/operations/{name}")))?;
             let until = op.done_at.min(Instant::now() + WAIT_LIMIT);
             tokio::time::sleep_until(until).await;
             Ok(render_operation(&op, &sh.links, Instant::now()))
@@ -248,21 +377,41 @@ fn json_body(body: &[u8]) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Invalid JSON payload received. {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid JSON payload received. {e}")))
 }
 
 /// A mutating call's answer: an operation, RUNNING for `operation_time`, ending in the
 /// error the call produced, if any. A call refused outright is an HTTP error instead.
-fn operation(sh: &Shared, scope: Scope, what: &str, target_link: String, target_id: u64, applied: Applied) -> Result<Value, ApiError> {
+fn operation(
+    sh: &Shared,
+    scope: Scope,
+    what: &str,
+    target_link: String,
+    target_id: u64,
+    applied: Applied,
+) -> Result<Value, ApiError> {
     let error = applied?;
     let op = sh.new_operation(scope, what, target_link, target_id, error);
     Ok(render_operation(&op, &sh.links, Instant::now()))
 }
 
-fn list(sh: &Shared, region: Option<&str>, query: &BTreeMap<String, String>) -> Result<Value, ApiError> {
-    let filter = match query.get("filter").map(|f| f.trim()).filter(|f| !f.is_empty()) {
+fn list(
+    sh: &Shared,
+    region: Option<&str>,
+    query: &BTreeMap<String, String>,
+) -> Result<Value, ApiError> {
+    let filter = match query
+        .get("filter")
+        .map(|f| f.trim())
+        .filter(|f| !f.is_empty())
+    {
         Some(text) => Some(Filter::parse(text, ADDRESS_FIELDS).map_err(|why| {
-            ApiError::invalid_field("filter", text, &format!("Invalid list filter expression: {why}."))
+            ApiError::invalid_field(
+                "filter",
+                text,
+                &format!("Invalid list filter expression: {why}."),
+            )
         })?),
         None => None,
     };
@@ -272,7 +421,9 @@ fn list(sh: &Shared, region: Option<&str>, query: &BTreeMap<String, String>) -> 
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| ApiError::invalid_field("maxResults", text, "Must be between 1 and 500."))?,
+            .ok_or_else(|| {
+                ApiError::invalid_field("maxResults", text, "Must be between 1 and 500.")
+            })?,
     };
     let offset = match query.get("pageToken").filter(|t| !t.is_empty()) {
         None => 0,
@@ -280,7 +431,10 @@ fn list(sh: &Shared, region: Option<&str>, query: &BTreeMap<String, String>) -> 
             .decode(token)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.strip_prefix("offset:").and_then(|n| n.parse::<usize>().ok()))
+            .and_then(|s| {
+                s.strip_prefix("offset:")
+                    .and_then(|n| n.parse::<usize>().ok())
+            })
             .ok_or_else(|| ApiError::invalid_field("pageToken", token, "Invalid page token."))?,
     };
     let mut rows: Vec<(String, String, u64, Value)> = {
@@ -298,10 +452,15 @@ fn list(sh: &Shared, region: Option<&str>, query: &BTreeMap<String, String>) -> 
             .filter(|(_, _, _, v)| filter.as_ref().is_none_or(|f| f.matches(v)))
             .collect()
     };
-    match query.get("orderBy").map(|o| o.split_whitespace().collect::<Vec<_>>()) {
+    match query
+        .get("orderBy")
+        .map(|o| o.split_whitespace().collect::<Vec<_>>())
+    {
         None => rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1))),
         Some(words) if words == ["name"] => rows.sort_by(|a, b| a.1.cmp(&b.1)),
-        Some(words) if words == ["creationTimestamp", "desc"] => rows.sort_by(|a, b| b.2.cmp(&a.2)),
+        Some(words) if words == ["creationTimestamp", "desc"] => {
+            rows.sort_by_key(|row| std::cmp::Reverse(row.2))
+        }
         Some(_) => {
             return Err(ApiError::invalid_field(
                 "orderBy",
@@ -311,8 +470,14 @@ fn list(sh: &Shared, region: Option<&str>, query: &BTreeMap<String, String>) -> 
         }
     }
     let total = rows.len();
-    let page: Vec<(String, Value)> = rows.into_iter().skip(offset).take(max).map(|(r, _, _, v)| (r, v)).collect();
-    let next = (offset + page.len() < total).then(|| URL_SAFE_NO_PAD.encode(format!("offset:{}", offset + page.len())));
+    let page: Vec<(String, Value)> = rows
+        .into_iter()
+        .skip(offset)
+        .take(max)
+        .map(|(r, _, _, v)| (r, v))
+        .collect();
+    let next = (offset + page.len() < total)
+        .then(|| URL_SAFE_NO_PAD.encode(format!("offset:{}", offset + page.len())));
     let mut out = match region {
         Some(region) => {
             let mut out = json!({
@@ -328,7 +493,10 @@ fn list(sh: &Shared, region: Option<&str>, query: &BTreeMap<String, String>) -> 
         None => {
             let mut scoped: BTreeMap<String, Vec<Value>> = BTreeMap::new();
             for (region, v) in page {
-                scoped.entry(format!("regions/{region}")).or_default().push(v);
+                scoped
+                    .entry(format!("regions/{region}"))
+                    .or_default()
+                    .push(v);
             }
             let items: serde_json::Map<String, Value> = scoped
                 .into_iter()
@@ -354,12 +522,23 @@ mod tests {
 
     #[test]
     fn routes_and_permissions() {
-        let (m, _) = route(&Method::PATCH, &["zones", "z", "instances", "n", "updateNetworkInterface"]).unwrap();
+        let (m, _) = route(
+            &Method::PATCH,
+            &["zones", "z", "instances", "n", "updateNetworkInterface"],
+        )
+        .unwrap();
         assert_eq!(permission_of(m), "compute.instances.updateNetworkInterface");
         let (m, _) = route(&Method::POST, &["zones", "z", "operations", "op-1", "wait"]).unwrap();
         assert_eq!(permission_of(m), "compute.zoneOperations.get");
-        assert_eq!(permission_of("addresses.aggregatedList"), "compute.addresses.list");
-        assert!(route(&Method::GET, &["zones", "z", "instances", "n", "addAccessConfig"]).is_none());
+        assert_eq!(
+            permission_of("addresses.aggregatedList"),
+            "compute.addresses.list"
+        );
+        assert!(route(
+            &Method::GET,
+            &["zones", "z", "instances", "n", "addAccessConfig"]
+        )
+        .is_none());
         assert!(route(&Method::DELETE, &["regions", "r", "addresses", "a"]).is_none());
     }
 }

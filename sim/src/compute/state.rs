@@ -48,7 +48,14 @@ impl State {
         1_000_000 + self.next_id
     }
 
-    pub fn add_address(&mut self, region: &str, name: &str, ip: IpAddr, labels: BTreeMap<String, String>, created: String) {
+    pub fn add_address(
+        &mut self,
+        region: &str,
+        name: &str,
+        ip: IpAddr,
+        labels: BTreeMap<String, String>,
+        created: String,
+    ) {
         let id = self.next_id();
         self.addresses.insert(
             (region.to_string(), name.to_string()),
@@ -94,11 +101,22 @@ impl State {
     fn ephemeral_access_config(&mut self, name: &str, v6: bool, tier: &str) -> SimAccessConfig {
         let ip = if v6 {
             self.ephemeral_v6 += 1;
-            IpAddr::V6(Ipv6Addr::new(0x2600, 0x1900, 0x4000, self.ephemeral_v6 as u16, 0, 0, 0, 0))
+            IpAddr::V6(Ipv6Addr::new(
+                0x2600,
+                0x1900,
+                0x4000,
+                self.ephemeral_v6 as u16,
+                0,
+                0,
+                0,
+                0,
+            ))
         } else {
             self.ephemeral_v4 += 1;
             // 100.64.0.0/10, far from any pool the tests reserve.
-            IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(100, 64, 0, 0)) + self.ephemeral_v4))
+            IpAddr::V4(Ipv4Addr::from(
+                u32::from(Ipv4Addr::new(100, 64, 0, 0)) + self.ephemeral_v4,
+            ))
         };
         SimAccessConfig {
             name: name.into(),
@@ -127,18 +145,32 @@ impl State {
             .unwrap_or_default()
     }
 
-    pub fn instance(&self, zone: &str, name: &str, project_path: &str) -> Result<&SimInstance, ApiError> {
+    pub fn instance(
+        &self,
+        zone: &str,
+        name: &str,
+        project_path: &str,
+    ) -> Result<&SimInstance, ApiError> {
         self.instances
             .get(name)
             .filter(|i| i.zone == zone)
-            .ok_or_else(|| ApiError::not_found(&format!("{project_path}/zones/{zone}/instances/{name}")))
+            .ok_or_else(|| {
+                ApiError::not_found(&format!("{project_path}/zones/{zone}/instances/{name}"))
+            })
     }
 
-    fn instance_mut(&mut self, zone: &str, name: &str, project_path: &str) -> Result<&mut SimInstance, ApiError> {
+    fn instance_mut(
+        &mut self,
+        zone: &str,
+        name: &str,
+        project_path: &str,
+    ) -> Result<&mut SimInstance, ApiError> {
         self.instances
             .get_mut(name)
             .filter(|i| i.zone == zone)
-            .ok_or_else(|| ApiError::not_found(&format!("{project_path}/zones/{zone}/instances/{name}")))
+            .ok_or_else(|| {
+                ApiError::not_found(&format!("{project_path}/zones/{zone}/instances/{name}"))
+            })
     }
 
     /// The static address with this IP in `region`, if any.
@@ -158,7 +190,12 @@ impl State {
     }
 
     /// Can `ip` (a static address) go on `instance`? None: yes; Some: the operation error.
-    fn check_static(&self, instance: &SimInstance, ip: IpAddr, tier: Option<&str>) -> Option<Applied> {
+    fn check_static(
+        &self,
+        instance: &SimInstance,
+        ip: IpAddr,
+        tier: Option<&str>,
+    ) -> Option<Applied> {
         let region = region_of_zone(&instance.zone);
         let Some(address) = self.static_address(ip) else {
             // Only reserved addresses (or none, for an ephemeral one) can be named.
@@ -172,7 +209,10 @@ impl State {
             return Some(op_error(
                 "INVALID_USAGE",
                 400,
-                format!("The address {} is in region {}, the instance in {region}.", address.name, address.region),
+                format!(
+                    "The address {} is in region {}, the instance in {region}.",
+                    address.name, address.region
+                ),
             ));
         }
         if let Some(tier) = tier {
@@ -180,7 +220,10 @@ impl State {
                 return Some(op_error(
                     "INVALID_USAGE",
                     400,
-                    format!("The network tier {tier} does not match the tier {} of address {}.", address.tier, address.name),
+                    format!(
+                        "The network tier {tier} does not match the tier {} of address {}.",
+                        address.tier, address.name
+                    ),
                 ));
             }
         }
@@ -195,14 +238,32 @@ impl State {
         None
     }
 
-    pub fn add_access_config(&mut self, zone: &str, name: &str, nic: &str, body: &Value, project_path: &str) -> Applied {
+    pub fn add_access_config(
+        &mut self,
+        zone: &str,
+        name: &str,
+        nic: &str,
+        body: &Value,
+        project_path: &str,
+    ) -> Applied {
         let instance = self.instance(zone, name, project_path)?.clone();
         if instance.nic.name != nic {
-            return Err(ApiError::invalid_field("networkInterface", nic, "No such network interface."));
+            return Err(ApiError::invalid_field(
+                "networkInterface",
+                nic,
+                "No such network interface.",
+            ));
         }
-        let kind = body.get("type").and_then(Value::as_str).unwrap_or("ONE_TO_ONE_NAT");
+        let kind = body
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("ONE_TO_ONE_NAT");
         if kind != "ONE_TO_ONE_NAT" {
-            return Err(ApiError::invalid_field("resource.type", kind, "Only ONE_TO_ONE_NAT is supported in accessConfigs."));
+            return Err(ApiError::invalid_field(
+                "resource.type",
+                kind,
+                "Only ONE_TO_ONE_NAT is supported in accessConfigs.",
+            ));
         }
         if instance.nic.access_config.is_some() {
             return Err(ApiError::bad_request(
@@ -210,21 +271,39 @@ impl State {
             ));
         }
         let tier = body.get("networkTier").and_then(Value::as_str);
-        let access_name = body.get("name").and_then(Value::as_str).unwrap_or(V4_NAME).to_string();
-        let config = match body.get("natIP").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        let access_name = body
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(V4_NAME)
+            .to_string();
+        let config = match body
+            .get("natIP")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
             Some(text) => {
-                let ip: Ipv4Addr = text
-                    .parse()
-                    .map_err(|_| ApiError::invalid_field("resource.natIP", text, "Must be an IPv4 address."))?;
+                let ip: Ipv4Addr = text.parse().map_err(|_| {
+                    ApiError::invalid_field("resource.natIP", text, "Must be an IPv4 address.")
+                })?;
                 let ip = IpAddr::V4(ip);
                 if let Some(failed) = self.check_static(&instance, ip, tier) {
                     return failed;
                 }
-                let tier = self.static_address(ip).map(|a| a.tier.clone()).unwrap_or_else(|| "PREMIUM".into());
-                SimAccessConfig { name: access_name, ip, tier, prefix_length: None, extra: Map::new() }
+                let tier = self
+                    .static_address(ip)
+                    .map(|a| a.tier.clone())
+                    .unwrap_or_else(|| "PREMIUM".into());
+                SimAccessConfig {
+                    name: access_name,
+                    ip,
+                    tier,
+                    prefix_length: None,
+                    extra: Map::new(),
+                }
             }
             None => {
-                let mut c = self.ephemeral_access_config(&access_name, false, tier.unwrap_or("PREMIUM"));
+                let mut c =
+                    self.ephemeral_access_config(&access_name, false, tier.unwrap_or("PREMIUM"));
                 c.name = access_name;
                 c
             }
@@ -235,10 +314,21 @@ impl State {
         Ok(None)
     }
 
-    pub fn delete_access_config(&mut self, zone: &str, name: &str, nic: &str, access: &str, project_path: &str) -> Applied {
+    pub fn delete_access_config(
+        &mut self,
+        zone: &str,
+        name: &str,
+        nic: &str,
+        access: &str,
+        project_path: &str,
+    ) -> Applied {
         let instance = self.instance_mut(zone, name, project_path)?;
         if instance.nic.name != nic {
-            return Err(ApiError::invalid_field("networkInterface", nic, "No such network interface."));
+            return Err(ApiError::invalid_field(
+                "networkInterface",
+                nic,
+                "No such network interface.",
+            ));
         }
         match &instance.nic.access_config {
             Some(ac) if ac.name == access => {}
@@ -257,10 +347,21 @@ impl State {
     }
 
     /// `updateAccessConfig`: the PTR record and the tier; the address itself cannot change.
-    pub fn update_access_config(&mut self, zone: &str, name: &str, nic: &str, body: &Value, project_path: &str) -> Applied {
+    pub fn update_access_config(
+        &mut self,
+        zone: &str,
+        name: &str,
+        nic: &str,
+        body: &Value,
+        project_path: &str,
+    ) -> Applied {
         let instance = self.instance_mut(zone, name, project_path)?;
         if instance.nic.name != nic {
-            return Err(ApiError::invalid_field("networkInterface", nic, "No such network interface."));
+            return Err(ApiError::invalid_field(
+                "networkInterface",
+                nic,
+                "No such network interface.",
+            ));
         }
         let wanted = body.get("name").and_then(Value::as_str);
         let Some(config) = instance
@@ -269,11 +370,19 @@ impl State {
             .as_mut()
             .filter(|ac| wanted.is_none_or(|w| w == ac.name))
         else {
-            return Err(ApiError::invalid_field("resource.name", wanted.unwrap_or(""), "No such access config."));
+            return Err(ApiError::invalid_field(
+                "resource.name",
+                wanted.unwrap_or(""),
+                "No such access config.",
+            ));
         };
         if let Some(nat) = body.get("natIP").and_then(Value::as_str) {
             if nat.parse::<IpAddr>().ok() != Some(config.ip) {
-                return Err(ApiError::invalid_field("resource.natIP", nat, "The natIP of an access config cannot be updated."));
+                return Err(ApiError::invalid_field(
+                    "resource.natIP",
+                    nat,
+                    "The natIP of an access config cannot be updated.",
+                ));
             }
         }
         for key in ["publicPtrDomainName", "setPublicPtr"] {
@@ -290,16 +399,33 @@ impl State {
 
     /// `updateNetworkInterface` (PATCH): fingerprint required and current; replaces the
     /// IPv6 access configs and the stack type.
-    pub fn update_network_interface(&mut self, zone: &str, name: &str, nic: &str, body: &Value, project_path: &str) -> Applied {
+    pub fn update_network_interface(
+        &mut self,
+        zone: &str,
+        name: &str,
+        nic: &str,
+        body: &Value,
+        project_path: &str,
+    ) -> Applied {
         let instance = self.instance(zone, name, project_path)?.clone();
         if instance.nic.name != nic {
-            return Err(ApiError::invalid_field("networkInterface", nic, "No such network interface."));
+            return Err(ApiError::invalid_field(
+                "networkInterface",
+                nic,
+                "No such network interface.",
+            ));
         }
         let Some(given) = body.get("fingerprint").and_then(Value::as_str) else {
-            return Err(ApiError::bad_request("Required field 'resource.fingerprint' not specified"));
+            return Err(ApiError::bad_request(
+                "Required field 'resource.fingerprint' not specified",
+            ));
         };
         if !fingerprint::is_valid(given) {
-            return Err(ApiError::invalid_field("resource.fingerprint", given, "Must be base64."));
+            return Err(ApiError::invalid_field(
+                "resource.fingerprint",
+                given,
+                "Must be base64.",
+            ));
         }
         if given != instance.nic_fingerprint() {
             return Err(ApiError::stale_fingerprint("network interface"));
@@ -310,32 +436,62 @@ impl State {
             .unwrap_or(&instance.nic.stack_type)
             .to_string();
         if !matches!(stack.as_str(), "IPV4_ONLY" | "IPV4_IPV6" | "IPV6_ONLY") {
-            return Err(ApiError::invalid_field("resource.stackType", &stack, "Unknown stack type."));
+            return Err(ApiError::invalid_field(
+                "resource.stackType",
+                &stack,
+                "Unknown stack type.",
+            ));
         }
         let mut next_v6 = instance.nic.ipv6_access_config.clone();
         if stack == "IPV4_ONLY" {
             next_v6 = None;
         } else if let Some(list) = body.get("ipv6AccessConfigs").and_then(Value::as_array) {
             if list.len() > 1 {
-                return Err(ApiError::bad_request("At most one IPv6 access config currently supported."));
+                return Err(ApiError::bad_request(
+                    "At most one IPv6 access config currently supported.",
+                ));
             }
             next_v6 = match list.first() {
                 None => None,
                 Some(wanted) => {
-                    let kind = wanted.get("type").and_then(Value::as_str).unwrap_or("DIRECT_IPV6");
+                    let kind = wanted
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("DIRECT_IPV6");
                     if kind != "DIRECT_IPV6" {
-                        return Err(ApiError::invalid_field("resource.ipv6AccessConfigs[0].type", kind, "Only DIRECT_IPV6 is supported."));
+                        return Err(ApiError::invalid_field(
+                            "resource.ipv6AccessConfigs[0].type",
+                            kind,
+                            "Only DIRECT_IPV6 is supported.",
+                        ));
                     }
-                    let access_name = wanted.get("name").and_then(Value::as_str).unwrap_or(V6_NAME).to_string();
+                    let access_name = wanted
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or(V6_NAME)
+                        .to_string();
                     let tier = wanted.get("networkTier").and_then(Value::as_str);
-                    match wanted.get("externalIpv6").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+                    match wanted
+                        .get("externalIpv6")
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                    {
                         Some(text) => {
                             let ip: Ipv6Addr = text.parse().map_err(|_| {
-                                ApiError::invalid_field("resource.ipv6AccessConfigs[0].externalIpv6", text, "Must be an IPv6 address.")
+                                ApiError::invalid_field(
+                                    "resource.ipv6AccessConfigs[0].externalIpv6",
+                                    text,
+                                    "Must be an IPv6 address.",
+                                )
                             })?;
                             let ip = IpAddr::V6(ip);
-                            let expected = self.static_address(ip).and_then(|a| a.prefix_length).unwrap_or(96);
-                            let given = wanted.get("externalIpv6PrefixLength").and_then(Value::as_u64);
+                            let expected = self
+                                .static_address(ip)
+                                .and_then(|a| a.prefix_length)
+                                .unwrap_or(96);
+                            let given = wanted
+                                .get("externalIpv6PrefixLength")
+                                .and_then(Value::as_u64);
                             if given.is_some_and(|p| p != u64::from(expected)) {
                                 return Err(ApiError::invalid_field(
                                     "resource.ipv6AccessConfigs[0].externalIpv6PrefixLength",
@@ -343,17 +499,34 @@ impl State {
                                     "It must match the prefix length of the address.",
                                 ));
                             }
-                            let unchanged = instance.nic.ipv6_access_config.as_ref().is_some_and(|c| c.ip == ip);
+                            let unchanged = instance
+                                .nic
+                                .ipv6_access_config
+                                .as_ref()
+                                .is_some_and(|c| c.ip == ip);
                             if !unchanged {
                                 if let Some(failed) = self.check_static(&instance, ip, tier) {
                                     return failed;
                                 }
                             }
-                            let tier = self.static_address(ip).map(|a| a.tier.clone()).unwrap_or_else(|| "PREMIUM".into());
-                            Some(SimAccessConfig { name: access_name, ip, tier, prefix_length: Some(expected), extra: Map::new() })
+                            let tier = self
+                                .static_address(ip)
+                                .map(|a| a.tier.clone())
+                                .unwrap_or_else(|| "PREMIUM".into());
+                            Some(SimAccessConfig {
+                                name: access_name,
+                                ip,
+                                tier,
+                                prefix_length: Some(expected),
+                                extra: Map::new(),
+                            })
                         }
                         None => {
-                            let mut c = self.ephemeral_access_config(&access_name, true, tier.unwrap_or("PREMIUM"));
+                            let mut c = self.ephemeral_access_config(
+                                &access_name,
+                                true,
+                                tier.unwrap_or("PREMIUM"),
+                            );
                             c.name = access_name;
                             Some(c)
                         }
@@ -377,17 +550,28 @@ impl State {
 
     /// `setLabels`: the fingerprint must be valid and current; keys and values must
     /// follow GCP's label rules.
-    pub fn set_labels(&mut self, region: &str, name: &str, body: &Value, project_path: &str) -> Applied {
+    pub fn set_labels(
+        &mut self,
+        region: &str,
+        name: &str,
+        body: &Value,
+        project_path: &str,
+    ) -> Applied {
         let key = (region.to_string(), name.to_string());
-        let address = self
-            .addresses
-            .get_mut(&key)
-            .ok_or_else(|| ApiError::not_found(&format!("{project_path}/regions/{region}/addresses/{name}")))?;
+        let address = self.addresses.get_mut(&key).ok_or_else(|| {
+            ApiError::not_found(&format!("{project_path}/regions/{region}/addresses/{name}"))
+        })?;
         let Some(given) = body.get("labelFingerprint").and_then(Value::as_str) else {
-            return Err(ApiError::bad_request("Required field 'labelFingerprint' not specified"));
+            return Err(ApiError::bad_request(
+                "Required field 'labelFingerprint' not specified",
+            ));
         };
         if !fingerprint::is_valid(given) {
-            return Err(ApiError::invalid_field("labelFingerprint", given, "Must be base64."));
+            return Err(ApiError::invalid_field(
+                "labelFingerprint",
+                given,
+                "Must be base64.",
+            ));
         }
         if given != address.label_fingerprint() {
             return Err(ApiError::stale_fingerprint("label"));
@@ -425,8 +609,20 @@ mod tests {
 
     fn state() -> State {
         let mut s = State::default();
-        s.add_address("us-central1", "pool-1", "203.0.113.10".parse().unwrap(), BTreeMap::new(), "t".into());
-        s.add_address("us-central1", "v6-1", "2600:1900:4000:abcd::".parse().unwrap(), BTreeMap::new(), "t".into());
+        s.add_address(
+            "us-central1",
+            "pool-1",
+            "203.0.113.10".parse().unwrap(),
+            BTreeMap::new(),
+            "t".into(),
+        );
+        s.add_address(
+            "us-central1",
+            "v6-1",
+            "2600:1900:4000:abcd::".parse().unwrap(),
+            BTreeMap::new(),
+            "t".into(),
+        );
         s.add_instance("us-central1-a", "node-1", true, "t".into());
         s.add_instance("us-central1-a", "node-2", true, "t".into());
         s
@@ -439,18 +635,36 @@ mod tests {
     #[test]
     fn the_ipv4_swap_and_its_guards() {
         let mut s = state();
-        let add = json!({"name": "external-nat", "type": "ONE_TO_ONE_NAT", "natIP": "203.0.113.10"});
+        let add =
+            json!({"name": "external-nat", "type": "ONE_TO_ONE_NAT", "natIP": "203.0.113.10"});
         // One access config per NIC.
-        assert_eq!(s.add_access_config("us-central1-a", "node-1", "nic0", &add, P).unwrap_err().status, 400);
+        assert_eq!(
+            s.add_access_config("us-central1-a", "node-1", "nic0", &add, P)
+                .unwrap_err()
+                .status,
+            400
+        );
         ok(s.delete_access_config("us-central1-a", "node-1", "nic0", "external-nat", P));
         ok(s.add_access_config("us-central1-a", "node-1", "nic0", &add, P));
-        assert_eq!(s.holders()[&"203.0.113.10".parse::<IpAddr>().unwrap()], vec!["node-1"]);
+        assert_eq!(
+            s.holders()[&"203.0.113.10".parse::<IpAddr>().unwrap()],
+            vec!["node-1"]
+        );
         // The other instance cannot take it: the operation ends in error.
         ok(s.delete_access_config("us-central1-a", "node-2", "nic0", "external-nat", P));
-        let failed = s.add_access_config("us-central1-a", "node-2", "nic0", &add, P).unwrap().unwrap();
+        let failed = s
+            .add_access_config("us-central1-a", "node-2", "nic0", &add, P)
+            .unwrap()
+            .unwrap();
         assert_eq!(failed.code, "IP_IN_USE_BY_ANOTHER_RESOURCE");
         // An ephemeral one is always possible.
-        ok(s.add_access_config("us-central1-a", "node-2", "nic0", &json!({"type": "ONE_TO_ONE_NAT"}), P));
+        ok(s.add_access_config(
+            "us-central1-a",
+            "node-2",
+            "nic0",
+            &json!({"type": "ONE_TO_ONE_NAT"}),
+            P,
+        ));
         assert!(s.instances["node-2"].nic.access_config.is_some());
         assert!(s.violations.is_empty());
     }
@@ -459,24 +673,66 @@ mod tests {
     fn nic_updates_need_the_current_fingerprint() {
         let mut s = state();
         let fp = s.instances["node-1"].nic_fingerprint();
-        let body = |fp: &str| json!({"fingerprint": fp, "stackType": "IPV4_IPV6", "ipv6AccessConfigs": [
-            {"type": "DIRECT_IPV6", "name": "external-ipv6", "externalIpv6": "2600:1900:4000:abcd:0:0:0:0", "externalIpv6PrefixLength": 96, "networkTier": "PREMIUM"}]});
+        let body = |fp: &str| {
+            json!({"fingerprint": fp, "stackType": "IPV4_IPV6", "ipv6AccessConfigs": [
+            {"type": "DIRECT_IPV6", "name": "external-ipv6", "externalIpv6": "2600:1900:4000:abcd:0:0:0:0", "externalIpv6PrefixLength": 96, "networkTier": "PREMIUM"}]})
+        };
         ok(s.update_network_interface("us-central1-a", "node-1", "nic0", &body(&fp), P));
-        assert_eq!(s.update_network_interface("us-central1-a", "node-1", "nic0", &body(&fp), P).unwrap_err().status, 412);
-        assert_eq!(s.update_network_interface("us-central1-a", "node-1", "nic0", &body("nicfp="), P).unwrap_err().status, 400);
+        assert_eq!(
+            s.update_network_interface("us-central1-a", "node-1", "nic0", &body(&fp), P)
+                .unwrap_err()
+                .status,
+            412
+        );
+        assert_eq!(
+            s.update_network_interface("us-central1-a", "node-1", "nic0", &body("nicfp="), P)
+                .unwrap_err()
+                .status,
+            400
+        );
         let fp2 = s.instances["node-2"].nic_fingerprint();
-        let taken = s.update_network_interface("us-central1-a", "node-2", "nic0", &body(&fp2), P).unwrap().unwrap();
+        let taken = s
+            .update_network_interface("us-central1-a", "node-2", "nic0", &body(&fp2), P)
+            .unwrap()
+            .unwrap();
         assert_eq!(taken.code, "IP_IN_USE_BY_ANOTHER_RESOURCE");
     }
 
     #[test]
     fn labels_need_the_current_fingerprint_and_valid_text() {
         let mut s = state();
-        let fp = s.addresses[&("us-central1".to_string(), "pool-1".to_string())].label_fingerprint();
-        ok(s.set_labels("us-central1", "pool-1", &json!({"labels": {"pinip-node": "node-1"}, "labelFingerprint": fp}), P));
-        assert_eq!(s.set_labels("us-central1", "pool-1", &json!({"labels": {}, "labelFingerprint": fp}), P).unwrap_err().status, 412);
-        let fp = s.addresses[&("us-central1".to_string(), "pool-1".to_string())].label_fingerprint();
-        assert_eq!(s.set_labels("us-central1", "pool-1", &json!({"labels": {"Bad": "x"}, "labelFingerprint": fp}), P).unwrap_err().status, 400);
+        let fp =
+            s.addresses[&("us-central1".to_string(), "pool-1".to_string())].label_fingerprint();
+        ok(s.set_labels(
+            "us-central1",
+            "pool-1",
+            &json!({"labels": {"pinip-node": "node-1"}, "labelFingerprint": fp}),
+            P,
+        ));
+        assert_eq!(
+            s.set_labels(
+                "us-central1",
+                "pool-1",
+                &json!({"labels": {}, "labelFingerprint": fp}),
+                P
+            )
+            .unwrap_err()
+            .status,
+            412
+        );
+        let fp =
+            s.addresses[&("us-central1".to_string(), "pool-1".to_string())].label_fingerprint();
+        assert_eq!(
+            s.set_labels(
+                "us-central1",
+                "pool-1",
+                &json!({"labels": {"Bad": "x"}, "labelFingerprint": fp}),
+                P
+            )
+            .unwrap_err()
+            .status,
+            400
+        );
     }
 
     #[test]
@@ -484,8 +740,17 @@ mod tests {
         let mut s = state();
         s.add_instance("us-central1-a", "foreign", false, "t".into());
         ok(s.delete_access_config("us-central1-a", "foreign", "nic0", "external-nat", P));
-        assert!(s.violations.is_empty(), "an ephemeral address is not a violation");
-        ok(s.add_access_config("us-central1-a", "foreign", "nic0", &json!({"natIP": "203.0.113.10"}), P));
+        assert!(
+            s.violations.is_empty(),
+            "an ephemeral address is not a violation"
+        );
+        ok(s.add_access_config(
+            "us-central1-a",
+            "foreign",
+            "nic0",
+            &json!({"natIP": "203.0.113.10"}),
+            P,
+        ));
         ok(s.delete_access_config("us-central1-a", "foreign", "nic0", "external-nat", P));
         assert_eq!(s.violations.len(), 1);
     }

@@ -70,7 +70,9 @@ pub fn serve(action: &str, params: &Params, region: &mut Region) -> Result<Xml, 
 
 fn parse_v4(text: &str, parameter: &str) -> Result<Ipv4Addr, Ec2Error> {
     text.parse().map_err(|_| {
-        Ec2Error::invalid_value(format!("Invalid value '{text}' for {parameter}: not an IPv4 address"))
+        Ec2Error::invalid_value(format!(
+            "Invalid value '{text}' for {parameter}: not an IPv4 address"
+        ))
     })
 }
 
@@ -82,10 +84,15 @@ fn parse_v6(text: &str) -> Result<Ipv6Addr, Ec2Error> {
 fn allocate_address(params: &Params, region: &mut Region) -> Result<Xml, Ec2Error> {
     if let Some(domain) = params.get("Domain") {
         if domain != "vpc" && domain != "standard" {
-            return Err(Ec2Error::invalid_value(format!("Invalid value '{domain}' for domain.")));
+            return Err(Ec2Error::invalid_value(format!(
+                "Invalid value '{domain}' for domain."
+            )));
         }
     }
-    let tags: BTreeMap<String, String> = params.tag_specifications("elastic-ip").into_iter().collect();
+    let tags: BTreeMap<String, String> = params
+        .tag_specifications("elastic-ip")
+        .into_iter()
+        .collect();
     let (id, ip) = region.allocate(tags);
     let mut x = Xml::default();
     x.leaf("publicIp", ip)
@@ -106,7 +113,12 @@ fn associate_address(params: &Params, region: &mut Region) -> Result<Xml, Ec2Err
                 .values()
                 .find(|a| a.public_ip == ip)
                 .map(|a| a.allocation_id.clone())
-                .ok_or_else(|| Ec2Error::new("InvalidAddress.NotFound", format!("Address '{ip}' not found.")))?
+                .ok_or_else(|| {
+                    Ec2Error::new(
+                        "InvalidAddress.NotFound",
+                        format!("Address '{ip}' not found."),
+                    )
+                })?
         }
         _ => return Err(Ec2Error::missing("AllocationId")),
     };
@@ -138,7 +150,12 @@ fn disassociate_address(params: &Params, region: &mut Region) -> Result<Xml, Ec2
                 .values()
                 .find(|a| a.public_ip == ip)
                 .and_then(|a| a.association.as_ref().map(|s| s.id.clone()))
-                .ok_or_else(|| Ec2Error::new("InvalidAddress.NotFound", format!("Address '{ip}' is not associated.")))?
+                .ok_or_else(|| {
+                    Ec2Error::new(
+                        "InvalidAddress.NotFound",
+                        format!("Address '{ip}' is not associated."),
+                    )
+                })?
         }
         _ => return Err(Ec2Error::missing("AssociationId")),
     };
@@ -174,12 +191,23 @@ fn describe_addresses(params: &Params, region: &mut Region) -> Result<Xml, Ec2Er
     let ips = params.list("PublicIp");
     for id in &ids {
         if !region.addresses.contains_key(id) {
-            return Err(Ec2Error::not_found("InvalidAllocationID.NotFound", "allocation ID", id));
+            return Err(Ec2Error::not_found(
+                "InvalidAllocationID.NotFound",
+                "allocation ID",
+                id,
+            ));
         }
     }
     for ip in &ips {
-        if !region.addresses.values().any(|a| a.public_ip.to_string() == *ip) {
-            return Err(Ec2Error::new("InvalidAddress.NotFound", format!("Address '{ip}' not found.")));
+        if !region
+            .addresses
+            .values()
+            .any(|a| a.public_ip.to_string() == *ip)
+        {
+            return Err(Ec2Error::new(
+                "InvalidAddress.NotFound",
+                format!("Address '{ip}' not found."),
+            ));
         }
     }
     let selected: Vec<&Address> = region
@@ -225,7 +253,10 @@ fn write_address(x: &mut Xml, a: &Address, region: &Region) {
         .leaf("domain", "vpc");
     if let Some(s) = &a.association {
         x.leaf("associationId", &s.id)
-            .maybe("instanceId", address_instance(a, region).map(|i| i.id.as_str()))
+            .maybe(
+                "instanceId",
+                address_instance(a, region).map(|i| i.id.as_str()),
+            )
             .leaf("networkInterfaceId", &s.eni)
             .leaf("networkInterfaceOwnerId", OWNER_ID)
             .leaf("privateIpAddress", s.private_ip);
@@ -250,10 +281,17 @@ fn describe_instances(params: &Params, region: &mut Region) -> Result<Xml, Ec2Er
     let ids = params.list("InstanceId");
     for id in &ids {
         if !id.starts_with("i-") {
-            return Err(Ec2Error::new("InvalidInstanceID.Malformed", format!("Invalid id: \"{id}\"")));
+            return Err(Ec2Error::new(
+                "InvalidInstanceID.Malformed",
+                format!("Invalid id: \"{id}\""),
+            ));
         }
         if !region.instances.contains_key(id) {
-            return Err(Ec2Error::not_found("InvalidInstanceID.NotFound", "instance ID", id));
+            return Err(Ec2Error::not_found(
+                "InvalidInstanceID.NotFound",
+                "instance ID",
+                id,
+            ));
         }
     }
     let selected: Vec<&Instance> = region
@@ -268,17 +306,35 @@ fn describe_instances(params: &Params, region: &mut Region) -> Result<Xml, Ec2Er
             fields.insert("instance-state-name", vec![i.state.into()]);
             fields.insert("network-interface.network-interface-id", i.enis.clone());
             if let Some(eni) = primary {
-                fields.insert("private-ip-address", eni.private_ips.iter().take(1).map(|p| p.to_string()).collect());
+                fields.insert(
+                    "private-ip-address",
+                    eni.private_ips
+                        .iter()
+                        .take(1)
+                        .map(|p| p.to_string())
+                        .collect(),
+                );
                 fields.insert("subnet-id", vec![eni.subnet_id.clone()]);
             }
-            matches(&filters, &Subject { fields, tags: &i.tags })
+            matches(
+                &filters,
+                &Subject {
+                    fields,
+                    tags: &i.tags,
+                },
+            )
         })
         .collect();
     let mut x = Xml::default();
     x.set("reservationSet", selected, |x, instance| {
-        x.leaf("reservationId", format!("r-{}", instance.id.trim_start_matches("i-")))
-            .leaf("ownerId", OWNER_ID)
-            .set("instancesSet", [instance], |x, i| write_instance(x, i, region));
+        x.leaf(
+            "reservationId",
+            format!("r-{}", instance.id.trim_start_matches("i-")),
+        )
+        .leaf("ownerId", OWNER_ID)
+        .set("instancesSet", [instance], |x, i| {
+            write_instance(x, i, region)
+        });
     });
     Ok(x)
 }
@@ -287,7 +343,11 @@ fn public_ip_of(eni: &Eni, private_ip: Ipv4Addr, region: &Region) -> Option<Ipv4
     region
         .addresses
         .values()
-        .find(|a| a.association.as_ref().is_some_and(|s| s.eni == eni.id && s.private_ip == private_ip))
+        .find(|a| {
+            a.association
+                .as_ref()
+                .is_some_and(|s| s.eni == eni.id && s.private_ip == private_ip)
+        })
         .map(|a| a.public_ip)
 }
 
@@ -306,17 +366,26 @@ fn write_instance(x: &mut Xml, i: &Instance, region: &Region) {
         .maybe("privateIpAddress", primary_ip)
         .maybe(
             "ipAddress",
-            primary.zip(primary_ip).and_then(|(e, ip)| public_ip_of(e, ip, region)),
+            primary
+                .zip(primary_ip)
+                .and_then(|(e, ip)| public_ip_of(e, ip, region)),
         )
         .open("placement")
         .leaf("availabilityZone", &i.zone)
         .leaf("tenancy", "default")
         .close("placement");
     if let Some(eni) = primary {
-        x.leaf("subnetId", &eni.subnet_id)
-            .maybe("vpcId", region.subnets.get(&eni.subnet_id).map(|s| s.vpc_id.as_str()));
+        x.leaf("subnetId", &eni.subnet_id).maybe(
+            "vpcId",
+            region
+                .subnets
+                .get(&eni.subnet_id)
+                .map(|s| s.vpc_id.as_str()),
+        );
     }
-    x.set("networkInterfaceSet", enis, |x, eni| write_eni(x, eni, region, false));
+    x.set("networkInterfaceSet", enis, |x, eni| {
+        write_eni(x, eni, region, false)
+    });
     x.tag_set(&i.tags);
 }
 
@@ -331,13 +400,22 @@ fn write_eni(x: &mut Xml, eni: &Eni, region: &Region, standalone: bool) {
             .leaf("interfaceType", "interface");
     }
     x.leaf("ownerId", OWNER_ID)
-        .leaf("status", if eni.instance_id.is_some() { "in-use" } else { "available" })
+        .leaf(
+            "status",
+            if eni.instance_id.is_some() {
+                "in-use"
+            } else {
+                "available"
+            },
+        )
         .maybe("privateIpAddress", eni.private_ips.first())
         .leaf("sourceDestCheck", true);
     if let Some(instance) = &eni.instance_id {
-        x.open("attachment").leaf("attachmentId", &eni.attachment_id);
+        x.open("attachment")
+            .leaf("attachmentId", &eni.attachment_id);
         if standalone {
-            x.leaf("instanceId", instance).leaf("instanceOwnerId", OWNER_ID);
+            x.leaf("instanceId", instance)
+                .leaf("instanceOwnerId", OWNER_ID);
         }
         x.leaf("deviceIndex", eni.device_index)
             .leaf("networkCardIndex", 0)
@@ -345,7 +423,11 @@ fn write_eni(x: &mut Xml, eni: &Eni, region: &Region, standalone: bool) {
             .leaf("deleteOnTermination", true)
             .close("attachment");
     }
-    if let Some(public) = eni.private_ips.first().and_then(|ip| public_ip_of(eni, *ip, region)) {
+    if let Some(public) = eni
+        .private_ips
+        .first()
+        .and_then(|ip| public_ip_of(eni, *ip, region))
+    {
         x.open("association")
             .leaf("publicIp", public)
             .leaf("ipOwnerId", OWNER_ID)
@@ -354,15 +436,19 @@ fn write_eni(x: &mut Xml, eni: &Eni, region: &Region, standalone: bool) {
     if standalone {
         x.tag_set(&eni.tags);
     }
-    x.set("privateIpAddressesSet", eni.private_ips.iter().enumerate(), |x, (n, ip)| {
-        x.leaf("privateIpAddress", ip).leaf("primary", n == 0);
-        if let Some(public) = public_ip_of(eni, *ip, region) {
-            x.open("association")
-                .leaf("publicIp", public)
-                .leaf("ipOwnerId", OWNER_ID)
-                .close("association");
-        }
-    });
+    x.set(
+        "privateIpAddressesSet",
+        eni.private_ips.iter().enumerate(),
+        |x, (n, ip)| {
+            x.leaf("privateIpAddress", ip).leaf("primary", n == 0);
+            if let Some(public) = public_ip_of(eni, *ip, region) {
+                x.open("association")
+                    .leaf("publicIp", public)
+                    .leaf("ipOwnerId", OWNER_ID)
+                    .close("association");
+            }
+        },
+    );
     x.set("ipv6AddressesSet", &eni.ipv6, |x, ip| {
         x.leaf("ipv6Address", ip);
     });
@@ -385,7 +471,11 @@ fn describe_network_interfaces(params: &Params, region: &mut Region) -> Result<X
     let ids = params.list("NetworkInterfaceId");
     for id in &ids {
         if !region.enis.contains_key(id) {
-            return Err(Ec2Error::not_found("InvalidNetworkInterfaceID.NotFound", "networkInterface ID", id));
+            return Err(Ec2Error::not_found(
+                "InvalidNetworkInterfaceID.NotFound",
+                "networkInterface ID",
+                id,
+            ));
         }
     }
     let selected: Vec<&Eni> = region
@@ -398,27 +488,55 @@ fn describe_network_interfaces(params: &Params, region: &mut Region) -> Result<X
             let mut fields: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
             fields.insert("network-interface-id", vec![e.id.clone()]);
             fields.insert("subnet-id", vec![e.subnet_id.clone()]);
-            fields.insert("vpc-id", subnet.map(|s| s.vpc_id.clone()).into_iter().collect());
-            fields.insert("availability-zone", subnet.map(|s| s.zone.clone()).into_iter().collect());
-            fields.insert("attachment.instance-id", e.instance_id.clone().into_iter().collect());
+            fields.insert(
+                "vpc-id",
+                subnet.map(|s| s.vpc_id.clone()).into_iter().collect(),
+            );
+            fields.insert(
+                "availability-zone",
+                subnet.map(|s| s.zone.clone()).into_iter().collect(),
+            );
+            fields.insert(
+                "attachment.instance-id",
+                e.instance_id.clone().into_iter().collect(),
+            );
             fields.insert("private-ip-address", private.clone());
             fields.insert("addresses.private-ip-address", private);
-            fields.insert("ipv6-addresses.ipv6-address", e.ipv6.iter().map(|i| i.to_string()).collect());
-            matches(&filters, &Subject { fields, tags: &e.tags })
+            fields.insert(
+                "ipv6-addresses.ipv6-address",
+                e.ipv6.iter().map(|i| i.to_string()).collect(),
+            );
+            matches(
+                &filters,
+                &Subject {
+                    fields,
+                    tags: &e.tags,
+                },
+            )
         })
         .collect();
     let mut x = Xml::default();
-    x.set("networkInterfaceSet", selected, |x, eni| write_eni(x, eni, region, true));
+    x.set("networkInterfaceSet", selected, |x, eni| {
+        write_eni(x, eni, region, true)
+    });
     Ok(x)
 }
 
 fn describe_subnets(params: &Params, region: &mut Region) -> Result<Xml, Ec2Error> {
     let filters = params.filters();
-    check_names(&filters, &["availability-zone", "subnet-id", "vpc-id"], "DescribeSubnets")?;
+    check_names(
+        &filters,
+        &["availability-zone", "subnet-id", "vpc-id"],
+        "DescribeSubnets",
+    )?;
     let ids = params.list("SubnetId");
     for id in &ids {
         if !region.subnets.contains_key(id) {
-            return Err(Ec2Error::not_found("InvalidSubnetID.NotFound", "subnet ID", id));
+            return Err(Ec2Error::not_found(
+                "InvalidSubnetID.NotFound",
+                "subnet ID",
+                id,
+            ));
         }
     }
     let no_tags = BTreeMap::new();
@@ -434,7 +552,13 @@ fn describe_subnets(params: &Params, region: &mut Region) -> Result<Xml, Ec2Erro
             ]
             .into_iter()
             .collect();
-            matches(&filters, &Subject { fields, tags: &no_tags })
+            matches(
+                &filters,
+                &Subject {
+                    fields,
+                    tags: &no_tags,
+                },
+            )
         })
         .collect();
     let mut x = Xml::default();
@@ -447,7 +571,10 @@ fn describe_subnets(params: &Params, region: &mut Region) -> Result<Xml, Ec2Erro
             .leaf("ownerId", OWNER_ID)
             .set("ipv6CidrBlockAssociationSet", s.ipv6, |x, block| {
                 x.leaf("ipv6CidrBlock", block)
-                    .leaf("associationId", format!("subnet-cidr-assoc-{}", s.id.trim_start_matches("subnet-")))
+                    .leaf(
+                        "associationId",
+                        format!("subnet-cidr-assoc-{}", s.id.trim_start_matches("subnet-")),
+                    )
                     .open("ipv6CidrBlockState")
                     .leaf("state", "associated")
                     .close("ipv6CidrBlockState");

@@ -44,9 +44,16 @@ impl FaultState {
         self.faults = faults;
     }
 
+    /// Change the random failure rates, keeping the latency and the dice.
+    pub fn set_rates(&mut self, error_rate: f64, throttle_rate: f64) {
+        self.faults.error_rate = error_rate;
+        self.faults.throttle_rate = throttle_rate;
+    }
+
     /// The next `action` request fails with EC2 error `code` (queued, one per request).
     pub fn fail_next(&mut self, action: &str, code: &str) {
-        self.scripted.push_back((action.to_string(), code.to_string()));
+        self.scripted
+            .push_back((action.to_string(), code.to_string()));
     }
 
     pub fn deny(&mut self, action: &str) {
@@ -64,7 +71,10 @@ impl FaultState {
         let (roll, which) = (self.rng.f64(), self.rng.bool());
         if let Some(pos) = self.scripted.iter().position(|(a, _)| a == action) {
             if let Some((_, code)) = self.scripted.remove(pos) {
-                return Err(Ec2Error::new(&code, format!("injected failure of {action}")));
+                return Err(Ec2Error::new(
+                    &code,
+                    format!("injected failure of {action}"),
+                ));
             }
         }
         if self.denied.contains(action) {
@@ -75,12 +85,23 @@ impl FaultState {
                 ),
             ));
         }
-        let Ec2Faults { throttle_rate, error_rate, .. } = self.faults;
+        let Ec2Faults {
+            throttle_rate,
+            error_rate,
+            ..
+        } = self.faults;
         if roll < throttle_rate {
-            return Err(Ec2Error::new("RequestLimitExceeded", "Request limit exceeded."));
+            return Err(Ec2Error::new(
+                "RequestLimitExceeded",
+                "Request limit exceeded.",
+            ));
         }
         if roll < throttle_rate + error_rate {
-            let code = if which { "InternalError" } else { "Unavailable" };
+            let code = if which {
+                "InternalError"
+            } else {
+                "Unavailable"
+            };
             return Err(Ec2Error::new(code, "An internal error has occurred"));
         }
         Ok(())
@@ -96,19 +117,32 @@ mod tests {
         let mut state = FaultState::default();
         state.fail_next("AssociateAddress", "Resource.AlreadyAssociated");
         assert_eq!(state.admit("DescribeAddresses"), Ok(()));
-        assert_eq!(state.admit("AssociateAddress").unwrap_err().code, "Resource.AlreadyAssociated");
+        assert_eq!(
+            state.admit("AssociateAddress").unwrap_err().code,
+            "Resource.AlreadyAssociated"
+        );
         assert_eq!(state.admit("AssociateAddress"), Ok(()));
         state.deny("CreateTags");
         let denied = state.admit("CreateTags").unwrap_err();
-        assert_eq!((denied.code.as_str(), denied.status), ("UnauthorizedOperation", 403));
+        assert_eq!(
+            (denied.code.as_str(), denied.status),
+            ("UnauthorizedOperation", 403)
+        );
         assert!(denied.message.contains("ec2:CreateTags"));
         state.allow("CreateTags");
         assert_eq!(state.counts["AssociateAddress"], 2);
 
         let run = |seed| {
             let mut s = FaultState::default();
-            s.set(Ec2Faults { throttle_rate: 0.3, error_rate: 0.2, seed, ..Ec2Faults::default() });
-            (0..50).map(|_| s.admit("X").err().map(|e| (e.code, e.status))).collect::<Vec<_>>()
+            s.set(Ec2Faults {
+                throttle_rate: 0.3,
+                error_rate: 0.2,
+                seed,
+                ..Ec2Faults::default()
+            });
+            (0..50)
+                .map(|_| s.admit("X").err().map(|e| (e.code, e.status)))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
         let outcomes = run(7);

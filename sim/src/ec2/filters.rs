@@ -59,7 +59,11 @@ pub fn matches(filters: &[FilterParam], subject: &Subject<'_>) -> bool {
         } else if let Some(key) = f.name.strip_prefix("tag:") {
             subject.tags.get(key).cloned().into_iter().collect()
         } else {
-            subject.fields.get(f.name.as_str()).cloned().unwrap_or_default()
+            subject
+                .fields
+                .get(f.name.as_str())
+                .cloned()
+                .unwrap_or_default()
         };
         candidates
             .iter()
@@ -80,22 +84,44 @@ mod tests {
 
     #[test]
     fn names_are_anded_values_ored_and_wildcards_work() {
-        let tags: BTreeMap<String, String> =
-            [("kubeip".to_string(), "reserved".to_string())].into_iter().collect();
+        let tags: BTreeMap<String, String> = [("kubeip".to_string(), "reserved".to_string())]
+            .into_iter()
+            .collect();
         let subject = Subject {
             fields: [("domain", vec!["vpc".to_string()])].into_iter().collect(),
             tags: &tags,
         };
-        assert!(matches(&[filter("tag:kubeip", &["other", "res*"]), filter("domain", &["vpc"])], &subject));
-        assert!(!matches(&[filter("tag:kubeip", &["reserved"]), filter("domain", &["standard"])], &subject));
+        assert!(matches(
+            &[
+                filter("tag:kubeip", &["other", "res*"]),
+                filter("domain", &["vpc"])
+            ],
+            &subject
+        ));
+        assert!(!matches(
+            &[
+                filter("tag:kubeip", &["reserved"]),
+                filter("domain", &["standard"])
+            ],
+            &subject
+        ));
         assert!(matches(&[filter("tag-key", &["kube?p"])], &subject));
         assert!(!matches(&[filter("instance-id", &["*"])], &subject));
     }
 
     #[test]
     fn unknown_names_are_invalid_parameter_values() {
-        let err = check_names(&[filter("bogus", &["x"])], &["domain"], "DescribeAddresses").unwrap_err();
-        assert_eq!((err.code.as_str(), err.status), ("InvalidParameterValue", 400));
-        assert!(check_names(&[filter("tag:a", &["x"]), filter("domain", &["vpc"])], &["domain"], "X").is_ok());
+        let err =
+            check_names(&[filter("bogus", &["x"])], &["domain"], "DescribeAddresses").unwrap_err();
+        assert_eq!(
+            (err.code.as_str(), err.status),
+            ("InvalidParameterValue", 400)
+        );
+        assert!(check_names(
+            &[filter("tag:a", &["x"]), filter("domain", &["vpc"])],
+            &["domain"],
+            "X"
+        )
+        .is_ok());
     }
 }

@@ -34,22 +34,11 @@ pub use actions::{ACTIONS, WRITES};
 pub use error::{status_of, Ec2Error};
 pub use faults::Ec2Faults;
 pub use filters::value_matches;
-pub use model::InstanceInfo;
+pub use model::{HeldAddress, InstanceInfo};
 pub use query::{FilterParam, Params};
 
 use faults::FaultState;
 use model::{Actor, Region};
-
-/// One address as the simulator holds it (for reports and assertions).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HeldAddress {
-    /// Allocation ID, or the IPv6 address itself for a pool IPv6 address.
-    pub id: String,
-    pub ip: IpAddr,
-    /// The instance it is on, if any.
-    pub instance: Option<String>,
-    pub tags: BTreeMap<String, String>,
-}
 
 struct Shared {
     region: Mutex<Region>,
@@ -125,7 +114,13 @@ impl Ec2Sim {
 
     /// A running instance with one ENI (device index 0) and a private IP, in `subnet`
     /// (or the zone's default subnet, which has an IPv6 /64 of 2001:db8::/32).
-    pub fn add_instance(&self, id: &str, zone: &str, managed: bool, subnet: Option<&str>) -> InstanceInfo {
+    pub fn add_instance(
+        &self,
+        id: &str,
+        zone: &str,
+        managed: bool,
+        subnet: Option<&str>,
+    ) -> InstanceInfo {
         self.region().add_instance(id, zone, managed, subnet)
     }
 
@@ -136,13 +131,19 @@ impl Ec2Sim {
 
     /// An Elastic IP with the given allocation ID.
     pub fn add_address(&self, id: &str, ip: Ipv4Addr, tags: &[(&str, &str)]) {
-        let tags = tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let tags = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         self.region().add_address(id, ip, tags);
     }
 
     /// Count `ip` as a pool IPv6 address in reports (EC2 itself has no such object).
     pub fn add_pool_ipv6(&self, ip: Ipv6Addr, tags: &[(&str, &str)]) {
-        let tags = tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let tags = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         self.region().ipv6_pool.insert(ip, tags);
     }
 
@@ -155,7 +156,9 @@ impl Ec2Sim {
                 .instances
                 .get(instance)
                 .and_then(|i| i.enis.first().cloned())
-                .ok_or_else(|| Ec2Error::not_found("InvalidInstanceID.NotFound", "instance ID", instance))?;
+                .ok_or_else(|| {
+                    Ec2Error::not_found("InvalidInstanceID.NotFound", "instance ID", instance)
+                })?;
             return region.assign_ipv6(&eni, &[ip], 0).map(|_| ());
         }
         region
@@ -183,6 +186,12 @@ impl Ec2Sim {
 
     pub fn set_faults(&self, faults: Ec2Faults) {
         self.fault_state().set(faults);
+    }
+
+    /// Random `InternalError`/`Unavailable` and `RequestLimitExceeded` rates (chaos runs),
+    /// keeping the latency and the seed's sequence.
+    pub fn set_failure_rates(&self, error_rate: f64, throttle_rate: f64) {
+        self.fault_state().set_rates(error_rate, throttle_rate);
     }
 
     /// The next request of `action` fails with EC2 error `code` (and its HTTP status).
@@ -228,11 +237,7 @@ impl Ec2Sim {
 
     /// Every Elastic IP and pool IPv6 address, with the instance holding it.
     pub fn addresses(&self) -> Vec<HeldAddress> {
-        self.region()
-            .holdings()
-            .into_iter()
-            .map(|(id, ip, instance, tags)| HeldAddress { id, ip, instance, tags })
-            .collect()
+        self.region().holdings()
     }
 
     /// Elastic IPs and pool IPv6 addresses on `instance`.
@@ -246,12 +251,20 @@ impl Ec2Sim {
 
     /// IPv6 addresses on an ENI.
     pub fn eni_ipv6(&self, eni: &str) -> Vec<Ipv6Addr> {
-        self.region().enis.get(eni).map(|e| e.ipv6.clone()).unwrap_or_default()
+        self.region()
+            .enis
+            .get(eni)
+            .map(|e| e.ipv6.clone())
+            .unwrap_or_default()
     }
 
     /// Tags of an ENI.
     pub fn eni_tags(&self, eni: &str) -> BTreeMap<String, String> {
-        self.region().enis.get(eni).map(|e| e.tags.clone()).unwrap_or_default()
+        self.region()
+            .enis
+            .get(eni)
+            .map(|e| e.tags.clone())
+            .unwrap_or_default()
     }
 
     /// Addresses held by more than one ENI (EC2 refuses that, so does this: 0).
@@ -266,7 +279,10 @@ async fn handle(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let outcome = match Params::parse(&body) {
         Err(e) => Err(e),
         Ok(params) => match params.get("Action").map(str::to_string) {
-            None => Err(Ec2Error::new("MissingAction", "The request must contain the parameter Action")),
+            None => Err(Ec2Error::new(
+                "MissingAction",
+                "The request must contain the parameter Action",
+            )),
             Some(action) => {
                 let latency = lock(&shared.faults).faults.latency;
                 if !latency.is_zero() {
@@ -280,7 +296,9 @@ async fn handle(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         },
     };
     match outcome {
-        Ok((action, body)) => xml_response(StatusCode::OK, xml::response(&action, &request_id, body)),
+        Ok((action, body)) => {
+            xml_response(StatusCode::OK, xml::response(&action, &request_id, body))
+        }
         Err(e) => {
             tracing::debug!(code = %e.code, message = %e.message, "EC2 simulator error");
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -290,5 +308,10 @@ async fn handle(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
 }
 
 fn xml_response(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/xml;charset=UTF-8")], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/xml;charset=UTF-8")],
+        body,
+    )
+        .into_response()
 }

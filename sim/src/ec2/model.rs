@@ -71,6 +71,17 @@ pub struct Address {
     pub association: Option<Association>,
 }
 
+/// One address as the simulator holds it (for reports and assertions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldAddress {
+    /// Allocation ID, or the IPv6 address itself for a pool IPv6 address.
+    pub id: String,
+    pub ip: IpAddr,
+    /// The instance it is on, if any.
+    pub instance: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
 /// What `add_instance` created.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstanceInfo {
@@ -105,7 +116,7 @@ impl Region {
     /// A fresh resource ID: `prefix-` and 17 hex digits, like EC2's.
     pub fn new_id(&mut self, prefix: &str) -> String {
         self.counter += 1;
-        format!("{prefix}-{:017x}", self.counter.wrapping_mul(0x9E37_79B9) & 0xFFFF_FFFF_FFFF_FFFF)
+        format!("{prefix}-{:017x}", self.counter.wrapping_mul(0x9E37_79B9))
     }
 
     pub fn add_subnet(&mut self, id: &str, zone: &str, ipv6: Option<Ipv6Net>) {
@@ -194,7 +205,12 @@ impl Region {
         let (index, host) = match self.subnets.get_mut(subnet_id) {
             Some(subnet) => {
                 subnet.next_host += 1;
-                let index = subnet.cidr.split('.').nth(1).and_then(|o| o.parse().ok()).unwrap_or(0u8);
+                let index = subnet
+                    .cidr
+                    .split('.')
+                    .nth(1)
+                    .and_then(|o| o.parse().ok())
+                    .unwrap_or(0u8);
                 (index, subnet.next_host)
             }
             None => (0, 4),
@@ -244,7 +260,10 @@ impl Region {
             ));
         }
         found.enis.first().cloned().ok_or_else(|| {
-            Ec2Error::new("InvalidInstanceID", format!("The instance '{instance}' has no network interface"))
+            Ec2Error::new(
+                "InvalidInstanceID",
+                format!("The instance '{instance}' has no network interface"),
+            )
         })
     }
 
@@ -261,7 +280,11 @@ impl Region {
         let eni_id = match (eni, instance) {
             (Some(eni), _) => {
                 if !self.enis.contains_key(eni) {
-                    return Err(Ec2Error::not_found("InvalidNetworkInterfaceID.NotFound", "networkInterface ID", eni));
+                    return Err(Ec2Error::not_found(
+                        "InvalidNetworkInterfaceID.NotFound",
+                        "networkInterface ID",
+                        eni,
+                    ));
                 }
                 eni.to_string()
             }
@@ -274,7 +297,11 @@ impl Region {
             }
         };
         let eni_record = self.enis.get(&eni_id).cloned().ok_or_else(|| {
-            Ec2Error::not_found("InvalidNetworkInterfaceID.NotFound", "networkInterface ID", &eni_id)
+            Ec2Error::not_found(
+                "InvalidNetworkInterfaceID.NotFound",
+                "networkInterface ID",
+                &eni_id,
+            )
         })?;
         let target_ip = match private_ip {
             Some(ip) if eni_record.private_ips.contains(&ip) => ip,
@@ -288,7 +315,11 @@ impl Region {
             })?,
         };
         let address = self.addresses.get(allocation_id).cloned().ok_or_else(|| {
-            Ec2Error::not_found("InvalidAllocationID.NotFound", "allocation ID", allocation_id)
+            Ec2Error::not_found(
+                "InvalidAllocationID.NotFound",
+                "allocation ID",
+                allocation_id,
+            )
         })?;
         if let Some(current) = &address.association {
             if current.eni == eni_id && current.private_ip == target_ip {
@@ -301,7 +332,10 @@ impl Region {
                 ));
             }
             if actor == Actor::Api {
-                let from = self.instance_of_eni(&current.eni).map(|i| i.id.clone()).unwrap_or_else(|| current.eni.clone());
+                let from = self
+                    .instance_of_eni(&current.eni)
+                    .map(|i| i.id.clone())
+                    .unwrap_or_else(|| current.eni.clone());
                 self.violations.push(format!(
                     "Elastic IP {} moved from {from} to {eni_id} (AllowReassociation=true)",
                     address.public_ip
@@ -313,7 +347,11 @@ impl Region {
             .addresses
             .values()
             .filter(|a| a.allocation_id != allocation_id)
-            .filter(|a| a.association.as_ref().is_some_and(|s| s.eni == eni_id && s.private_ip == target_ip))
+            .filter(|a| {
+                a.association
+                    .as_ref()
+                    .is_some_and(|s| s.eni == eni_id && s.private_ip == target_ip)
+            })
             .map(|a| a.allocation_id.clone())
             .collect();
         for other in displaced {
@@ -323,7 +361,9 @@ impl Region {
                     let ip = self.addresses.get(&other).map(|a| a.public_ip);
                     self.violations.push(format!(
                         "instance {} was given a second Elastic IP: {} displaced {ip:?}",
-                        self.instance_of_eni(&eni_id).map(|i| i.id.as_str()).unwrap_or("?"),
+                        self.instance_of_eni(&eni_id)
+                            .map(|i| i.id.as_str())
+                            .unwrap_or("?"),
                         address.public_ip
                     ));
                 }
@@ -345,13 +385,24 @@ impl Region {
         let found = self
             .addresses
             .values()
-            .find(|a| a.association.as_ref().is_some_and(|s| s.id == association_id))
+            .find(|a| {
+                a.association
+                    .as_ref()
+                    .is_some_and(|s| s.id == association_id)
+            })
             .map(|a| (a.allocation_id.clone(), a.public_ip, a.association.clone()));
         let Some((allocation_id, ip, Some(association))) = found else {
-            return Err(Ec2Error::not_found("InvalidAssociationID.NotFound", "association ID", association_id));
+            return Err(Ec2Error::not_found(
+                "InvalidAssociationID.NotFound",
+                "association ID",
+                association_id,
+            ));
         };
         if actor == Actor::Api {
-            if let Some(instance) = self.instance_of_eni(&association.eni).filter(|i| !i.managed) {
+            if let Some(instance) = self
+                .instance_of_eni(&association.eni)
+                .filter(|i| !i.managed)
+            {
                 self.violations.push(format!(
                     "Elastic IP {ip} detached from instance {} which pinip does not manage",
                     instance.id
@@ -367,23 +418,46 @@ impl Region {
     /// ReleaseAddress: only an unassociated address can be released.
     pub fn release(&mut self, allocation_id: &str) -> Result<(), Ec2Error> {
         let address = self.addresses.get(allocation_id).ok_or_else(|| {
-            Ec2Error::not_found("InvalidAllocationID.NotFound", "allocation ID", allocation_id)
+            Ec2Error::not_found(
+                "InvalidAllocationID.NotFound",
+                "allocation ID",
+                allocation_id,
+            )
         })?;
         if address.association.is_some() {
-            return Err(Ec2Error::new("InvalidIPAddress.InUse", format!("Address {} is in use.", address.public_ip)));
+            return Err(Ec2Error::new(
+                "InvalidIPAddress.InUse",
+                format!("Address {} is in use.", address.public_ip),
+            ));
         }
         self.addresses.remove(allocation_id);
         Ok(())
     }
 
     /// AssignIpv6Addresses: specific addresses, or `count` new ones.
-    pub fn assign_ipv6(&mut self, eni_id: &str, wanted: &[Ipv6Addr], count: usize) -> Result<Vec<Ipv6Addr>, Ec2Error> {
+    pub fn assign_ipv6(
+        &mut self,
+        eni_id: &str,
+        wanted: &[Ipv6Addr],
+        count: usize,
+    ) -> Result<Vec<Ipv6Addr>, Ec2Error> {
         let eni = self.enis.get(eni_id).cloned().ok_or_else(|| {
-            Ec2Error::not_found("InvalidNetworkInterfaceID.NotFound", "networkInterface ID", eni_id)
+            Ec2Error::not_found(
+                "InvalidNetworkInterfaceID.NotFound",
+                "networkInterface ID",
+                eni_id,
+            )
         })?;
-        let block = self.subnets.get(&eni.subnet_id).and_then(|s| s.ipv6).ok_or_else(|| {
-            Ec2Error::invalid_value(format!("The subnet {} has no IPv6 CIDR block.", eni.subnet_id))
-        })?;
+        let block = self
+            .subnets
+            .get(&eni.subnet_id)
+            .and_then(|s| s.ipv6)
+            .ok_or_else(|| {
+                Ec2Error::invalid_value(format!(
+                    "The subnet {} has no IPv6 CIDR block.",
+                    eni.subnet_id
+                ))
+            })?;
         let mut assigned = Vec::new();
         for ip in wanted {
             let offset = u128::from(*ip).wrapping_sub(u128::from(block.network()));
@@ -393,9 +467,15 @@ impl Region {
                 )));
             }
             if offset < 4 || *ip == block.broadcast() {
-                return Err(Ec2Error::invalid_value(format!("Address {ip} is reserved by AWS.")));
+                return Err(Ec2Error::invalid_value(format!(
+                    "Address {ip} is reserved by AWS."
+                )));
             }
-            if let Some(holder) = self.enis.values().find(|e| e.id != eni_id && e.ipv6.contains(ip)) {
+            if let Some(holder) = self
+                .enis
+                .values()
+                .find(|e| e.id != eni_id && e.ipv6.contains(ip))
+            {
                 return Err(Ec2Error::new(
                     "InvalidIPAddress.InUse",
                     format!("Address {ip} is in use by {}.", holder.id),
@@ -411,9 +491,14 @@ impl Region {
                 let ip = Ipv6Addr::from(candidate);
                 candidate += 1;
                 if !block.contains(&ip) {
-                    return Err(Ec2Error::new("InsufficientFreeAddressesInSubnet", "The subnet has no free IPv6 address."));
+                    return Err(Ec2Error::new(
+                        "InsufficientFreeAddressesInSubnet",
+                        "The subnet has no free IPv6 address.",
+                    ));
                 }
-                if self.enis.values().all(|e| !e.ipv6.contains(&ip)) && !self.ipv6_pool.contains_key(&ip) {
+                if self.enis.values().all(|e| !e.ipv6.contains(&ip))
+                    && !self.ipv6_pool.contains_key(&ip)
+                {
                     assigned.push(ip);
                 }
             }
@@ -427,21 +512,42 @@ impl Region {
 
     /// A managed instance holding two pool IPv6 addresses is a breach.
     fn check_ipv6_pool_per_instance(&mut self, eni_id: &str) {
-        let Some(eni) = self.enis.get(eni_id) else { return };
-        let held: Vec<Ipv6Addr> = eni.ipv6.iter().filter(|ip| self.ipv6_pool.contains_key(ip)).copied().collect();
+        let Some(eni) = self.enis.get(eni_id) else {
+            return;
+        };
+        let held: Vec<Ipv6Addr> = eni
+            .ipv6
+            .iter()
+            .filter(|ip| self.ipv6_pool.contains_key(ip))
+            .copied()
+            .collect();
         let managed = self.instance_of_eni(eni_id).is_some_and(|i| i.managed);
         if held.len() > 1 && managed {
             let instance = eni.instance_id.clone().unwrap_or_default();
-            self.violations.push(format!("instance {instance} holds several pool IPv6 addresses: {held:?}"));
+            self.violations.push(format!(
+                "instance {instance} holds several pool IPv6 addresses: {held:?}"
+            ));
         }
     }
 
     /// UnassignIpv6Addresses: returns the addresses that were on the ENI.
-    pub fn unassign_ipv6(&mut self, eni_id: &str, addresses: &[Ipv6Addr]) -> Result<Vec<Ipv6Addr>, Ec2Error> {
+    pub fn unassign_ipv6(
+        &mut self,
+        eni_id: &str,
+        addresses: &[Ipv6Addr],
+    ) -> Result<Vec<Ipv6Addr>, Ec2Error> {
         let eni = self.enis.get_mut(eni_id).ok_or_else(|| {
-            Ec2Error::not_found("InvalidNetworkInterfaceID.NotFound", "networkInterface ID", eni_id)
+            Ec2Error::not_found(
+                "InvalidNetworkInterfaceID.NotFound",
+                "networkInterface ID",
+                eni_id,
+            )
         })?;
-        let removed: Vec<Ipv6Addr> = addresses.iter().filter(|ip| eni.ipv6.contains(ip)).copied().collect();
+        let removed: Vec<Ipv6Addr> = addresses
+            .iter()
+            .filter(|ip| eni.ipv6.contains(ip))
+            .copied()
+            .collect();
         eni.ipv6.retain(|ip| !removed.contains(ip));
         Ok(removed)
     }
@@ -449,14 +555,20 @@ impl Region {
     /// The instance is terminated: its ENIs go (and with them every association and IPv6
     /// address); the Elastic IPs and their tags stay.
     pub fn terminate(&mut self, id: &str) {
-        let Some(instance) = self.instances.get_mut(id) else { return };
+        let Some(instance) = self.instances.get_mut(id) else {
+            return;
+        };
         instance.state = "terminated";
         let enis = std::mem::take(&mut instance.enis);
         for eni in &enis {
             self.enis.remove(eni);
         }
         for address in self.addresses.values_mut() {
-            if address.association.as_ref().is_some_and(|a| enis.contains(&a.eni)) {
+            if address
+                .association
+                .as_ref()
+                .is_some_and(|a| enis.contains(&a.eni))
+            {
                 address.association = None;
             }
         }
@@ -465,25 +577,44 @@ impl Region {
     /// Tag map of a resource, by ID prefix.
     pub fn tags_mut(&mut self, resource: &str) -> Result<&mut BTreeMap<String, String>, Ec2Error> {
         if resource.starts_with("eipalloc-") {
-            return self.addresses.get_mut(resource).map(|a| &mut a.tags).ok_or_else(|| {
-                Ec2Error::not_found("InvalidAllocationID.NotFound", "allocation ID", resource)
-            });
+            return self
+                .addresses
+                .get_mut(resource)
+                .map(|a| &mut a.tags)
+                .ok_or_else(|| {
+                    Ec2Error::not_found("InvalidAllocationID.NotFound", "allocation ID", resource)
+                });
         }
         if resource.starts_with("eni-") {
-            return self.enis.get_mut(resource).map(|e| &mut e.tags).ok_or_else(|| {
-                Ec2Error::not_found("InvalidNetworkInterfaceID.NotFound", "networkInterface ID", resource)
-            });
+            return self
+                .enis
+                .get_mut(resource)
+                .map(|e| &mut e.tags)
+                .ok_or_else(|| {
+                    Ec2Error::not_found(
+                        "InvalidNetworkInterfaceID.NotFound",
+                        "networkInterface ID",
+                        resource,
+                    )
+                });
         }
         if resource.starts_with("i-") {
-            return self.instances.get_mut(resource).map(|i| &mut i.tags).ok_or_else(|| {
-                Ec2Error::not_found("InvalidInstanceID.NotFound", "instance ID", resource)
-            });
+            return self
+                .instances
+                .get_mut(resource)
+                .map(|i| &mut i.tags)
+                .ok_or_else(|| {
+                    Ec2Error::not_found("InvalidInstanceID.NotFound", "instance ID", resource)
+                });
         }
-        Err(Ec2Error::new("InvalidID", format!("The ID '{resource}' is not valid")))
+        Err(Ec2Error::new(
+            "InvalidID",
+            format!("The ID '{resource}' is not valid"),
+        ))
     }
 
     /// Where each Elastic IP and each pool IPv6 address is: (id, ip, instance, tags).
-    pub fn holdings(&self) -> Vec<(String, IpAddr, Option<String>, BTreeMap<String, String>)> {
+    pub fn holdings(&self) -> Vec<HeldAddress> {
         let mut out: Vec<_> = self
             .addresses
             .values()
@@ -493,12 +624,26 @@ impl Region {
                     .as_ref()
                     .and_then(|s| self.enis.get(&s.eni))
                     .and_then(|e| e.instance_id.clone());
-                (a.allocation_id.clone(), IpAddr::V4(a.public_ip), instance, a.tags.clone())
+                HeldAddress {
+                    id: a.allocation_id.clone(),
+                    ip: IpAddr::V4(a.public_ip),
+                    instance,
+                    tags: a.tags.clone(),
+                }
             })
             .collect();
         for (ip, tags) in &self.ipv6_pool {
-            let holder = self.enis.values().find(|e| e.ipv6.contains(ip)).and_then(|e| e.instance_id.clone());
-            out.push((ip.to_string(), IpAddr::V6(*ip), holder, tags.clone()));
+            let holder = self
+                .enis
+                .values()
+                .find(|e| e.ipv6.contains(ip))
+                .and_then(|e| e.instance_id.clone());
+            out.push(HeldAddress {
+                id: ip.to_string(),
+                ip: IpAddr::V6(*ip),
+                instance: holder,
+                tags: tags.clone(),
+            });
         }
         out
     }
@@ -523,27 +668,60 @@ mod tests {
         let mut r = Region::default();
         let a = r.add_instance("i-a", "z1", true, None);
         let b = r.add_instance("i-b", "z1", true, None);
-        r.add_address("eipalloc-1", Ipv4Addr::new(198, 51, 100, 1), BTreeMap::new());
-        r.add_address("eipalloc-2", Ipv4Addr::new(198, 51, 100, 2), BTreeMap::new());
+        r.add_address(
+            "eipalloc-1",
+            Ipv4Addr::new(198, 51, 100, 1),
+            BTreeMap::new(),
+        );
+        r.add_address(
+            "eipalloc-2",
+            Ipv4Addr::new(198, 51, 100, 2),
+            BTreeMap::new(),
+        );
         (r, a, b)
     }
 
     #[test]
     fn no_reassociation_without_permission_and_same_target_is_idempotent() {
         let (mut r, a, b) = region();
-        let first = r.associate("eipalloc-1", None, Some(&a.eni), Some(a.private_ip), false, Actor::Api).unwrap();
-        let again = r.associate("eipalloc-1", None, Some(&a.eni), Some(a.private_ip), false, Actor::Api).unwrap();
+        let first = r
+            .associate(
+                "eipalloc-1",
+                None,
+                Some(&a.eni),
+                Some(a.private_ip),
+                false,
+                Actor::Api,
+            )
+            .unwrap();
+        let again = r
+            .associate(
+                "eipalloc-1",
+                None,
+                Some(&a.eni),
+                Some(a.private_ip),
+                false,
+                Actor::Api,
+            )
+            .unwrap();
         assert_eq!(first, again);
-        let err = r.associate("eipalloc-1", None, Some(&b.eni), None, false, Actor::Api).unwrap_err();
-        assert_eq!((err.code.as_str(), err.status), ("Resource.AlreadyAssociated", 400));
+        let err = r
+            .associate("eipalloc-1", None, Some(&b.eni), None, false, Actor::Api)
+            .unwrap_err();
+        assert_eq!(
+            (err.code.as_str(), err.status),
+            ("Resource.AlreadyAssociated", 400)
+        );
         assert!(r.violations.is_empty());
     }
 
     #[test]
     fn a_second_eip_on_one_private_ip_displaces_the_first_and_is_a_breach() {
         let (mut r, a, _) = region();
-        r.associate("eipalloc-1", None, Some(&a.eni), None, false, Actor::Api).unwrap();
-        r.associate("eipalloc-2", Some("i-a"), None, None, false, Actor::Api).unwrap();
+        r.associate("eipalloc-1", None, Some(&a.eni), None, false, Actor::Api)
+            .unwrap();
+        r.associate("eipalloc-2", Some("i-a"), None, None, false, Actor::Api)
+            .unwrap();
         assert!(r.addresses["eipalloc-1"].association.is_none());
         assert!(r.addresses["eipalloc-2"].association.is_some());
         assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
@@ -552,17 +730,38 @@ mod tests {
     #[test]
     fn private_ip_must_be_on_the_eni() {
         let (mut r, a, b) = region();
-        let err = r.associate("eipalloc-1", None, Some(&a.eni), Some(b.private_ip), false, Actor::Api).unwrap_err();
+        let err = r
+            .associate(
+                "eipalloc-1",
+                None,
+                Some(&a.eni),
+                Some(b.private_ip),
+                false,
+                Actor::Api,
+            )
+            .unwrap_err();
         assert_eq!(err.code, "InvalidParameterValue");
         let secondary = r.add_private_ip(&a.eni).unwrap();
-        r.associate("eipalloc-1", None, Some(&a.eni), Some(secondary), false, Actor::Api).unwrap();
+        r.associate(
+            "eipalloc-1",
+            None,
+            Some(&a.eni),
+            Some(secondary),
+            false,
+            Actor::Api,
+        )
+        .unwrap();
     }
 
     #[test]
     fn release_of_an_associated_address_is_refused() {
         let (mut r, a, _) = region();
-        r.associate("eipalloc-1", None, Some(&a.eni), None, false, Actor::Hand).unwrap();
-        assert_eq!(r.release("eipalloc-1").unwrap_err().code, "InvalidIPAddress.InUse");
+        r.associate("eipalloc-1", None, Some(&a.eni), None, false, Actor::Hand)
+            .unwrap();
+        assert_eq!(
+            r.release("eipalloc-1").unwrap_err().code,
+            "InvalidIPAddress.InUse"
+        );
         assert!(r.release("eipalloc-2").is_ok());
     }
 
@@ -573,10 +772,21 @@ mod tests {
         let ip = Ipv6Addr::from(u128::from(block.network()) + 0x10);
         assert_eq!(r.assign_ipv6(&a.eni, &[ip], 0).unwrap(), vec![ip]);
         assert!(r.assign_ipv6(&a.eni, &[ip], 0).unwrap().is_empty());
-        assert_eq!(r.assign_ipv6(&b.eni, &[ip], 0).unwrap_err().code, "InvalidIPAddress.InUse");
+        assert_eq!(
+            r.assign_ipv6(&b.eni, &[ip], 0).unwrap_err().code,
+            "InvalidIPAddress.InUse"
+        );
         let outside: Ipv6Addr = "2001:db8:ffff::1".parse().unwrap();
-        assert_eq!(r.assign_ipv6(&b.eni, &[outside], 0).unwrap_err().code, "InvalidParameterValue");
-        assert_eq!(r.assign_ipv6(&b.eni, &[block.network()], 0).unwrap_err().code, "InvalidParameterValue");
+        assert_eq!(
+            r.assign_ipv6(&b.eni, &[outside], 0).unwrap_err().code,
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            r.assign_ipv6(&b.eni, &[block.network()], 0)
+                .unwrap_err()
+                .code,
+            "InvalidParameterValue"
+        );
         assert_eq!(r.unassign_ipv6(&a.eni, &[ip]).unwrap(), vec![ip]);
         assert!(r.unassign_ipv6(&a.eni, &[ip]).unwrap().is_empty());
         assert_eq!(r.ipv6_duplicates(), 0);
@@ -585,8 +795,13 @@ mod tests {
     #[test]
     fn termination_frees_addresses_but_keeps_tags() {
         let (mut r, a, _) = region();
-        r.addresses.get_mut("eipalloc-1").unwrap().tags.insert("pinip.dev/node".into(), "n".into());
-        r.associate("eipalloc-1", None, Some(&a.eni), None, false, Actor::Api).unwrap();
+        r.addresses
+            .get_mut("eipalloc-1")
+            .unwrap()
+            .tags
+            .insert("pinip.dev/node".into(), "n".into());
+        r.associate("eipalloc-1", None, Some(&a.eni), None, false, Actor::Api)
+            .unwrap();
         r.terminate("i-a");
         assert!(r.addresses["eipalloc-1"].association.is_none());
         assert_eq!(r.addresses["eipalloc-1"].tags.len(), 1);
@@ -597,9 +812,14 @@ mod tests {
     fn api_detach_from_an_unmanaged_instance_is_a_breach() {
         let (mut r, _, _) = region();
         let x = r.add_instance("i-x", "z1", false, None);
-        let association = r.associate("eipalloc-1", None, Some(&x.eni), None, false, Actor::Hand).unwrap();
+        let association = r
+            .associate("eipalloc-1", None, Some(&x.eni), None, false, Actor::Hand)
+            .unwrap();
         r.disassociate(&association, Actor::Api).unwrap();
         assert_eq!(r.violations.len(), 1);
-        assert_eq!(r.disassociate(&association, Actor::Api).unwrap_err().code, "InvalidAssociationID.NotFound");
+        assert_eq!(
+            r.disassociate(&association, Actor::Api).unwrap_err().code,
+            "InvalidAssociationID.NotFound"
+        );
     }
 }

@@ -19,7 +19,10 @@ pub struct FilterParam {
 impl Params {
     pub fn parse(body: &[u8]) -> Result<Params, Ec2Error> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|e| {
-            Ec2Error::new("MalformedQueryString", format!("the request body is not a form: {e}"))
+            Ec2Error::new(
+                "MalformedQueryString",
+                format!("the request body is not a form: {e}"),
+            )
         })?;
         Ok(Params(pairs.into_iter().collect()))
     }
@@ -164,8 +167,14 @@ mod tests {
         assert_eq!(
             p.filters(),
             vec![
-                FilterParam { name: "tag:kubeip".into(), values: vec!["reserved".into(), "spare".into()] },
-                FilterParam { name: "domain".into(), values: vec!["vpc".into()] },
+                FilterParam {
+                    name: "tag:kubeip".into(),
+                    values: vec!["reserved".into(), "spare".into()]
+                },
+                FilterParam {
+                    name: "domain".into(),
+                    values: vec!["vpc".into()]
+                },
             ]
         );
         assert_eq!(
@@ -184,6 +193,9 @@ mod tests {
         let p = Params::from_pairs(&[("AllowReassociation", "false"), ("DryRun", "maybe")]);
         assert!(!p.flag("AllowReassociation").unwrap());
         assert_eq!(p.flag("DryRun").unwrap_err().code, "InvalidParameterValue");
-        assert_eq!(p.require("AllocationId").unwrap_err().code, "MissingParameter");
+        assert_eq!(
+            p.require("AllocationId").unwrap_err().code,
+            "MissingParameter"
+        );
     }
 }

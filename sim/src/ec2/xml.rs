@@ -53,7 +53,12 @@ impl Xml {
     }
 
     /// `<tag><item>…</item>…</tag>`, each item written by `write`.
-    pub fn set<T>(&mut self, tag: &str, items: impl IntoIterator<Item = T>, mut write: impl FnMut(&mut Xml, T)) -> &mut Self {
+    pub fn set<T>(
+        &mut self,
+        tag: &str,
+        items: impl IntoIterator<Item = T>,
+        mut write: impl FnMut(&mut Xml, T),
+    ) -> &mut Self {
         self.open(tag);
         for item in items {
             self.open("item");
@@ -64,7 +69,10 @@ impl Xml {
     }
 
     /// `<tagSet>` of key/value items.
-    pub fn tag_set<'a>(&mut self, tags: impl IntoIterator<Item = (&'a String, &'a String)>) -> &mut Self {
+    pub fn tag_set<'a>(
+        &mut self,
+        tags: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> &mut Self {
         self.set("tagSet", tags, |x, (k, v)| {
             x.leaf("key", k).leaf("value", v);
         })
@@ -101,10 +109,14 @@ mod tests {
         let mut body = Xml::default();
         body.leaf("value", "a<b&c").maybe("absent", None::<&str>);
         let doc = response("CreateTags", "r-1", body);
-        assert!(doc.contains("<CreateTagsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">"));
+        assert!(
+            doc.contains("<CreateTagsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">")
+        );
         assert!(doc.contains("<value>a&lt;b&amp;c</value>"));
         assert!(!doc.contains("absent"));
         let err = error("InvalidParameterValue", "bad <filter>", "r-2");
-        assert!(err.contains("<Code>InvalidParameterValue</Code><Message>bad &lt;filter&gt;</Message>"));
+        assert!(
+            err.contains("<Code>InvalidParameterValue</Code><Message>bad &lt;filter&gt;</Message>")
+        );
     }
 }

@@ -1,0 +1,20 @@
+# The pool: regional static addresses labelled for pinip's FILTER (labels.kubeip=reserved
+# plus this cluster's label, so two clusters in one project never share a pool by
+# accident). They stay reserved when nodes come and go; that is the point.
+resource "google_compute_address" "pool" {
+  count        = var.pool_size
+  name         = "${var.cluster_name}-pinip-${count.index}"
+  region       = var.region
+  address_type = "EXTERNAL"
+  network_tier = "PREMIUM"
+
+  # IPv6: a /96 of the dual-stack subnet's external range, for one VM interface.
+  ip_version         = var.ipv6 ? "IPV6" : "IPV4"
+  ipv6_endpoint_type = var.ipv6 ? "VM" : null
+  subnetwork         = var.ipv6 ? google_compute_subnetwork.nodes.id : null
+
+  labels = {
+    kubeip          = "reserved"
+    "pinip-cluster" = var.cluster_name
+  }
+}

@@ -1,0 +1,318 @@
+//! The agent's life on GCP: real agents (real kube client over HTTP to the Kubernetes
+//! simulator) driving the real GCP provider against the Compute simulator, IPv4 and
+//! IPv6. Waits are bounded; nothing asserts on timing.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pinip::agent::Exit;
+use pinip::simulate::{AgentHandle, GcpSim, SimulatedCloud, SimulatedWorld, WorldSpec};
+use pinip::status::AgentStatus;
+use pinip_providers::IpFamily;
+use pinip_sim::compute::Failure;
+use pinip_sim::kube::Kind;
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn world(nodes: usize, pool: usize, family: IpFamily) -> (SimulatedWorld, Arc<GcpSim>) {
+    let gcp = Arc::new(GcpSim::start().await.expect("compute simulator starts"));
+    let world = SimulatedWorld::start_on(
+        WorldSpec {
+            nodes,
+            pool,
+            family,
+            cloud_latency: Duration::from_millis(5),
+            seed: 1,
+        },
+        gcp.clone(),
+    )
+    .await
+    .expect("simulated world starts");
+    (world, gcp)
+}
+
+fn quick(world: &SimulatedWorld, node: &str) -> pinip::config::Settings {
+    let mut s = world.settings_for(node);
+    s.retry_interval = Duration::from_millis(500);
+    s.lease_duration = Duration::from_secs(2);
+    s
+}
+
+async fn wait_status(
+    agent: &mut AgentHandle,
+    what: &str,
+    pred: impl Fn(&AgentStatus) -> bool,
+) -> AgentStatus {
+    let outcome = tokio::time::timeout(WAIT, agent.status.wait_for(|s| pred(s)))
+        .await
+        .map(|waited| waited.map(|status| status.clone()));
+    match outcome {
+        Ok(Ok(status)) => status,
+        Ok(Err(_)) => panic!("{}: agent ended while waiting for {what}", agent.node),
+        Err(_) => panic!(
+            "{}: no {what} within {WAIT:?}; last status {:?}",
+            agent.node,
+            agent.status.borrow()
+        ),
+    }
+}
+
+async fn assigned(agent: &mut AgentHandle) -> (IpAddr, bool) {
+    match wait_status(agent, "an address", AgentStatus::is_ready).await {
+        AgentStatus::Assigned {
+            address, adopted, ..
+        } => (address, adopted),
+        other => unreachable!("{other:?}"),
+    }
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn events(world: &SimulatedWorld, node: &str, reason: &str) -> Vec<String> {
+    world
+        .kube
+        .list(Kind::EventV1, None)
+        .iter()
+        .filter(|e| e.get("reason").and_then(Value::as_str) == Some(reason))
+        .filter(|e| e.pointer("/regarding/name").and_then(Value::as_str) == Some(node))
+        .filter_map(|e| e.get("note").and_then(Value::as_str).map(String::from))
+        .collect()
+}
+
+fn owner_labels(gcp: &GcpSim, ip: IpAddr) -> Option<(String, String)> {
+    let address = gcp.compute().addresses().into_iter().find(|a| a.ip == ip)?;
+    Some((
+        address.labels.get("pinip-node")?.clone(),
+        address.labels.get("pinip-instance")?.clone(),
+    ))
+}
+
+fn has_external(gcp: &GcpSim, instance: &str, v6: bool) -> bool {
+    gcp.compute()
+        .external_ips(instance)
+        .iter()
+        .any(|ip| ip.is_ipv6() == v6)
+}
+
+fn remove_node_soon(world: &SimulatedWorld, node: &str) {
+    world.kube.update_node(node, |n| {
+        n["spec"]["taints"] = json!([{"key": "ToBeDeletedByClusterAutoscaler", "value": "1700000000", "effect": "NoSchedule"}]);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_nodes_get_static_ipv4_addresses_with_ownership_labels() {
+    let (world, gcp) = world(4, 5, IpFamily::V4).await;
+    let mut agents = Vec::new();
+    for node in &world.nodes {
+        agents.push(world.spawn_agent(quick(&world, &node.name)).await.unwrap());
+    }
+    let mut seen = Vec::new();
+    for agent in &mut agents {
+        let (address, adopted) = assigned(agent).await;
+        assert!(!adopted);
+        let node = world.node(&agent.node).unwrap().clone();
+        assert_eq!(gcp.attached_to(&node.instance), vec![address]);
+        // The static address replaced the ephemeral one: exactly one external IPv4.
+        let v4: Vec<IpAddr> = gcp
+            .compute()
+            .external_ips(&node.instance)
+            .into_iter()
+            .filter(IpAddr::is_ipv4)
+            .collect();
+        assert_eq!(v4, vec![address]);
+        assert_eq!(
+            owner_labels(&gcp, address),
+            Some((node.name.clone(), node.instance.clone()))
+        );
+        seen.push(address);
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 4);
+    assert_eq!(gcp.duplicates(), 0);
+    assert!(gcp.violations().is_empty(), "{:?}", gcp.violations());
+    for agent in agents {
+        assert!(matches!(agent.stop().await.unwrap(), Exit::Kept(_)));
+    }
+    world.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_a_restarted_agent_adopts_its_address_with_zero_cloud_writes() {
+    let (world, gcp) = world(1, 2, IpFamily::V4).await;
+    let node = world.nodes[0].name.clone();
+    let mut first = world.spawn_agent(quick(&world, &node)).await.unwrap();
+    let (address, _) = assigned(&mut first).await;
+    assert_eq!(first.stop().await.unwrap(), Exit::Kept(address));
+    let writes = gcp.write_calls();
+    let mut second = world.spawn_agent(quick(&world, &node)).await.unwrap();
+    assert_eq!(assigned(&mut second).await, (address, true));
+    assert_eq!(
+        gcp.write_calls(),
+        writes,
+        "adoption writes nothing to the cloud"
+    );
+    second.stop().await.unwrap();
+    world.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_a_failed_add_after_the_ephemeral_ip_was_removed_is_retried_and_the_node_keeps_an_external_ip(
+) {
+    let (world, gcp) = world(1, 1, IpFamily::V4).await;
+    let node = world.nodes[0].clone();
+    gcp.compute().fail_next(
+        "instances.addAccessConfig",
+        Failure::Operation {
+            code: "INTERNAL_ERROR".into(),
+            message: "backend failure".into(),
+        },
+    );
+    let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
+    let (address, _) = assigned(&mut agent).await;
+    let counts = gcp.call_counts();
+    assert_eq!(
+        counts["instances.deleteAccessConfig"], 2,
+        "two swaps: the failed one and the retry"
+    );
+    assert_eq!(
+        counts["instances.addAccessConfig"], 3,
+        "failed static add, ephemeral restore, static add"
+    );
+    assert_eq!(gcp.attached_to(&node.instance), vec![address]);
+    assert!(has_external(&gcp, &node.instance, false));
+    assert!(gcp.violations().is_empty());
+    agent.stop().await.unwrap();
+    world.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_release_on_node_removal_leaves_an_ephemeral_ipv4_and_clears_ownership() {
+    let (world, gcp) = world(1, 1, IpFamily::V4).await;
+    let node = world.nodes[0].clone();
+    let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
+    let (address, _) = assigned(&mut agent).await;
+    remove_node_soon(&world, &node.name);
+    assert_eq!(agent.stop().await.unwrap(), Exit::Released(address));
+    assert!(gcp.attached_to(&node.instance).is_empty());
+    assert!(
+        has_external(&gcp, &node.instance, false),
+        "the node keeps an (ephemeral) external IPv4"
+    );
+    assert_eq!(owner_labels(&gcp, address), None);
+    let freed = gcp
+        .compute()
+        .addresses()
+        .into_iter()
+        .find(|a| a.ip == address)
+        .unwrap();
+    assert_eq!(
+        (freed.status.as_str(), freed.labels["kubeip"].as_str()),
+        ("RESERVED", "reserved")
+    );
+    world.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_ipv6_nodes_get_static_ipv6_and_release_restores_an_ephemeral_one() {
+    let (world, gcp) = world(3, 3, IpFamily::V6).await;
+    let mut agents = Vec::new();
+    for node in &world.nodes {
+        agents.push(world.spawn_agent(quick(&world, &node.name)).await.unwrap());
+    }
+    for agent in &mut agents {
+        let (address, _) = assigned(agent).await;
+        assert!(address.is_ipv6());
+        let instance = world.node(&agent.node).unwrap().instance.clone();
+        assert_eq!(gcp.attached_to(&instance), vec![address]);
+        assert!(has_external(&gcp, &instance, false), "IPv4 untouched");
+    }
+    let counts = gcp.call_counts();
+    assert_eq!(
+        counts["instances.deleteAccessConfig"] + counts["instances.addAccessConfig"],
+        0
+    );
+    let first = agents.remove(0);
+    let instance = world.node(&first.node).unwrap().instance.clone();
+    remove_node_soon(&world, &first.node);
+    assert!(matches!(first.stop().await.unwrap(), Exit::Released(_)));
+    assert!(gcp.attached_to(&instance).is_empty());
+    assert!(
+        has_external(&gcp, &instance, true),
+        "an ephemeral IPv6 is back"
+    );
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    assert!(gcp.violations().is_empty(), "{:?}", gcp.violations());
+    world.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_a_missing_permission_is_reported_by_name_and_retried_until_granted() {
+    let (world, gcp) = world(1, 1, IpFamily::V4).await;
+    let node = world.nodes[0].clone();
+    gcp.compute().deny("instances.deleteAccessConfig");
+    let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
+    eventually("a PermissionDenied event", || {
+        !events(&world, &node.name, "PermissionDenied").is_empty()
+    })
+    .await;
+    let note = events(&world, &node.name, "PermissionDenied").remove(0);
+    assert!(
+        note.contains("compute.instances.deleteAccessConfig"),
+        "{note}"
+    );
+    assert!(gcp.attached_to(&node.instance).is_empty());
+    assert!(
+        has_external(&gcp, &node.instance, false),
+        "the ephemeral IP is untouched"
+    );
+    gcp.compute().allow("instances.deleteAccessConfig");
+    assigned(&mut agent).await;
+    agent.stop().await.unwrap();
+    world.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_throttling_is_retried() {
+    let (world, gcp) = world(1, 1, IpFamily::V4).await;
+    let node = world.nodes[0].clone();
+    gcp.compute().fail_next(
+        "addresses.list",
+        Failure::Http {
+            status: 429,
+            reason: "rateLimitExceeded",
+            message: "Quota exceeded".into(),
+        },
+    );
+    let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
+    assigned(&mut agent).await;
+    agent.stop().await.unwrap();
+    world.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_a_filter_the_api_rejects_stops_the_agent_with_a_clear_error() {
+    let (world, gcp) = world(1, 1, IpFamily::V4).await;
+    let node = world.nodes[0].clone();
+    let mut settings = quick(&world, &node.name);
+    settings.pool.filter = vec!["(labels.kubeip=reserved) OR (labels.team=edge)".into()];
+    let agent = world.spawn_agent(settings).await.unwrap();
+    let error = agent.stop_when_done().await.unwrap_err();
+    assert!(error.contains("filter"), "{error}");
+    assert_eq!(gcp.write_calls(), 0, "nothing written with a bad filter");
+    world.shutdown();
+}

@@ -1,0 +1,457 @@
+//! The real GCP provider (reqwest, static token) against the Compute simulator over
+//! HTTP: the IPv4 swap and its failure paths (the node must always end with an
+//! external IP), IPv6, ownership labels, fingerprints, error classes.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use pinip_providers::gcp::{GcpProvider, GcpSettings, TokenSource};
+use pinip_providers::{ErrorClass, Instance, InstanceRef, IpFamily, Ownership, PoolSpec, Provider};
+use pinip_sim::compute::{ComputeSim, Failure};
+
+const PROJECT: &str = "p";
+const REGION: &str = "us-central1";
+const ZONE: &str = "us-central1-a";
+
+struct Setup {
+    sim: ComputeSim,
+    provider: GcpProvider,
+}
+
+async fn setup(family: IpFamily) -> Setup {
+    let sim = ComputeSim::start(PROJECT).await.expect("simulator starts");
+    sim.add_address(
+        REGION,
+        "pool-1",
+        ip("203.0.113.10"),
+        &[("kubeip", "reserved")],
+    );
+    sim.add_address(
+        REGION,
+        "pool-2",
+        ip("203.0.113.11"),
+        &[("kubeip", "reserved")],
+    );
+    sim.add_address(
+        REGION,
+        "v6-1",
+        ip("2600:1900:4000:abcd::"),
+        &[("kubeip", "reserved")],
+    );
+    sim.add_address(
+        REGION,
+        "v6-2",
+        ip("2600:1900:4000:abce::"),
+        &[("kubeip", "reserved")],
+    );
+    sim.add_address(
+        REGION,
+        "not-pool",
+        ip("203.0.113.99"),
+        &[("kubeip", "other")],
+    );
+    sim.add_instance(ZONE, "node-1", true);
+    sim.add_instance(ZONE, "node-2", true);
+    let provider = GcpProvider::new(GcpSettings {
+        project: PROJECT.into(),
+        region: REGION.into(),
+        endpoint: Some(sim.url()),
+        token: TokenSource::Static("test-token".into()),
+        pool: PoolSpec {
+            filter: vec!["labels.kubeip=reserved".into()],
+            order_by: Some("name".into()),
+            family,
+        },
+    })
+    .expect("provider");
+    Setup { sim, provider }
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn reference(name: &str) -> InstanceRef {
+    InstanceRef {
+        cloud: "gce".into(),
+        project: Some(PROJECT.into()),
+        zone: ZONE.into(),
+        id: name.into(),
+    }
+}
+
+fn owner(node: &str) -> Ownership {
+    Ownership {
+        cluster: "prod".into(),
+        node: node.into(),
+        instance: node.into(),
+    }
+}
+
+fn labels(sim: &ComputeSim, name: &str) -> BTreeMap<String, String> {
+    sim.addresses()
+        .into_iter()
+        .find(|a| a.name == name)
+        .unwrap()
+        .labels
+}
+
+fn has_external_v4(sim: &ComputeSim, instance: &str) -> bool {
+    sim.external_ips(instance).iter().any(IpAddr::is_ipv4)
+}
+
+async fn described(s: &Setup, name: &str) -> Instance {
+    s.provider
+        .describe_instance(&reference(name))
+        .await
+        .expect("describe")
+}
+
+#[tokio::test]
+async fn the_ipv4_swap_attaches_records_ownership_and_is_idempotent() {
+    let s = setup(IpFamily::V4).await;
+    let me = described(&s, "node-1").await;
+    assert_eq!(me.nic.as_deref(), Some("nic0"));
+    assert!(me.private_ip.is_some());
+    let pool = s.provider.list_pool().await.unwrap();
+    assert_eq!(
+        pool.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["pool-1", "pool-2"]
+    );
+    assert!(pool.iter().all(|a| a.is_free()));
+    s.provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.sim.external_ips("node-1")[0],
+        ip("203.0.113.10"),
+        "the static IPv4 replaced the ephemeral one"
+    );
+    assert_eq!(labels(&s.sim, "pool-1")["pinip-node"], "node-1");
+    // Idempotent: no further write.
+    let writes = s.sim.request_counts().writes();
+    s.provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap();
+    assert_eq!(s.sim.request_counts().writes(), writes);
+    // The listing now shows it held by node-1, with its owner.
+    let pool = s.provider.list_pool().await.unwrap();
+    let held = pool.iter().find(|a| a.id == "pool-1").unwrap();
+    assert_eq!(held.attached_to.as_deref(), Some("node-1"));
+    assert_eq!(held.owner, Some(owner("node-1")));
+    assert_eq!(held.labels["kubeip"], "reserved");
+    assert!(s.sim.violations().is_empty());
+}
+
+#[tokio::test]
+async fn add_access_config_failing_after_the_ephemeral_ip_was_removed_leaves_the_node_with_an_external_ip(
+) {
+    let s = setup(IpFamily::V4).await;
+    let me = described(&s, "node-1").await;
+    let pool = s.provider.list_pool().await.unwrap();
+    // The static add ends in error, and so does the first attempt to restore.
+    s.sim.fail_next(
+        "instances.addAccessConfig",
+        Failure::Operation {
+            code: "INTERNAL_ERROR".into(),
+            message: "backend failure".into(),
+        },
+    );
+    s.sim.fail_next(
+        "instances.addAccessConfig",
+        Failure::Http {
+            status: 503,
+            reason: "backendError",
+            message: "unavailable".into(),
+        },
+    );
+    let error = s
+        .provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.class, ErrorClass::Transient, "{error}");
+    assert!(error.message.contains("backend failure"), "{error}");
+    let counts = s.sim.request_counts();
+    assert_eq!(
+        counts.method("instances.deleteAccessConfig"),
+        1,
+        "the ephemeral IP was removed"
+    );
+    assert_eq!(
+        counts.method("instances.addAccessConfig"),
+        3,
+        "static add, failed restore, restore"
+    );
+    assert!(
+        has_external_v4(&s.sim, "node-1"),
+        "the node must end with an external IP: {:?}",
+        s.sim.external_ips("node-1")
+    );
+    assert!(!s.sim.attached_to("node-1").contains(&ip("203.0.113.10")));
+    assert!(
+        !labels(&s.sim, "pool-1").contains_key("pinip-node"),
+        "no ownership recorded for a failed attach"
+    );
+    // The next attempt succeeds.
+    s.provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap();
+    assert_eq!(s.sim.attached_to("node-1"), vec![ip("203.0.113.10")]);
+}
+
+#[tokio::test]
+async fn an_address_taken_meanwhile_is_a_conflict_and_the_node_keeps_an_external_ip() {
+    let s = setup(IpFamily::V4).await;
+    let me = described(&s, "node-1").await;
+    let pool = s.provider.list_pool().await.unwrap();
+    // Someone else takes pool-1 after we listed it.
+    s.sim.attach_by_hand("pool-1", "node-2");
+    let error = s
+        .provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.class, ErrorClass::Conflict, "{error}");
+    assert_eq!(error.code.as_deref(), Some("IP_IN_USE_BY_ANOTHER_RESOURCE"));
+    assert!(has_external_v4(&s.sim, "node-1"));
+    assert_eq!(
+        s.sim.attached_to("node-2"),
+        vec![ip("203.0.113.10")],
+        "nothing moved"
+    );
+    assert_eq!(s.sim.duplicates(), 0);
+    // The next candidate works.
+    s.provider
+        .attach(&pool[1], &me, &owner("node-1"))
+        .await
+        .unwrap();
+    assert_eq!(s.sim.attached_to("node-1"), vec![ip("203.0.113.11")]);
+}
+
+#[tokio::test]
+async fn detach_restores_an_ephemeral_ip_and_clears_the_ownership() {
+    let s = setup(IpFamily::V4).await;
+    let me = described(&s, "node-1").await;
+    let pool = s.provider.list_pool().await.unwrap();
+    s.provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap();
+    s.provider.detach(&pool[0], &me.reference).await.unwrap();
+    assert!(s.sim.attached_to("node-1").is_empty());
+    assert!(
+        has_external_v4(&s.sim, "node-1"),
+        "an ephemeral IPv4 is back"
+    );
+    let after = labels(&s.sim, "pool-1");
+    assert!(
+        !after.contains_key("pinip-node") && after["kubeip"] == "reserved",
+        "{after:?}"
+    );
+    // Idempotent: again, and for an instance that is gone.
+    s.provider.detach(&pool[0], &me.reference).await.unwrap();
+    s.sim.terminate_instance("node-1");
+    s.provider.detach(&pool[0], &me.reference).await.unwrap();
+    // Never from another instance.
+    let other = described(&s, "node-2").await;
+    s.provider
+        .attach(&pool[1], &other, &owner("node-2"))
+        .await
+        .unwrap();
+    s.provider.detach(&pool[1], &me.reference).await.unwrap();
+    assert_eq!(s.sim.attached_to("node-2"), vec![ip("203.0.113.11")]);
+    assert_eq!(labels(&s.sim, "pool-2")["pinip-node"], "node-2");
+    assert!(s.sim.violations().is_empty());
+}
+
+#[tokio::test]
+async fn stale_label_fingerprints_are_reread() {
+    let s = setup(IpFamily::V4).await;
+    let me = described(&s, "node-1").await;
+    let pool = s.provider.list_pool().await.unwrap();
+    s.sim.relabel_by_hand("pool-1", "team", "edge");
+    s.provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap();
+    let after = labels(&s.sim, "pool-1");
+    assert_eq!(
+        (after["team"].as_str(), after["pinip-instance"].as_str()),
+        ("edge", "node-1")
+    );
+    assert_eq!(
+        s.sim.request_counts().method("addresses.get"),
+        1,
+        "one re-read after the 412"
+    );
+}
+
+#[tokio::test]
+async fn ipv6_replaces_the_ephemeral_address_in_one_update_and_release_restores_one() {
+    let s = setup(IpFamily::V6).await;
+    let me = described(&s, "node-1").await;
+    let pool = s.provider.list_pool().await.unwrap();
+    assert_eq!(
+        pool.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["v6-1", "v6-2"]
+    );
+    // Someone touches the NIC after we read it: the fingerprint is stale, re-read, retry.
+    s.sim.attach_by_hand("v6-2", "node-1");
+    s.provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.sim.attached_to("node-1"),
+        vec![ip("2600:1900:4000:abcd::")]
+    );
+    let counts = s.sim.request_counts();
+    assert_eq!(
+        counts.method("instances.updateNetworkInterface"),
+        2,
+        "one 412, one success"
+    );
+    assert_eq!(
+        counts.method("instances.deleteAccessConfig"),
+        0,
+        "IPv4 untouched"
+    );
+    assert!(has_external_v4(&s.sim, "node-1"));
+    s.provider.detach(&pool[0], &me.reference).await.unwrap();
+    let ips = s.sim.external_ips("node-1");
+    assert!(
+        ips.iter().any(IpAddr::is_ipv6),
+        "an ephemeral IPv6 is back: {ips:?}"
+    );
+    assert!(s.sim.attached_to("node-1").is_empty());
+    assert!(!labels(&s.sim, "v6-1").contains_key("pinip-node"));
+}
+
+#[tokio::test]
+async fn ipv6_conflicts_and_failures_keep_an_external_ipv6() {
+    let s = setup(IpFamily::V6).await;
+    let me = described(&s, "node-1").await;
+    let pool = s.provider.list_pool().await.unwrap();
+    s.sim.attach_by_hand("v6-1", "node-2");
+    let error = s
+        .provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.class, ErrorClass::Conflict);
+    assert!(s.sim.external_ips("node-1").iter().any(IpAddr::is_ipv6));
+    s.sim.fail_next(
+        "instances.updateNetworkInterface",
+        Failure::Operation {
+            code: "INTERNAL_ERROR".into(),
+            message: "x".into(),
+        },
+    );
+    assert!(s
+        .provider
+        .attach(&pool[1], &me, &owner("node-1"))
+        .await
+        .is_err());
+    assert!(s.sim.external_ips("node-1").iter().any(IpAddr::is_ipv6));
+}
+
+#[tokio::test]
+async fn errors_are_classified_for_the_agent() {
+    let s = setup(IpFamily::V4).await;
+    let me = described(&s, "node-1").await;
+    let pool = s.provider.list_pool().await.unwrap();
+    s.sim.deny("instances.deleteAccessConfig");
+    let error = s
+        .provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.class,
+        ErrorClass::PermissionDenied {
+            action: "compute.instances.deleteAccessConfig".into()
+        }
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("grant the permission `compute.instances.deleteAccessConfig`"),
+        "{error}"
+    );
+    assert!(
+        has_external_v4(&s.sim, "node-1"),
+        "a refused delete changes nothing"
+    );
+    s.sim.allow("instances.deleteAccessConfig");
+
+    s.sim.fail_next(
+        "addresses.list",
+        Failure::Http {
+            status: 429,
+            reason: "rateLimitExceeded",
+            message: "slow down".into(),
+        },
+    );
+    assert_eq!(
+        s.provider.list_pool().await.unwrap_err().class,
+        ErrorClass::Throttled
+    );
+    s.sim.fail_next(
+        "addresses.list",
+        Failure::Http {
+            status: 403,
+            reason: "rateLimitExceeded",
+            message: "Rate Limit Exceeded".into(),
+        },
+    );
+    assert_eq!(
+        s.provider.list_pool().await.unwrap_err().class,
+        ErrorClass::Throttled
+    );
+
+    let bad = GcpProvider::new(GcpSettings {
+        project: PROJECT.into(),
+        region: REGION.into(),
+        endpoint: Some(s.sim.url()),
+        token: TokenSource::Static("t".into()),
+        pool: PoolSpec {
+            filter: vec!["(labels.kubeip=reserved) OR (labels.x=y)".into()],
+            order_by: None,
+            family: IpFamily::V4,
+        },
+    })
+    .unwrap();
+    let error = bad.list_pool().await.unwrap_err();
+    assert_eq!(error.class, ErrorClass::InvalidInput);
+    assert!(error.message.contains("filter"), "{error}");
+    let missing = s
+        .provider
+        .describe_instance(&reference("nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.class, ErrorClass::NotFound);
+}
+
+#[tokio::test]
+async fn every_page_is_read() {
+    let s = setup(IpFamily::V4).await;
+    for i in 0..620 {
+        s.sim.add_address(
+            REGION,
+            &format!("bulk-{i:04}"),
+            IpAddr::from([198, 18, (i / 250) as u8, (i % 250) as u8 + 1]),
+            &[("kubeip", "reserved")],
+        );
+    }
+    let pool = s.provider.list_pool().await.unwrap();
+    assert_eq!(pool.len(), 622);
+    assert_eq!(
+        s.sim.request_counts().method("addresses.list"),
+        2 + 1,
+        "two pages of RESERVED, one of IN_USE"
+    );
+}
