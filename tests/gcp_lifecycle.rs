@@ -316,3 +316,42 @@ async fn gcp_a_filter_the_api_rejects_stops_the_agent_with_a_clear_error() {
     assert_eq!(gcp.write_calls(), 0, "nothing written with a bad filter");
     world.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_random_throttling_and_server_errors_end_in_distinct_assignments_and_no_node_without_ip(
+) {
+    let (world, gcp) = world(8, 8, IpFamily::V4).await;
+    // Every Compute call may be throttled or fail (seeded: the same run each time),
+    // including the steps of a swap and of its restore.
+    gcp.compute().set_faults(pinip_sim::compute::Faults {
+        latency: Duration::from_millis(5),
+        operation_time: Duration::from_millis(5),
+        error_rate: 0.05,
+        throttle_rate: 0.05,
+        seed: 7,
+    });
+    let mut settings = Vec::new();
+    for node in &world.nodes {
+        settings.push(quick(&world, &node.name));
+    }
+    let mut agents = world.spawn_agents(settings).await.unwrap();
+    let mut addresses = Vec::new();
+    for agent in &mut agents {
+        addresses.push(assigned(agent).await.0);
+    }
+    // Agents are done; no swap is in flight, so every node must have an external IPv4.
+    gcp.compute()
+        .set_faults(pinip_sim::compute::Faults::default());
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 8);
+    assert_eq!(gcp.duplicates(), 0);
+    assert!(gcp.violations().is_empty(), "{:?}", gcp.violations());
+    for node in &world.nodes {
+        assert_eq!(gcp.attached_to(&node.instance).len(), 1, "{}", node.name);
+    }
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    world.shutdown();
+}

@@ -455,3 +455,24 @@ async fn every_page_is_read() {
         "two pages of RESERVED, one of IN_USE"
     );
 }
+
+#[tokio::test]
+async fn a_blip_on_set_labels_after_the_swap_does_not_lose_the_ownership_record() {
+    let s = setup(IpFamily::V4).await;
+    let me = described(&s, "node-1").await;
+    let pool = s.provider.list_pool().await.unwrap();
+    s.sim.fail_next(
+        "addresses.setLabels",
+        Failure::Http {
+            status: 503,
+            reason: "backendError",
+            message: "unavailable".into(),
+        },
+    );
+    s.provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap();
+    assert_eq!(labels(&s.sim, "pool-1")["pinip-node"], "node-1");
+    assert_eq!(s.sim.request_counts().method("addresses.setLabels"), 2);
+}

@@ -67,6 +67,9 @@ impl NimbusProvider {
                 ))
             }
         }
+        // reqwest is built on rustls without a provider of its own (ring is the
+        // process's one crypto library): make sure it is installed before the client.
+        pinip::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
             .build()

@@ -49,6 +49,7 @@ use wire::{instance_of_user, Address};
 /// within this long (saves a GET per assignment); older reads are refreshed.
 const INSTANCE_READ_REUSE: Duration = Duration::from_secs(10);
 const LABEL_ATTEMPTS: usize = 3;
+const LABEL_RETRY_DELAY: Duration = Duration::from_millis(200);
 
 /// Where and how to reach Compute.
 #[derive(Clone, Debug)]
@@ -178,6 +179,10 @@ async fn set_owner(
             Ok(()) => return Ok(()),
             Err(e) if is_stale_fingerprint(&e) && attempt < LABEL_ATTEMPTS => {
                 record = client.get_address(region, &record.name).await?;
+            }
+            // After a swap the address is ours: a blip must not cost the ownership record.
+            Err(e) if e.is_retryable() && attempt < LABEL_ATTEMPTS => {
+                tokio::time::sleep(LABEL_RETRY_DELAY * attempt as u32).await;
             }
             Err(e) => return Err(e),
         }

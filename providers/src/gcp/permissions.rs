@@ -33,7 +33,7 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     // IPv4 attach (static natIP) and restore (ephemeral): using a reserved address on
     // a VM needs `addresses.use`; an external IP in a subnet needs `subnetworks.useExternalIp`.
     // (Legacy networks without subnets would need `networks.useExternalIp`, KubeIP PR #56;
-    // GKE and every VPC created since 2017 have subnets, so the role leaves it out.)
+    // legacy networks are deprecated and GKE always uses subnets, so the role leaves it out.)
     (
         method::ADD_ACCESS_CONFIG,
         &[

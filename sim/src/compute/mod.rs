@@ -70,6 +70,8 @@ pub struct RequestCounts {
     pub total: u64,
     /// By API method (`instances.addAccessConfig`), every method of [`METHODS`] listed.
     pub by_method: BTreeMap<String, u64>,
+    /// Requests answered with an injected fault (random, scripted or denied).
+    pub injected: u64,
 }
 
 impl RequestCounts {
@@ -118,6 +120,10 @@ impl Shared {
 
     fn faults(&self) -> MutexGuard<'_, FaultState> {
         lock(&self.faults)
+    }
+
+    fn count_injected(&self) {
+        lock(&self.counts).injected += 1;
     }
 
     fn count(&self, method: Option<&str>) {
@@ -194,6 +200,7 @@ impl ComputeSim {
             counts: Mutex::new(RequestCounts {
                 total: 0,
                 by_method: METHODS.iter().map(|m| (m.to_string(), 0)).collect(),
+                injected: 0,
             }),
             last_token: Mutex::new(None),
             links: Links {

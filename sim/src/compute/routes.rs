@@ -230,6 +230,9 @@ async fn serve(
         tokio::time::sleep(latency).await;
     }
     let resource = format!("projects/{}", rest.trim_end_matches('/'));
+    if denied || scripted.is_some() || random.is_some() {
+        sh.count_injected();
+    }
     if denied {
         return Err(ApiError::forbidden(&permission_of(method), &resource));
     }
