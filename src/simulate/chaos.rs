@@ -328,16 +328,13 @@ impl Storm<'_> {
         if let Some(agent) = self.agents.remove(&node) {
             let back = Instant::now() + self.dice.millis(300, 1500);
             tokio::spawn(async move {
-                // Let it reach the attach, then kill it there.
+                // Let it reach the attach, then kill it there; lift the hang right after,
+                // before its replacement (due from 300 ms on) can attach into it.
                 tokio::time::sleep(Duration::from_millis(150)).await;
                 agent.kill();
+                fake.unhang_attach(&instance);
             });
             self.restarts.push((node, back));
-            let fake2 = fake.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                fake2.unhang_attach(&instance);
-            });
             self.count("crash_mid_claim");
         }
     }
