@@ -45,56 +45,28 @@ async fn wait_status(
     what: &str,
     pred: impl Fn(&AgentStatus) -> bool,
 ) -> AgentStatus {
-    let outcome = tokio::time::timeout(WAIT, agent.status.wait_for(|s| pred(s)))
+    agent
+        .wait_until(what, WAIT, pred)
         .await
-        .map(|waited| waited.map(|status| status.clone()));
-    match outcome {
-        Ok(Ok(status)) => status,
-        Ok(Err(_)) => panic!("{}: agent ended while waiting for {what}", agent.node),
-        Err(_) => panic!(
-            "{}: no {what} within {WAIT:?}; last status {:?}",
-            agent.node,
-            agent.status.borrow()
-        ),
-    }
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn assigned(agent: &mut AgentHandle) -> (IpAddr, bool) {
-    match wait_status(agent, "an address", AgentStatus::is_ready).await {
-        AgentStatus::Assigned {
-            address, adopted, ..
-        } => (address, adopted),
-        other => unreachable!("{other:?}"),
-    }
+    agent.address(WAIT).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn eventually(what: &str, check: impl FnMut() -> bool) {
+    pinip::simulate::eventually(what, WAIT, check)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn node_annotation(world: &SimulatedWorld, node: &str) -> Option<String> {
-    let object = world.kube.get(Kind::Node, None, node)?;
-    object
-        .pointer("/metadata/annotations/pinip.dev~1address")
-        .and_then(Value::as_str)
-        .map(String::from)
+    world.published_address(node)
 }
 
 fn events_with_reason(world: &SimulatedWorld, node: &str, reason: &str) -> usize {
-    world
-        .kube
-        .list(Kind::EventV1, None)
-        .iter()
-        .filter(|e| e.get("reason").and_then(Value::as_str) == Some(reason))
-        .filter(|e| e.pointer("/regarding/name").and_then(Value::as_str) == Some(node))
-        .count()
+    world.events(node, reason).len()
 }
 
 fn leases(world: &SimulatedWorld) -> Vec<Value> {

@@ -10,7 +10,6 @@ use std::time::Duration;
 use pinip::simulate::{AgentHandle, AwsSim, SimulatedCloud, SimulatedWorld, WorldSpec};
 use pinip::status::AgentStatus;
 use pinip_providers::IpFamily;
-use pinip_sim::kube::Kind;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -44,47 +43,26 @@ async fn wait_status(
     what: &str,
     pred: impl Fn(&AgentStatus) -> bool,
 ) -> AgentStatus {
-    let outcome = tokio::time::timeout(WAIT, agent.status.wait_for(|s| pred(s)))
+    agent
+        .wait_until(what, WAIT, pred)
         .await
-        .map(|waited| waited.map(|status| status.clone()));
-    match outcome {
-        Ok(Ok(status)) => status,
-        Ok(Err(_)) => panic!("{}: agent ended while waiting for {what}", agent.node),
-        Err(_) => panic!(
-            "{}: no {what} within {WAIT:?}; last status {:?}",
-            agent.node,
-            agent.status.borrow()
-        ),
-    }
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn assigned(agent: &mut AgentHandle) -> (IpAddr, bool) {
-    match wait_status(agent, "an address", AgentStatus::is_ready).await {
-        AgentStatus::Assigned {
-            address, adopted, ..
-        } => (address, adopted),
-        other => unreachable!("{other:?}"),
-    }
+    agent.address(WAIT).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn eventually(what: &str, check: impl FnMut() -> bool) {
+    pinip::simulate::eventually(what, WAIT, check)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn events(world: &SimulatedWorld, node: &str, reason: &str) -> Vec<String> {
     world
-        .kube
-        .list(Kind::EventV1, None)
+        .events(node, reason)
         .iter()
-        .filter(|e| e.get("reason").and_then(Value::as_str) == Some(reason))
-        .filter(|e| e.pointer("/regarding/name").and_then(Value::as_str) == Some(node))
         .filter_map(|e| e.get("note").and_then(Value::as_str).map(String::from))
         .collect()
 }

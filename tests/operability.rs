@@ -34,12 +34,10 @@ fn quick(world: &SimulatedWorld, node: &str) -> pinip::config::Settings {
 }
 
 async fn wait_for(agent: &mut AgentHandle, what: &str, pred: impl Fn(&AgentStatus) -> bool) {
-    let waited = tokio::time::timeout(WAIT, agent.status.wait_for(|s| pred(s))).await;
-    assert!(
-        matches!(waited, Ok(Ok(_))),
-        "{}: no {what} within {WAIT:?}",
-        agent.node
-    );
+    agent
+        .wait_until(what, WAIT, pred)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A plain HTTP/1.0 GET on loopback: (status code, body).
@@ -64,13 +62,7 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 }
 
 fn events(world: &SimulatedWorld, node: &str, reason: &str) -> usize {
-    world
-        .kube
-        .list(Kind::EventV1, None)
-        .iter()
-        .filter(|e| e.get("reason").and_then(Value::as_str) == Some(reason))
-        .filter(|e| e.pointer("/regarding/name").and_then(Value::as_str) == Some(node))
-        .count()
+    world.events(node, reason).len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

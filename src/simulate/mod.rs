@@ -17,7 +17,9 @@ pub use cloud::{FakeSim, SimulatedCloud};
 pub use gcp::GcpSim;
 
 pub use report::{percentiles, render_table, Percentiles, Report};
-pub use world::{pool_address, AgentHandle, SimNode, SimulatedWorld, WorldSpec, LEASE_NAMESPACE};
+pub use world::{
+    eventually, pool_address, AgentHandle, SimNode, SimulatedWorld, WorldSpec, LEASE_NAMESPACE,
+};
 
 use std::collections::HashMap;
 use std::process::ExitCode;

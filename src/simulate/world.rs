@@ -25,6 +25,22 @@ use crate::metrics::Metrics;
 use super::cloud::{FakeSim, SimulatedCloud};
 use crate::status::AgentStatus;
 
+/// Poll `check` every 50 ms until it holds, for at most `within`.
+pub async fn eventually(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + within;
+    while !check() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("timed out after {within:?} waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 pub const LEASE_NAMESPACE: &str = "pinip-system";
 const ZONES: [&str; 3] = ["sim-1a", "sim-1b", "sim-1c"];
 
@@ -73,6 +89,43 @@ impl AgentHandle {
         match self.task.await {
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(e) => Err(format!("agent task failed: {e}")),
+        }
+    }
+
+    /// Wait (at most `within`) until the agent's status satisfies `pred`.
+    pub async fn wait_until(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&AgentStatus) -> bool,
+    ) -> Result<AgentStatus, String> {
+        let outcome = tokio::time::timeout(within, self.status.wait_for(|s| pred(s)))
+            .await
+            .map(|waited| waited.map(|status| status.clone()));
+        match outcome {
+            Ok(Ok(status)) => Ok(status),
+            Ok(Err(_)) => Err(format!(
+                "{}: agent ended while waiting for {what}",
+                self.node
+            )),
+            Err(_) => Err(format!(
+                "{}: no {what} within {within:?}; last status {:?}",
+                self.node,
+                *self.status.borrow()
+            )),
+        }
+    }
+
+    /// Wait (at most `within`) for an address: (address, adopted).
+    pub async fn address(&mut self, within: Duration) -> Result<(IpAddr, bool), String> {
+        match self
+            .wait_until("an address", within, AgentStatus::is_ready)
+            .await?
+        {
+            AgentStatus::Assigned {
+                address, adopted, ..
+            } => Ok((address, adopted)),
+            other => Err(format!("{}: ready but not assigned: {other:?}", self.node)),
         }
     }
 
@@ -257,6 +310,25 @@ impl SimulatedWorld {
         }
         gate.cancel();
         Ok(handles)
+    }
+
+    /// The Events (events.k8s.io) about `node` with `reason`.
+    pub fn events(&self, node: &str, reason: &str) -> Vec<Value> {
+        self.kube
+            .list(pinip_sim::kube::Kind::EventV1, None)
+            .into_iter()
+            .filter(|e| e.get("reason").and_then(Value::as_str) == Some(reason))
+            .filter(|e| e.pointer("/regarding/name").and_then(Value::as_str) == Some(node))
+            .collect()
+    }
+
+    /// The address `node` publishes (its `pinip.dev/address` annotation).
+    pub fn published_address(&self, node: &str) -> Option<String> {
+        let object = self.kube.get(pinip_sim::kube::Kind::Node, None, node)?;
+        object
+            .pointer("/metadata/annotations/pinip.dev~1address")
+            .and_then(Value::as_str)
+            .map(String::from)
     }
 
     /// The in-memory cloud's knobs (failures, hangs, permissiveness); None on another cloud.
