@@ -534,6 +534,7 @@ impl Agent {
         let pool = cloud(ctx.provider.list_pool()).await?;
         if let Some(mine) = held_by(&pool, &ctx.instance.id).into_iter().next() {
             let claim = ctx.claims.ensure_held(mine.ip).await?;
+            self.repair_ownership(ctx, mine).await;
             return Ok(Pass::Assigned(Box::new(Held {
                 address: mine.clone(),
                 claim,
@@ -558,11 +559,7 @@ impl Agent {
                 described
             }
         };
-        let owner = Ownership {
-            cluster: self.settings.cluster_name.clone(),
-            node: self.settings.node_name.clone(),
-            instance: ctx.instance.id.clone(),
-        };
+        let owner = self.owner(ctx);
         for candidate in &free {
             if shutdown.is_cancelled() {
                 return Ok(Pass::Interrupted);
@@ -620,6 +617,43 @@ impl Agent {
             matched: pool.len(),
             free: free.len(),
         })
+    }
+
+    /// Who we are, as the cloud's ownership record should say.
+    fn owner(&self, ctx: &NodeContext) -> Ownership {
+        Ownership {
+            cluster: self.settings.cluster_name.clone(),
+            node: self.settings.node_name.clone(),
+            instance: ctx.instance.id.clone(),
+        }
+    }
+
+    /// Correct an ownership record that does not name this node: a tag/label write that
+    /// failed after the attach, or an address attached before pinip ran. Attach is
+    /// idempotent on our own instance and records the owner; one cloud write, only then.
+    async fn repair_ownership(&self, ctx: &NodeContext, address: &PoolAddress) {
+        let owner = self.owner(ctx);
+        if address.owner.as_ref() == Some(&owner) {
+            return;
+        }
+        let instance = match &ctx.described {
+            Some(instance) => instance.clone(),
+            None => match cloud(ctx.provider.describe_instance(&ctx.instance)).await {
+                Ok(instance) => instance,
+                Err(e) => {
+                    warn!(error = %e, "could not read the instance to correct the ownership record; retried at the next verification");
+                    return;
+                }
+            },
+        };
+        match cloud(ctx.provider.attach(address, &instance, &owner)).await {
+            Ok(()) => {
+                info!(address = %address.ip, previous_owner = ?address.owner, "ownership record corrected")
+            }
+            Err(e) => {
+                warn!(address = %address.ip, error = %e, "could not correct the ownership record; retried at the next verification")
+            }
+        }
     }
 
     /// Attach while renewing the claim, so a slow cloud does not let it expire.
@@ -717,6 +751,9 @@ impl Agent {
                     match cloud(ctx.provider.list_pool()).await {
                         Ok(pool) if held_by(&pool, &ctx.instance.id).iter().any(|a| a.ip == address) => {
                             debug!("attachment verified");
+                            if let Some(listed) = pool.iter().find(|a| a.ip == address) {
+                                self.repair_ownership(ctx, listed).await;
+                            }
                         }
                         Ok(_) => return Ok(SteadyExit::AddressLost),
                         Err(e) => warn!(error = %e, "could not verify the attachment; will check again"),

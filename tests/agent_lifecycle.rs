@@ -439,3 +439,41 @@ async fn an_unsupported_provider_id_is_a_clear_configuration_error() {
     );
     world.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_attached_before_pinip_is_adopted_and_its_ownership_recorded_once() {
+    // As after a switch from KubeIP: the address is on the instance, with no pinip record.
+    let world = world(1, 2).await;
+    let node = world.nodes[0].clone();
+    let fake = world.fake().expect("fake cloud");
+    let first = world.cloud.addresses()[0].clone();
+    fake.attach_by_hand(&first.id, &node.instance);
+    let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
+    let (address, adopted) = assigned(&mut agent).await;
+    assert_eq!((address, adopted), (first.ip, true));
+    let recorded = world
+        .cloud
+        .addresses()
+        .into_iter()
+        .find(|a| a.ip == address)
+        .unwrap();
+    assert_eq!(
+        recorded.tags.get("pinip.dev/node"),
+        Some(&node.name),
+        "{:?}",
+        recorded.tags
+    );
+    assert_eq!(
+        world.cloud.write_calls(),
+        1,
+        "one write: the ownership record"
+    );
+    agent.stop().await.unwrap();
+
+    // The next restart finds the record right and writes nothing.
+    let mut again = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
+    assert_eq!(assigned(&mut again).await, (address, true));
+    assert_eq!(world.cloud.write_calls(), 1);
+    again.stop().await.unwrap();
+    world.shutdown();
+}
