@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use crate::identity::parse_provider_id;
-use crate::kube_errors::{is_conflict_or_gone, status_code};
+use crate::kube_errors::{is_conflict_or_gone, status_code, with_retries};
 
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "pinip";
@@ -542,7 +542,9 @@ impl ClaimStore {
             return Ok(0);
         }
         let mut released = 0;
-        for record in self.list_all().await? {
+        // Transient API errors are retried here: a leftover nobody drops would keep a free
+        // address reserved (the sweep catches what still slips through).
+        for record in with_retries(|| self.list_all()).await? {
             if record.holder != self.me.node || (keep.is_some() && record.address == keep) {
                 continue;
             }
@@ -555,7 +557,7 @@ impl ClaimStore {
                 phase: record.phase,
                 resource_version: record.resource_version.clone(),
             };
-            self.release(&claim).await?;
+            with_retries(|| self.release(&claim)).await?;
             released += 1;
         }
         Ok(released)

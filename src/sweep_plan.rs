@@ -83,6 +83,20 @@ pub fn plan(
                             claim.holder
                         )
                     }
+                    // Free, while its holder's instance carries another pool address: a
+                    // leftover its agent failed to drop (a node never wants two).
+                    Some(a) if a.attached_to.is_none() && holder_instance.is_some() => {
+                        match pool
+                            .iter()
+                            .find(|b| b.ip != a.ip && b.attached_to == holder_instance)
+                        {
+                            Some(other) => format!(
+                                "{} holds {} now; its claim on the free {} is a leftover",
+                                claim.holder, other.ip, a.ip
+                            ),
+                            None => continue,
+                        }
+                    }
                     _ => continue,
                 }
             }
@@ -166,15 +180,17 @@ mod tests {
             address("192.0.2.1", Some("i-a"), None),
             address("192.0.2.2", None, None),
             address("192.0.2.3", Some("i-b"), None),
+            address("192.0.2.4", None, None),
         ];
-        let live = nodes(&[("a", "i-a"), ("b", "i-b")]);
+        let live = nodes(&[("a", "i-a"), ("b", "i-b"), ("c", "i-c")]);
         let claims = [
             claim("a", "i-a", "192.0.2.1", Phase::Held),    // fine
             claim("gone", "i-g", "192.0.2.9", Phase::Held), // holder gone
             claim("gone", "i-g", "192.0.2.8", Phase::Claiming), // holder gone, mid-claim
-            claim("a", "i-a", "192.0.2.2", Phase::Held),    // detached: a re-attaches it, keep
-            claim("a", "i-a", "192.0.2.3", Phase::Held),    // on b's instance now: drop
+            claim("c", "i-c", "192.0.2.2", Phase::Held), // detached from c, which holds nothing: c re-attaches it, keep
+            claim("c", "i-c", "192.0.2.3", Phase::Held), // on b's instance now: drop
             claim("b", "i-b", "192.0.2.7", Phase::Claiming), // in flight: the claim rule's business
+            claim("a", "i-a", "192.0.2.4", Phase::Held), // a holds .1 already: a leftover on a free address, drop
         ];
         let plan = plan(&pool, &live, &claims, "c1");
         let dropped: Vec<String> = plan
@@ -182,6 +198,14 @@ mod tests {
             .iter()
             .map(|d| d.claim.address.unwrap().to_string())
             .collect();
-        assert_eq!(dropped, ["192.0.2.9", "192.0.2.8", "192.0.2.3"]);
+        assert_eq!(
+            dropped,
+            ["192.0.2.9", "192.0.2.8", "192.0.2.3", "192.0.2.4"]
+        );
+        assert!(
+            plan.drop[3].why.contains("leftover"),
+            "{}",
+            plan.drop[3].why
+        );
     }
 }
