@@ -27,7 +27,7 @@ use crate::claim::{list_claims, ClaimRecord};
 use crate::identity::parse_provider_id;
 use crate::kube_errors::{is_conflict_or_gone, status_code};
 use crate::metrics::Metrics;
-use crate::sweep_plan::{plan, LiveNodes};
+use crate::sweep_plan::{plan, LiveNodes, Published};
 
 pub const SWEEP_LEASE: &str = "pinip-sweep";
 /// Sweeps triggered by a Node deletion are at least this far apart.
@@ -178,11 +178,17 @@ impl Sweeper {
 
     /// One sweep: read nodes, pool and claims; free what vanished nodes left behind.
     pub async fn sweep(&self) -> anyhow::Result<SweepOutcome> {
-        let live: LiveNodes = self
-            .nodes
-            .list(&ListParams::default())
-            .await?
-            .items
+        let node_list = self.nodes.list(&ListParams::default()).await?.items;
+        let published: Published = node_list
+            .iter()
+            .filter_map(|n| {
+                Some((
+                    n.metadata.name.clone()?,
+                    crate::publish::published_address(n)?,
+                ))
+            })
+            .collect();
+        let live: LiveNodes = node_list
             .into_iter()
             .filter_map(|n| {
                 let instance = n
@@ -196,7 +202,7 @@ impl Sweeper {
             .collect();
         let pool = self.provider.list_pool().await?;
         let claims: Vec<ClaimRecord> = list_claims(&self.leases).await?;
-        let todo = plan(&pool, &live, &claims, &self.cluster);
+        let todo = plan(&pool, &live, &published, &claims, &self.cluster);
         let mut outcome = SweepOutcome::default();
         for item in &todo.free {
             let owner_instance = InstanceRef {

@@ -4,6 +4,7 @@
 //! names another cluster, or that has none, is never detached or cleared.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use pinip_providers::{Ownership, PoolAddress};
 
@@ -43,9 +44,13 @@ fn owner_gone(nodes: &LiveNodes, node: &str, instance: &str) -> Option<String> {
     }
 }
 
+/// The address each node publishes (its `pinip.dev/address` annotation).
+pub type Published = BTreeMap<String, IpAddr>;
+
 pub fn plan(
     pool: &[PoolAddress],
     nodes: &LiveNodes,
+    published: &Published,
     claims: &[ClaimRecord],
     cluster: &str,
 ) -> SweepPlan {
@@ -85,7 +90,13 @@ pub fn plan(
                     }
                     // Free, while its holder's instance carries another pool address: a
                     // leftover its agent failed to drop (a node never wants two).
-                    Some(a) if a.attached_to.is_none() && holder_instance.is_some() => {
+                    // Not while the holder still publishes it: between attaching its new
+                    // address and publishing it, a node holds one and shows the other.
+                    Some(a)
+                        if a.attached_to.is_none()
+                            && holder_instance.is_some()
+                            && published.get(&claim.holder) != Some(&a.ip) =>
+                    {
                         match pool
                             .iter()
                             .find(|b| b.ip != a.ip && b.attached_to == holder_instance)
@@ -168,7 +179,7 @@ mod tests {
             address("192.0.2.6", Some("i-old"), Some(owner("c1", "b", "i-old"))), // node b re-created on i-new
         ];
         let live = nodes(&[("a", "i-a"), ("b", "i-new")]);
-        let plan = plan(&pool, &live, &[], "c1");
+        let plan = plan(&pool, &live, &Published::new(), &[], "c1");
         let freed: Vec<String> = plan.free.iter().map(|f| f.address.ip.to_string()).collect();
         assert_eq!(freed, ["192.0.2.2", "192.0.2.3", "192.0.2.6"]);
         assert!(plan.free[2].why.contains("i-new"));
@@ -192,8 +203,10 @@ mod tests {
             claim("b", "i-b", "192.0.2.7", Phase::Claiming), // in flight: the claim rule's business
             claim("a", "i-a", "192.0.2.4", Phase::Held), // a holds .1 already: a leftover on a free address, drop
         ];
-        let plan = plan(&pool, &live, &claims, "c1");
-        let dropped: Vec<String> = plan
+        let mut published = Published::new();
+        published.insert("a".into(), "192.0.2.1".parse().unwrap());
+        let planned = plan(&pool, &live, &published, &claims, "c1");
+        let dropped: Vec<String> = planned
             .drop
             .iter()
             .map(|d| d.claim.address.unwrap().to_string())
@@ -203,9 +216,16 @@ mod tests {
             ["192.0.2.9", "192.0.2.8", "192.0.2.3", "192.0.2.4"]
         );
         assert!(
-            plan.drop[3].why.contains("leftover"),
+            planned.drop[3].why.contains("leftover"),
             "{}",
-            plan.drop[3].why
+            planned.drop[3].why
         );
+        // Mid-switch: a attached .1 but still publishes .4, so .4's claim is not a leftover yet.
+        published.insert("a".into(), "192.0.2.4".parse().unwrap());
+        let mid_switch = plan(&pool, &live, &published, &claims, "c1");
+        assert!(!mid_switch
+            .drop
+            .iter()
+            .any(|d| d.claim.address == Some("192.0.2.4".parse().unwrap())));
     }
 }

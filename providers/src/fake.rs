@@ -181,6 +181,11 @@ impl FakeCloud {
     /// Make attach move an address that another instance holds, like AWS with
     /// `AllowReassociation=true` or OCI's `UpdatePublicIp`, recording each such move as a
     /// violation. With the cloud's own guard gone, only pinip's claims keep addresses apart.
+    /// Undo every [`FakeCloud::hang_attach`].
+    pub fn unhang_all(&self) {
+        self.lock().hung_attach.clear();
+    }
+
     /// Undo [`FakeCloud::hang_attach`] for later calls.
     pub fn unhang_attach(&self, instance_id: &str) {
         self.lock().hung_attach.remove(instance_id);

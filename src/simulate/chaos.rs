@@ -415,6 +415,11 @@ impl Storm<'_> {
     async fn calm_down(&mut self) -> anyhow::Result<()> {
         self.world.kube.set_faults(KubeFaults::default());
         self.world.cloud.set_failure_rates(0.0, 0.0);
+        // Before anything restarts: a replacement must not attach into a hang left for
+        // an agent that is being killed right now.
+        if let Some(fake) = self.world.fake() {
+            fake.unhang_all();
+        }
         let pending: Vec<String> = self.restarts.drain(..).map(|(n, _)| n).collect();
         for node in pending {
             if self.world.kube.get(Kind::Node, None, &node).is_some()
