@@ -371,13 +371,9 @@ impl Storm<'_> {
     fn detach_by_hand(&mut self) {
         let attached: Vec<String> = self
             .world
-            .cloud
-            .addresses()
+            .pool_addresses()
             .into_iter()
-            .filter(|a| {
-                a.attached_to.is_some()
-                    && a.tags.get("kubeip").map(String::as_str) == Some("reserved")
-            })
+            .filter(|a| a.attached_to.is_some())
             .map(|a| a.id)
             .collect();
         if let Some(id) = attached.get(self.dice.below(attached.len() as u64) as usize) {
@@ -443,15 +439,7 @@ impl Storm<'_> {
     }
 
     fn pool_free(&self) -> usize {
-        self.world
-            .cloud
-            .addresses()
-            .iter()
-            .filter(|a| {
-                a.attached_to.is_none()
-                    && a.tags.get("kubeip").map(String::as_str) == Some("reserved")
-            })
-            .count()
+        self.world.free_pool_addresses()
     }
 
     /// Every node gets an address, as many as the pool allows, within `settle`.

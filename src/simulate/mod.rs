@@ -279,9 +279,7 @@ async fn make_cloud(kind: SimCloud) -> Result<Arc<dyn SimulatedCloud>, String> {
 /// Done when every agent holds an address, or those that do not wait on a pool that
 /// has no free address left.
 fn settled(statuses: &HashMap<String, AgentStatus>, world: &SimulatedWorld) -> bool {
-    let free_left = world.cloud.addresses().iter().any(|a| {
-        a.attached_to.is_none() && a.tags.get("kubeip").map(String::as_str) == Some("reserved")
-    });
+    let free_left = world.free_pool_addresses() > 0;
     statuses.values().all(|s| match s {
         AgentStatus::Assigned { .. } => true,
         AgentStatus::PoolExhausted { .. } => !free_left,

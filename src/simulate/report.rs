@@ -98,11 +98,7 @@ pub fn build(
     let cloud = &world.cloud;
     let kube: &KubeSim = &world.kube;
     let mut violations = cloud.violations();
-    let addresses = cloud.addresses();
-    let pool: Vec<_> = addresses
-        .iter()
-        .filter(|a| a.tags.get("kubeip").map(String::as_str) == Some("reserved"))
-        .collect();
+    let pool = world.pool_addresses();
 
     // Cloud view: which instance holds which pool address.
     let mut by_instance: HashMap<&str, Vec<IpAddr>> = HashMap::new();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pinip_providers::fake::FakeCloud;
+use pinip_providers::fake::{AddressView, FakeCloud};
 use pinip_providers::{IpFamily, PoolSpec};
 use pinip_sim::kube::KubeSim;
 use serde_json::{json, Value};
@@ -310,6 +310,23 @@ impl SimulatedWorld {
         }
         gate.cancel();
         Ok(handles)
+    }
+
+    /// The addresses of the simulated pool (tagged `kubeip=reserved`), decoys left out.
+    pub fn pool_addresses(&self) -> Vec<AddressView> {
+        self.cloud
+            .addresses()
+            .into_iter()
+            .filter(|a| a.tags.get("kubeip").map(String::as_str) == Some("reserved"))
+            .collect()
+    }
+
+    /// Pool addresses attached to no instance.
+    pub fn free_pool_addresses(&self) -> usize {
+        self.pool_addresses()
+            .iter()
+            .filter(|a| a.attached_to.is_none())
+            .count()
     }
 
     /// The Events (events.k8s.io) about `node` with `reason`.
