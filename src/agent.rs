@@ -74,6 +74,9 @@ struct Held {
     address: PoolAddress,
     claim: Claim,
     adopted: bool,
+    /// Another node whose claim on this address we replaced (the cloud shows the
+    /// address on our instance): its publication of the address is stale.
+    taken_from: Option<String>,
 }
 
 /// Why the steady state ended.
@@ -81,6 +84,8 @@ enum SteadyExit {
     Shutdown(Box<Option<Node>>),
     NodeDeleted,
     AddressLost,
+    /// The address is still ours in the cloud, but our claim was replaced or dropped.
+    ClaimLost,
 }
 
 /// Everything about the node once it is known.
@@ -263,6 +268,9 @@ impl Agent {
             let address = held.address.ip;
             let span = info_span!("address", %address);
             let outcome = async {
+                if let Some(previous) = &held.taken_from {
+                    self.withdraw_stale_publication(ctx, previous, &address).await;
+                }
                 if !publish::is_published(&node, &address) {
                     ctx.publisher.publish_address(&address).await?;
                 }
@@ -321,6 +329,11 @@ impl Agent {
                         }
                     }
                     return Ok(None);
+                }
+                SteadyExit::ClaimLost => {
+                    warn!(%address, "our claim on the address was replaced or dropped while the cloud shows it on this instance; checking again");
+                    preferred = Some(address);
+                    node = ctx.nodes.get(&self.settings.node_name).await?;
                 }
                 SteadyExit::AddressLost => {
                     warn!(%address, "the address is no longer attached to this instance; re-attaching (same address first)");
@@ -533,12 +546,13 @@ impl Agent {
     ) -> Result<Pass, PassError> {
         let pool = cloud(ctx.provider.list_pool()).await?;
         if let Some(mine) = held_by(&pool, &ctx.instance.id).into_iter().next() {
-            let claim = ctx.claims.ensure_held(mine.ip).await?;
+            let adopted = ctx.claims.ensure_held(mine.ip).await?;
             self.repair_ownership(ctx, mine).await;
             return Ok(Pass::Assigned(Box::new(Held {
                 address: mine.clone(),
-                claim,
+                claim: adopted.claim,
                 adopted: true,
+                taken_from: adopted.taken_from,
             })));
         }
         let ordered = self.settings.pool.order_by.is_some();
@@ -577,12 +591,15 @@ impl Agent {
                 .await
             {
                 Ok(()) => {
+                    let mut taken_from = None;
                     match ctx.claims.mark_held(&mut claim).await {
                         Ok(()) => {}
                         // Someone took the claim over while we attached: the cloud says the
                         // address is ours, so the claim is corrected to match.
                         Err(ClaimError::Lost(_)) => {
-                            claim = ctx.claims.ensure_held(candidate.ip).await?
+                            let adopted = ctx.claims.ensure_held(candidate.ip).await?;
+                            claim = adopted.claim;
+                            taken_from = adopted.taken_from;
                         }
                         Err(ClaimError::Kube(e)) => return Err(PassError::Kube(e)),
                     }
@@ -590,6 +607,7 @@ impl Agent {
                         address: candidate.clone(),
                         claim,
                         adopted: false,
+                        taken_from,
                     })));
                 }
                 Err(e) => {
@@ -617,6 +635,25 @@ impl Agent {
             matched: pool.len(),
             free: free.len(),
         })
+    }
+
+    /// The cloud shows `address` on our instance and we replaced `previous`'s claim on it:
+    /// take the address off that node's publication before ours goes up.
+    async fn withdraw_stale_publication(
+        &self,
+        ctx: &NodeContext,
+        previous: &str,
+        address: &IpAddr,
+    ) {
+        match publish::withdraw_stale(&ctx.nodes, previous, address, self.settings.dry_run).await {
+            Ok(true) => {
+                info!(previous_holder = %previous, "withdrew the address from the node that published it before")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                warn!(previous_holder = %previous, error = %e, "could not withdraw the stale publication of the previous holder; its agent drops it at its next verification")
+            }
+        }
     }
 
     /// Who we are, as the cloud's ownership record should say.
@@ -734,6 +771,11 @@ impl Agent {
                     Some(Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n))) => {
                         seen_in_relist = true;
                         if !publish::is_published(&n, &address) {
+                            // Only while the claim is ours: a node that took the address
+                            // over withdrew this publication, and it must stay withdrawn.
+                            if !ctx.claims.is_ours(&held.claim).await? {
+                                return Ok(SteadyExit::ClaimLost);
+                            }
                             info!("node publication missing; restoring it");
                             ctx.publisher.publish_address(&address).await?;
                         }
@@ -753,6 +795,13 @@ impl Agent {
                             debug!("attachment verified");
                             if let Some(listed) = pool.iter().find(|a| a.ip == address) {
                                 self.repair_ownership(ctx, listed).await;
+                            }
+                            // The claim too: an address held without its claim could be
+                            // claimed (and, once detached, published) by another node.
+                            match ctx.claims.is_ours(&held.claim).await {
+                                Ok(true) => {}
+                                Ok(false) => return Ok(SteadyExit::ClaimLost),
+                                Err(e) => warn!(error = %e, "could not check the claim; will check again"),
                             }
                         }
                         Ok(_) => return Ok(SteadyExit::AddressLost),

@@ -202,6 +202,14 @@ pub enum ClaimError {
     Kube(#[from] kube::Error),
 }
 
+/// A `held` claim on an address the cloud shows on our instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Adopted {
+    pub claim: Claim,
+    /// The node whose claim was replaced: it may still publish the address.
+    pub taken_from: Option<String>,
+}
+
 /// Who we are, as written into claims.
 #[derive(Clone, Debug)]
 pub struct Holder {
@@ -462,18 +470,26 @@ impl ClaimStore {
     /// Make sure we hold a `held` claim for an address the cloud says is attached to our
     /// instance (adoption after a restart, or after losing a claim mid-attach). The cloud
     /// is the truth here, so any other holder's claim is replaced.
-    pub async fn ensure_held(&self, address: IpAddr) -> Result<Claim, kube::Error> {
+    pub async fn ensure_held(&self, address: IpAddr) -> Result<Adopted, kube::Error> {
         let name = lease_name(&address);
         if self.dry_run {
             info!(%address, lease = %name, "dry run: would record the claim as held");
-            return Ok(self.dry_claim(address, Phase::Held));
+            return Ok(Adopted {
+                claim: self.dry_claim(address, Phase::Held),
+                taken_from: None,
+            });
         }
         loop {
             match self.leases.get_opt(&name).await? {
                 None => {
                     let lease = self.lease(address, Phase::Held, None);
                     match self.leases.create(&PostParams::default(), &lease).await {
-                        Ok(created) => return Ok(self.claim_from(&created, address, Phase::Held)),
+                        Ok(created) => {
+                            return Ok(Adopted {
+                                claim: self.claim_from(&created, address, Phase::Held),
+                                taken_from: None,
+                            })
+                        }
                         Err(e) if status_code(&e) == Some(409) => continue,
                         Err(e) => return Err(e),
                     }
@@ -486,10 +502,17 @@ impl ClaimStore {
                             && r.instance == self.me.instance
                     });
                     if already_ours {
-                        return Ok(self.claim_from(&existing, address, Phase::Held));
+                        return Ok(Adopted {
+                            claim: self.claim_from(&existing, address, Phase::Held),
+                            taken_from: None,
+                        });
                     }
-                    if let Some(r) = record.as_ref().filter(|r| r.holder != self.me.node) {
-                        info!(address = %address, previous_holder = %r.holder, "the cloud shows this address on our instance; correcting its claim");
+                    let taken_from = record
+                        .as_ref()
+                        .filter(|r| r.holder != self.me.node && !r.holder.is_empty())
+                        .map(|r| r.holder.clone());
+                    if let Some(previous) = &taken_from {
+                        info!(address = %address, previous_holder = %previous, "the cloud shows this address on our instance; correcting its claim");
                     }
                     let rv = existing.metadata.resource_version.clone();
                     let lease = self.lease(address, Phase::Held, rv);
@@ -498,13 +521,35 @@ impl ClaimStore {
                         .replace(&name, &PostParams::default(), &lease)
                         .await
                     {
-                        Ok(written) => return Ok(self.claim_from(&written, address, Phase::Held)),
+                        Ok(written) => {
+                            return Ok(Adopted {
+                                claim: self.claim_from(&written, address, Phase::Held),
+                                taken_from,
+                            })
+                        }
                         Err(e) if is_conflict_or_gone(&e) => continue,
                         Err(e) => return Err(e),
                     }
                 }
             }
         }
+    }
+
+    /// Is this claim still ours? False once someone replaced or deleted it (a sweep, or a
+    /// node the cloud shows the address on).
+    pub async fn is_ours(&self, claim: &Claim) -> Result<bool, kube::Error> {
+        if self.dry_run {
+            return Ok(true);
+        }
+        let lease = with_retries(|| self.leases.get_opt(&claim.name)).await?;
+        Ok(lease
+            .as_ref()
+            .and_then(ClaimRecord::from_lease)
+            .is_some_and(|r| {
+                r.holder == self.me.node
+                    && (r.instance.is_empty() || r.instance == self.me.instance)
+                    && r.address == Some(claim.address)
+            }))
     }
 
     /// Give a claim up (guarded: if someone else took it over meanwhile, theirs stays).

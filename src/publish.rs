@@ -80,6 +80,47 @@ pub fn has_taint(node: &Node, key: &str) -> bool {
 
 pub const ASSIGNED_AT_ANNOTATION: &str = "pinip.dev/assigned-at";
 
+/// Remove `ip` from *another* node's publication, only while that node still shows
+/// exactly `ip` (guarded by its resourceVersion, so a newer publication is never
+/// erased). Called by the node the cloud shows the address on, after it took over the
+/// claim: the other node's publication is stale, and two nodes must never advertise one
+/// address. Returns whether something was withdrawn.
+pub async fn withdraw_stale(
+    nodes: &Api<Node>,
+    node: &str,
+    ip: &IpAddr,
+    dry_run: bool,
+) -> Result<bool, kube::Error> {
+    // Enough rounds to get through a burst of concurrent writes to that Node.
+    for _ in 0..10 {
+        let Some(current) = with_retries(|| nodes.get_opt(node)).await? else {
+            return Ok(false);
+        };
+        if published_address(&current) != Some(*ip) {
+            return Ok(false);
+        }
+        if dry_run {
+            info!(%node, address = %ip, "dry run: would withdraw the stale publication");
+            return Ok(true);
+        }
+        let patch = json!({"metadata": {
+            "resourceVersion": current.metadata.resource_version,
+            "annotations": {ADDRESS_KEY: null, ASSIGNED_AT_ANNOTATION: null},
+            "labels": {ADDRESS_KEY: null, ASSIGNED_LABEL: null},
+        }});
+        match nodes
+            .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => return Ok(true),
+            Err(e) if status_code(&e) == Some(409) => continue,
+            Err(e) if status_code(&e) == Some(404) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
 /// Writes to the agent's own Node (skipped, and logged, in dry-run mode).
 #[derive(Clone)]
 pub struct NodePublisher {

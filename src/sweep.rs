@@ -178,6 +178,18 @@ impl Sweeper {
 
     /// One sweep: read nodes, pool and claims; free what vanished nodes left behind.
     pub async fn sweep(&self) -> anyhow::Result<SweepOutcome> {
+        // Read order matters: claims, then the pool, then the Nodes. A node that joins
+        // while we read claims its address and attaches it before it can appear in a
+        // claim or in the pool; reading the Nodes last means every owner we see in the
+        // first two reads is in the node list unless it really is gone. (Nodes first
+        // made a node that joined mid-sweep look vanished: its fresh address was
+        // detached and its claim dropped while it published the address, and another
+        // node then took and published it too; chaos seed 5 in CI.) Claims before the
+        // pool: a claim written after our pool read could otherwise be judged against
+        // a pool that predates it; deletes are resourceVersion-guarded, so a claim that
+        // changes after we read it is never dropped.
+        let claims: Vec<ClaimRecord> = list_claims(&self.leases).await?;
+        let pool = self.provider.list_pool().await?;
         let node_list = self.nodes.list(&ListParams::default()).await?.items;
         let published: Published = node_list
             .iter()
@@ -200,8 +212,6 @@ impl Sweeper {
                 Some((n.metadata.name?, instance))
             })
             .collect();
-        let pool = self.provider.list_pool().await?;
-        let claims: Vec<ClaimRecord> = list_claims(&self.leases).await?;
         let todo = plan(&pool, &live, &published, &claims, &self.cluster);
         let mut outcome = SweepOutcome::default();
         for item in &todo.free {

@@ -400,11 +400,66 @@ impl Storm<'_> {
                     let breach =
                         format!("address {address} published on {other} and {name} at once");
                     if !self.violations.contains(&breach) {
+                        tracing::warn!(
+                            "{breach}: {}",
+                            self.describe_address(address, &[other.as_str(), name.as_str()])
+                        );
                         self.violations.push(breach);
                     }
                 }
             }
         }
+    }
+
+    /// The evidence for a breach: where the cloud has the address, who claims it, and
+    /// what each node's agent is doing.
+    fn describe_address(&self, address: &str, nodes: &[&str]) -> String {
+        let attached = self
+            .world
+            .pool_addresses()
+            .into_iter()
+            .find(|a| a.ip.to_string() == address)
+            .map(|a| format!("{:?}", a.attached_to))
+            .unwrap_or_else(|| "not in the pool".into());
+        let claim = address
+            .parse::<IpAddr>()
+            .ok()
+            .and_then(|ip| {
+                self.world.kube.get(
+                    Kind::Lease,
+                    Some(LEASE_NAMESPACE),
+                    &crate::claim::lease_name(&ip),
+                )
+            })
+            .map(|lease| {
+                format!(
+                    "holder {} phase {}",
+                    lease
+                        .pointer("/spec/holderIdentity")
+                        .and_then(Value::as_str)
+                        .unwrap_or("-"),
+                    lease
+                        .pointer("/metadata/annotations/pinip.dev~1phase")
+                        .and_then(Value::as_str)
+                        .unwrap_or("-")
+                )
+            })
+            .unwrap_or_else(|| "none".into());
+        let agents: Vec<String> = nodes
+            .iter()
+            .map(|node| {
+                let instance = self.world.node(node).map(|n| n.instance.clone());
+                let agent = match self.agents.get(*node) {
+                    Some(a) => format!("{:?}", *a.status.borrow()),
+                    None => "no agent".into(),
+                };
+                format!("{node} (instance {instance:?}): {agent}")
+            })
+            .collect();
+        format!(
+            "cloud attachment {attached}; claim {claim}; {}",
+            agents.join("; ")
+        )
     }
 
     /// Faults stop; every dead agent comes back.

@@ -1,0 +1,93 @@
+//! Two nodes must never advertise one address. When the cloud shows a node's address on
+//! another node's instance (an operator moved it by hand), the new holder takes over the
+//! claim and withdraws the old holder's publication; the old holder's agent must not put
+//! it back, even though it has not verified the cloud yet.
+
+use std::time::Duration;
+
+use pinip::simulate::{eventually, SimulatedWorld, WorldSpec};
+use pinip::status::AgentStatus;
+use pinip_providers::IpFamily;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_moved_by_hand_is_published_only_by_the_node_that_now_holds_it() {
+    let world = SimulatedWorld::start(WorldSpec {
+        nodes: 2,
+        pool: 1,
+        family: IpFamily::V4,
+        cloud_latency: Duration::ZERO,
+        seed: 3,
+    })
+    .await
+    .expect("world");
+    let fake = world.fake().expect("the fake cloud").clone();
+    let quick = |node: &str| {
+        let mut s = world.settings_for(node);
+        s.retry_interval = Duration::from_millis(300);
+        s.lease_duration = Duration::from_secs(1);
+        // Neither agent verifies the cloud during the test: only the takeover and the
+        // claim check can keep the publications apart.
+        s.verify_interval = Duration::from_secs(300);
+        s
+    };
+    let (first, second) = (world.nodes[0].clone(), world.nodes[1].clone());
+    let mut holder = world.spawn_agent(quick(&first.name)).await.expect("agent");
+    holder
+        .wait_until("an address", WAIT, AgentStatus::is_ready)
+        .await
+        .expect("the first node gets the only address");
+    let mut waiter = world.spawn_agent(quick(&second.name)).await.expect("agent");
+    waiter
+        .wait_until("pool exhausted", WAIT, |s| {
+            matches!(s, AgentStatus::PoolExhausted { .. })
+        })
+        .await
+        .expect("the second node waits");
+    let address = world
+        .published_address(&first.name)
+        .expect("the first node publishes its address");
+    let id = world
+        .pool_addresses()
+        .into_iter()
+        .find(|a| a.ip.to_string() == address)
+        .map(|a| a.id)
+        .expect("the address is in the pool");
+
+    // An operator moves the address to the second node's instance.
+    fake.detach_by_hand(&id);
+    fake.attach_by_hand(&id, &second.instance);
+
+    let mut both_at_once = 0;
+    let settled = eventually("the publication to follow the address", WAIT, || {
+        let on_first = world.published_address(&first.name);
+        let on_second = world.published_address(&second.name);
+        if on_first.as_deref() == Some(address.as_str())
+            && on_second.as_deref() == Some(address.as_str())
+        {
+            both_at_once += 1;
+        }
+        on_first.is_none() && on_second.as_deref() == Some(address.as_str())
+    })
+    .await;
+    assert_eq!(settled, Ok(()));
+    assert_eq!(
+        both_at_once, 0,
+        "{address} was published on both nodes at once"
+    );
+    waiter
+        .wait_until("the adopted address", WAIT, AgentStatus::is_ready)
+        .await
+        .expect("the second node adopts the address");
+    holder
+        .wait_until("pool exhausted", WAIT, |s| {
+            matches!(s, AgentStatus::PoolExhausted { .. })
+        })
+        .await
+        .expect("the first node notices its claim is gone and waits for an address");
+    // And it stays that way: the first node does not restore its old publication.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(world.published_address(&first.name), None);
+    assert_eq!(world.published_address(&second.name), Some(address));
+}
