@@ -262,7 +262,12 @@ impl Agent {
         let mut first_assignment = true;
         loop {
             let Some(held) = self.acquire(ctx, preferred, shutdown).await? else {
-                ctx.claims.release_leftovers(None).await.ok();
+                // Stopped while (re-)acquiring. The claim of the address the node still
+                // publishes stays: it keeps that address reserved to this node for the
+                // next agent, which re-attaches it first (dropping it let another node
+                // take and publish an address this Node still showed; soak seed 123).
+                // Claims of anything else are leftovers.
+                ctx.claims.release_leftovers(preferred).await.ok();
                 return Ok(Some(Exit::NothingHeld));
             };
             let address = held.address.ip;

@@ -12,7 +12,7 @@ use kube::Api;
 use serde_json::json;
 use tracing::info;
 
-use crate::kube_errors::{status_code, with_retries};
+use crate::kube_errors::{is_retryable, status_code, with_retries};
 
 pub const ADDRESS_KEY: &str = "pinip.dev/address";
 pub const ASSIGNED_LABEL: &str = "pinip.dev/assigned";
@@ -113,7 +113,8 @@ pub async fn withdraw_stale(
             .await
         {
             Ok(_) => return Ok(true),
-            Err(e) if status_code(&e) == Some(409) => continue,
+            // A conflict, or a transient failure (the patch may have landed): look again.
+            Err(e) if status_code(&e) == Some(409) || is_retryable(&e) => continue,
             Err(e) if status_code(&e) == Some(404) => return Ok(false),
             Err(e) => return Err(e),
         }

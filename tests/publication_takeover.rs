@@ -91,3 +91,66 @@ async fn an_address_moved_by_hand_is_published_only_by_the_node_that_now_holds_i
     assert_eq!(world.published_address(&first.name), None);
     assert_eq!(world.published_address(&second.name), Some(address));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_stopped_while_reattaching_keeps_the_claim_of_the_address_its_node_publishes() {
+    let world = SimulatedWorld::start(WorldSpec {
+        nodes: 1,
+        pool: 2,
+        family: IpFamily::V4,
+        cloud_latency: Duration::ZERO,
+        seed: 5,
+    })
+    .await
+    .expect("world");
+    let fake = world.fake().expect("the fake cloud").clone();
+    let node = world.nodes[0].clone();
+    let mut settings = world.settings_for(&node.name);
+    settings.retry_interval = Duration::from_millis(300);
+    settings.verify_interval = Duration::from_millis(300);
+    let mut agent = world.spawn_agent(settings).await.expect("agent");
+    agent
+        .wait_until("an address", WAIT, AgentStatus::is_ready)
+        .await
+        .expect("the node gets an address");
+    let address = world
+        .published_address(&node.name)
+        .expect("the node publishes its address");
+    let id = world
+        .pool_addresses()
+        .into_iter()
+        .find(|a| a.ip.to_string() == address)
+        .map(|a| a.id)
+        .expect("the address is in the pool");
+
+    // The address is detached by hand, and re-attaching it keeps failing.
+    fake.deny(pinip_providers::fake::op::ATTACH);
+    fake.detach_by_hand(&id);
+    agent
+        .wait_until("re-acquiring", WAIT, |s| !s.is_ready())
+        .await
+        .expect("the agent notices the loss");
+    // A pod restart in the middle of it.
+    agent.stop().await.expect("the agent stops");
+
+    assert_eq!(
+        world.published_address(&node.name).as_deref(),
+        Some(address.as_str()),
+        "the node still shows its address"
+    );
+    let lease = world.kube.get(
+        pinip_sim::kube::Kind::Lease,
+        Some(pinip::simulate::LEASE_NAMESPACE),
+        &pinip::claim::lease_name(&address.parse().expect("an address")),
+    );
+    let holder = lease
+        .as_ref()
+        .and_then(|l| l.pointer("/spec/holderIdentity"))
+        .and_then(|h| h.as_str())
+        .map(String::from);
+    assert_eq!(
+        holder.as_deref(),
+        Some(node.name.as_str()),
+        "the claim of the address the node publishes must stay with the node"
+    );
+}

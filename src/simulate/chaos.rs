@@ -2,8 +2,8 @@
 //! seeded generator, while invariants are checked during and after the storm.
 //!
 //! Faults: agent kills at any step (and restarts, as the kubelet would), graceful
-//! restarts, API-server errors, latency and 409 storms, cloud throttling and failures,
-//! claims left mid-attach (attach hangs, then the agent is killed: the lease must
+//! restarts, API-server errors, writes that land but answer 504, latency and 409
+//! storms, cloud throttling and failures, claims left mid-attach (attach hangs, then the agent is killed: the lease must
 //! expire), clock skew between agents, nodes deleted abruptly (instance terminated or
 //! left running, a new node joining), addresses detached by hand, and a full rollout.
 //!
@@ -279,6 +279,8 @@ impl Storm<'_> {
             latency: self.dice.millis(0, 40),
             error_rate: 0.15,
             conflict_rate: 0.1,
+            // Writes that land but answer 504: every write must be safe to repeat.
+            timeout_after_write_rate: 0.1,
             seed: self.dice.next(),
         };
         self.world.kube.set_faults(faults);

@@ -12,6 +12,10 @@ pub struct Faults {
     pub error_rate: f64,
     /// Probability that an update, patch or delete answers 409 Conflict.
     pub conflict_rate: f64,
+    /// Probability that a write (create, update, patch, delete) is applied and then
+    /// answered `504 Timeout`, as an API server does when its deadline passes while
+    /// etcd commits: the client cannot tell whether the write happened.
+    pub timeout_after_write_rate: f64,
     /// PRNG seed; the sequence restarts whenever faults are set.
     pub seed: u64,
 }
@@ -22,6 +26,8 @@ pub enum Fault {
     Internal,
     Unavailable,
     Conflict,
+    /// Serve the request, then answer 504 instead of its result.
+    TimeoutAfterWrite,
 }
 
 /// splitmix64: tiny, fast and good enough for fault dice.
@@ -66,12 +72,14 @@ impl FaultState {
         FaultState { faults, rng }
     }
 
-    /// Rolls for one request. Always draws three numbers, so the sequence
+    /// Rolls for one request. Always draws four numbers, so the sequence
     /// depends only on the number of requests, not on their verbs.
-    pub fn roll(&mut self, writes: bool) -> Option<Fault> {
-        let (error, which, conflict) = (
+    /// `writes_existing`: update, patch or delete; `writes`: those or a create.
+    pub fn roll(&mut self, writes_existing: bool, writes: bool) -> Option<Fault> {
+        let (error, which, conflict, timeout) = (
             self.rng.next_f64(),
             self.rng.next_u64(),
+            self.rng.next_f64(),
             self.rng.next_f64(),
         );
         if error < self.faults.error_rate {
@@ -80,8 +88,10 @@ impl FaultState {
             } else {
                 Fault::Unavailable
             })
-        } else if writes && conflict < self.faults.conflict_rate {
+        } else if writes_existing && conflict < self.faults.conflict_rate {
             Some(Fault::Conflict)
+        } else if writes && timeout < self.faults.timeout_after_write_rate {
+            Some(Fault::TimeoutAfterWrite)
         } else {
             None
         }
@@ -102,7 +112,9 @@ mod tests {
         };
         let run = || {
             let mut s = FaultState::new(faults.clone());
-            (0..64).map(|i| s.roll(i % 3 == 0)).collect::<Vec<_>>()
+            (0..64)
+                .map(|i| s.roll(i % 3 == 0, i % 3 == 0))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
         assert!(run().contains(&None));
@@ -112,6 +124,18 @@ mod tests {
     #[test]
     fn no_faults_by_default() {
         let mut s = FaultState::default();
-        assert!((0..100).all(|_| s.roll(true).is_none()));
+        assert!((0..100).all(|_| s.roll(true, true).is_none()));
+    }
+
+    #[test]
+    fn timeouts_after_writes_only_hit_writes() {
+        let mut s = FaultState::new(Faults {
+            timeout_after_write_rate: 1.0,
+            seed: 3,
+            ..Faults::default()
+        });
+        assert_eq!(s.roll(false, false), None);
+        assert_eq!(s.roll(false, true), Some(Fault::TimeoutAfterWrite));
+        assert_eq!(s.roll(true, true), Some(Fault::TimeoutAfterWrite));
     }
 }

@@ -75,10 +75,10 @@ impl Shared {
     }
 
     /// The latency to add and the fault (if any) for one request.
-    fn roll_faults(&self, writes_existing: bool) -> (Duration, Option<Fault>) {
+    fn roll_faults(&self, writes_existing: bool, writes: bool) -> (Duration, Option<Fault>) {
         let mut f = lock(&self.faults);
         let latency = f.faults.latency;
-        (latency, f.roll(writes_existing))
+        (latency, f.roll(writes_existing, writes))
     }
 
     fn bookmark_interval(&self) -> Duration {

@@ -42,11 +42,16 @@ async fn handle(
     sh.counts()
         .record(info.map(|i| (i.verb.as_str(), i.resource())));
 
-    let (latency, fault) = sh.roll_faults(info.is_some_and(|i| i.verb.writes_existing()));
+    let (latency, fault) = sh.roll_faults(
+        info.is_some_and(|i| i.verb.writes_existing()),
+        info.is_some_and(|i| i.verb.writes_existing() || i.verb == Verb::Create),
+    );
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    if let Some(fault) = fault {
+    // A timeout after the write: served below, answered 504 whatever happened.
+    let timeout_after_write = fault == Some(Fault::TimeoutAfterWrite);
+    if let Some(fault) = fault.filter(|f| *f != Fault::TimeoutAfterWrite) {
         return injected(fault, info).into_response();
     }
 
@@ -70,7 +75,12 @@ async fn handle(
                 authenticated = info.token.is_some(),
                 "kube sim request"
             );
-            serve(&sh, &info, &query, &headers, &body).unwrap_or_else(IntoResponse::into_response)
+            let served = serve(&sh, &info, &query, &headers, &body)
+                .unwrap_or_else(IntoResponse::into_response);
+            if timeout_after_write {
+                return ApiError::Timeout.into_response();
+            }
+            served
         }
     }
 }

@@ -49,6 +49,11 @@ pub enum ApiError {
     Internal(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The server's deadline passed (HTTP 504); a write may have been applied anyway.
+    #[error(
+        "Timeout: request did not complete within requested timeout - context deadline exceeded"
+    )]
+    Timeout,
 }
 
 /// What a Status' `details` names: group, plural and kind of a resource.
@@ -134,6 +139,7 @@ impl ApiError {
             ApiError::Expired { .. } => StatusCode::GONE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -149,6 +155,7 @@ impl ApiError {
             ApiError::Expired { .. } => "Expired",
             ApiError::Internal(_) => "InternalError",
             ApiError::Unavailable(_) => "ServiceUnavailable",
+            ApiError::Timeout => "Timeout",
         }
     }
 
