@@ -30,7 +30,29 @@ pub fn is_retryable(error: &kube::Error) -> bool {
 }
 
 /// Run a Kubernetes call, retrying transient failures a few times with jittered backoff.
-pub async fn with_retries<T, F, Fut>(mut call: F) -> Result<T, kube::Error>
+pub async fn with_retries<T, F, Fut>(call: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    retrying(call, is_retryable).await
+}
+
+/// Like [`with_retries`], and also on 409: for writes without a precondition (merge
+/// patches), where repeating is always safe and a conflict says nothing about the
+/// outcome we want.
+pub async fn with_retries_on_conflict<T, F, Fut>(call: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    retrying(call, |e| is_retryable(e) || status_code(e) == Some(409)).await
+}
+
+async fn retrying<T, F, Fut>(
+    mut call: F,
+    retry: impl Fn(&kube::Error) -> bool,
+) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, kube::Error>>,
@@ -44,7 +66,7 @@ where
         .build();
     loop {
         match call().await {
-            Err(e) if is_retryable(&e) => match delays.next() {
+            Err(e) if retry(&e) => match delays.next() {
                 Some(delay) => tokio::time::sleep(delay).await,
                 None => return Err(e),
             },

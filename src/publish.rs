@@ -12,7 +12,7 @@ use kube::Api;
 use serde_json::json;
 use tracing::info;
 
-use crate::kube_errors::{is_retryable, status_code, with_retries};
+use crate::kube_errors::{is_retryable, status_code, with_retries, with_retries_on_conflict};
 
 pub const ADDRESS_KEY: &str = "pinip.dev/address";
 pub const ASSIGNED_LABEL: &str = "pinip.dev/assigned";
@@ -172,7 +172,7 @@ impl NodePublisher {
             return Ok(());
         }
         let (params, patch) = (PatchParams::default(), Patch::Merge(patch));
-        with_retries(|| self.nodes.patch(&self.name, &params, &patch))
+        with_retries_on_conflict(|| self.nodes.patch(&self.name, &params, &patch))
             .await
             .map(|_| ())
     }
