@@ -214,6 +214,7 @@ impl Sweeper {
             .collect();
         let todo = plan(&pool, &live, &published, &claims, &self.cluster);
         let mut outcome = SweepOutcome::default();
+        let mut not_freed = std::collections::BTreeSet::new();
         for item in &todo.free {
             let owner_instance = InstanceRef {
                 cloud: self.home.cloud.clone(),
@@ -226,11 +227,17 @@ impl Sweeper {
             match self.provider.detach(&item.address, &owner_instance).await {
                 Ok(()) => outcome.freed += 1,
                 Err(e) => {
+                    not_freed.insert(item.address.ip);
                     warn!(address = %item.address.ip, error = %e, "sweep: could not free the address")
                 }
             }
         }
         for item in &todo.drop {
+            // The claim is how the next sweep finds an address still on a vanished
+            // instance: it goes only once the address is free.
+            if item.claim.address.is_some_and(|a| not_freed.contains(&a)) {
+                continue;
+            }
             info!(claim = %item.claim.name, holder = %item.claim.holder, why = %item.why, "sweep: dropping a stale claim");
             if self.dry_run {
                 continue;

@@ -3,7 +3,7 @@
 //! Only records that name *this* cluster are touched: an address whose ownership record
 //! names another cluster, or that has none, is never detached or cleared.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use pinip_providers::{Ownership, PoolAddress};
@@ -55,11 +55,56 @@ pub fn plan(
     cluster: &str,
 ) -> SweepPlan {
     let mut plan = SweepPlan::default();
+    let live_instances: BTreeSet<&str> = nodes.values().flatten().map(String::as_str).collect();
+    // First, what the claims of vanished nodes say: the claim records the instance pinip
+    // attached the address to, so it still finds the address when the cloud's ownership
+    // record is stale (the record write failed after the attach, and the record still
+    // names an earlier owner; EC2 chaos seed 3). Never for an instance a live node runs,
+    // nor for an address whose record names another cluster.
+    for claim in claims {
+        let Some(why) = owner_gone(nodes, &claim.holder, &claim.instance) else {
+            continue;
+        };
+        if claim.instance.is_empty() || live_instances.contains(claim.instance.as_str()) {
+            continue;
+        }
+        let Some(address) = pool.iter().find(|a| {
+            Some(a.ip) == claim.address && a.attached_to.as_deref() == Some(&claim.instance)
+        }) else {
+            continue;
+        };
+        match &address.owner {
+            Some(owner) if owner.cluster != cluster => continue,
+            // The record rule below covers it.
+            Some(owner) if owner.instance == claim.instance => continue,
+            _ => {}
+        }
+        plan.free.push(FreeAddress {
+            address: address.clone(),
+            owner: Ownership {
+                cluster: cluster.to_string(),
+                node: claim.holder.clone(),
+                instance: claim.instance.clone(),
+            },
+            why: format!("{why}; its claim put the address on {}", claim.instance),
+        });
+    }
+    // Then what the cloud's ownership records say (after the claim-based detaches, so a
+    // stale record is cleared in the same sweep once its address is free).
     for address in pool {
         let Some(owner) = &address.owner else {
             continue;
         };
         if owner.cluster != cluster {
+            continue;
+        }
+        // A stale record on an address a live node now holds: that node's agent rewrites
+        // the record at its next verification; nothing to detach here.
+        if address
+            .attached_to
+            .as_deref()
+            .is_some_and(|at| at != owner.instance && live_instances.contains(at))
+        {
             continue;
         }
         if let Some(why) = owner_gone(nodes, &owner.node, &owner.instance) {
@@ -183,6 +228,49 @@ mod tests {
         let freed: Vec<String> = plan.free.iter().map(|f| f.address.ip.to_string()).collect();
         assert_eq!(freed, ["192.0.2.2", "192.0.2.3", "192.0.2.6"]);
         assert!(plan.free[2].why.contains("i-new"));
+    }
+
+    #[test]
+    fn a_vanished_nodes_address_under_a_stale_record_is_found_through_its_claim() {
+        // .1: the record still names "old" (gone), but "gone" claimed it and attached it to
+        // i-gone before its record write failed; "gone" vanished too, instance running.
+        // .2: a stale record of a gone owner on an address a live node holds: leave it.
+        // .3: a claim of a vanished node on an instance a live node runs now: leave it.
+        // .4: another cluster's record: never touched.
+        let pool = [
+            address(
+                "192.0.2.1",
+                Some("i-gone"),
+                Some(owner("c1", "old", "i-old")),
+            ),
+            address(
+                "192.0.2.2",
+                Some("i-a"),
+                Some(owner("c1", "old2", "i-old2")),
+            ),
+            address("192.0.2.3", Some("i-a"), None),
+            address("192.0.2.4", Some("i-gone"), Some(owner("c2", "x", "i-x"))),
+        ];
+        let live = nodes(&[("a", "i-a")]);
+        let claims = [
+            claim("gone", "i-gone", "192.0.2.1", Phase::Held),
+            claim("gone3", "i-a", "192.0.2.3", Phase::Held),
+            claim("gone", "i-gone", "192.0.2.4", Phase::Held),
+        ];
+        let planned = plan(&pool, &live, &Published::new(), &claims, "c1");
+        let freed: Vec<(String, String)> = planned
+            .free
+            .iter()
+            .map(|f| (f.address.ip.to_string(), f.owner.instance.clone()))
+            .collect();
+        // From the claim's instance first, then the record's (which clears the record).
+        assert_eq!(
+            freed,
+            [
+                ("192.0.2.1".to_string(), "i-gone".to_string()),
+                ("192.0.2.1".to_string(), "i-old".to_string()),
+            ]
+        );
     }
 
     #[test]

@@ -40,6 +40,12 @@ pub trait SimulatedCloud: Send + Sync {
     /// Invariant breaches seen so far (two instances on one address, a node with two,
     /// an address taken from an instance pinip does not manage, ...).
     fn violations(&self) -> Vec<String>;
+    /// Managed instances with no external IPv4 at all (GCP: a swap cut in half would
+    /// leave one so). Checked when asked: the report asks once every agent has settled,
+    /// when no swap is in flight.
+    fn without_external_ipv4(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Addresses attached to more than one instance, as the cloud sees it.
     fn duplicates(&self) -> usize;
     /// Calls per operation, every operation listed (zero included).

@@ -112,18 +112,11 @@ impl SimulatedCloud for GcpSim {
             })
             .collect()
     }
-    /// The simulator's own record, plus any managed node left without an external
-    /// IPv4 (checked when asked: the report asks once every agent has settled, when no
-    /// swap is in flight).
     fn violations(&self) -> Vec<String> {
-        let mut violations = self.compute.violations();
-        violations.extend(
-            self.compute
-                .managed_without_external_ipv4()
-                .into_iter()
-                .map(|i| format!("instance {i} is left without an external IPv4")),
-        );
-        violations
+        self.compute.violations()
+    }
+    fn without_external_ipv4(&self) -> Vec<String> {
+        self.compute.managed_without_external_ipv4()
     }
     fn duplicates(&self) -> usize {
         self.compute.duplicates()

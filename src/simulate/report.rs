@@ -98,6 +98,20 @@ pub fn build(
     let cloud = &world.cloud;
     let kube: &KubeSim = &world.kube;
     let mut violations = cloud.violations();
+    // Only a live node's instance counts: an instance whose Node was deleted and which was
+    // left running is outside the cluster (its address was detached by hand, say, and
+    // its agent died with the Node before re-attaching).
+    for instance in cloud.without_external_ipv4() {
+        let live = world
+            .nodes
+            .iter()
+            .any(|n| n.instance == instance && kube.get(Kind::Node, None, &n.name).is_some());
+        if live {
+            violations.push(format!(
+                "instance {instance} is left without an external IPv4"
+            ));
+        }
+    }
     let pool = world.pool_addresses();
 
     // Cloud view: which instance holds which pool address.

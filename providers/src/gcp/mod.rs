@@ -43,7 +43,7 @@ pub use filter::{api_filter, api_order_by, Status};
 
 use errors::is_stale_fingerprint;
 use permissions::method;
-use wire::{instance_of_user, Address};
+use wire::{instance_of_user, zone_of_user, Address};
 
 /// An instance read by `describe_instance` is reused by the attach that follows it
 /// within this long (saves a GET per assignment); older reads are refreshed.
@@ -304,14 +304,37 @@ impl Provider for GcpProvider {
         let (region, family, address_name) =
             (self.region.clone(), self.pool.family, address.id.clone());
         let task = tokio::spawn(async move {
-            let detached = match client.get_instance(&zone, &name).await {
-                Ok(read) => match family {
+            // The sweep knows a vanished owner's instance but not its zone: the address's
+            // `users` name it (no user on that instance: nothing to detach).
+            let zone = if zone.is_empty() {
+                match client.get_address(&region, &address_name).await {
+                    Ok(record) => record
+                        .users
+                        .iter()
+                        .find(|u| instance_of_user(u) == Some(name.as_str()))
+                        .and_then(|u| zone_of_user(u))
+                        .map(String::from),
+                    Err(e) if e.class == ErrorClass::NotFound => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            } else {
+                Some(zone)
+            };
+            let read = match &zone {
+                Some(zone) => match client.get_instance(zone, &name).await {
+                    Ok(read) => Some((zone.clone(), read)),
+                    // The instance is gone: GCE freed the address with it.
+                    Err(e) if e.class == ErrorClass::NotFound => None,
+                    Err(e) => return Err(e),
+                },
+                None => None,
+            };
+            let detached = match read {
+                Some((zone, read)) => match family {
                     IpFamily::V4 => access_config::detach(&client, &zone, &read, target).await?,
                     IpFamily::V6 => ipv6::detach(&client, &zone, read, target).await?,
                 },
-                // The instance is gone: GCE freed the address with it.
-                Err(e) if e.class == ErrorClass::NotFound => false,
-                Err(e) => return Err(e),
+                None => false,
             };
             debug!(instance = %name, address = %target, detached, "detach");
             let record = match client.get_address(&region, &address_name).await {

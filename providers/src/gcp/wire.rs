@@ -181,6 +181,13 @@ pub fn instance_of_user(url: &str) -> Option<&str> {
     (!rest.is_empty() && !rest.contains('/')).then_some(rest)
 }
 
+/// The zone of an instance URL in an address's `users`.
+pub fn zone_of_user(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("/zones/")?;
+    let (zone, _) = rest.split_once('/')?;
+    (!zone.is_empty()).then_some(zone)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +199,9 @@ mod tests {
             "users":["https://compute.googleapis.com/compute/v1/projects/p/zones/us-central1-a/instances/node-1"],
             "labels":{"kubeip":"reserved"},"labelFingerprint":"42WmSpB8rSM=","somethingNew":1}"#;
         let a: Address = serde_json::from_str(json).unwrap();
+        assert_eq!(zone_of_user(&a.users[0]), Some("us-central1-a"));
+        assert_eq!(instance_of_user(&a.users[0]), Some("node-1"));
+        assert_eq!(zone_of_user("projects/p/instances/x"), None);
         assert_eq!(a.status, "IN_USE");
         assert_eq!(instance_of_user(&a.users[0]), Some("node-1"));
         assert_eq!(a.label_fingerprint.as_deref(), Some("42WmSpB8rSM="));
