@@ -635,6 +635,7 @@ async fn fault_run(seed: u64) -> anyhow::Result<Vec<(u16, String)>> {
         conflict_rate: 0.4,
         seed,
         latency: Duration::from_millis(1),
+        ..Faults::default()
     });
     let mut outcomes = Vec::new();
     for i in 0..40 {
@@ -773,4 +774,35 @@ fn http_request(
         b = b.header("content-type", content_type);
     }
     Ok(b.body(body.as_bytes().to_vec())?)
+}
+
+/// A timeout after the write: the client sees 504, the object changed anyway.
+#[tokio::test]
+async fn a_write_can_land_and_still_answer_504() -> anyhow::Result<()> {
+    let sim = KubeSim::start().await?;
+    sim.add_node("n1", None, BTreeMap::new(), vec![]);
+    let nodes: Api<Node> = Api::all(client_without_retries(&sim).await?);
+    sim.set_faults(Faults {
+        timeout_after_write_rate: 1.0,
+        ..Faults::default()
+    });
+    let patch = Patch::Merge(json!({"metadata": {"labels": {"landed": "yes"}}}));
+    let answer = nodes.patch("n1", &PatchParams::default(), &patch).await;
+    match answer {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!((status.code, status.reason.as_str()), (504, "Timeout"))
+        }
+        other => panic!("expected a 504, got {other:?}"),
+    }
+    // Reads are not affected, and show the write.
+    let node = nodes.get("n1").await?;
+    assert_eq!(
+        node.metadata
+            .labels
+            .unwrap_or_default()
+            .get("landed")
+            .map(String::as_str),
+        Some("yes")
+    );
+    Ok(())
 }
