@@ -11,6 +11,20 @@ use pinip_providers::IpFamily;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The address a node publishes, and its id in the cloud's pool.
+fn published_pool_address(world: &SimulatedWorld, node: &str) -> (String, String) {
+    let address = world
+        .published_address(node)
+        .expect("the node publishes its address");
+    let id = world
+        .pool_addresses()
+        .into_iter()
+        .find(|a| a.ip.to_string() == address)
+        .map(|a| a.id)
+        .expect("the address is in the pool");
+    (address, id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_moved_by_hand_is_published_only_by_the_node_that_now_holds_it() {
     let world = SimulatedWorld::start(WorldSpec {
@@ -45,15 +59,7 @@ async fn an_address_moved_by_hand_is_published_only_by_the_node_that_now_holds_i
         })
         .await
         .expect("the second node waits");
-    let address = world
-        .published_address(&first.name)
-        .expect("the first node publishes its address");
-    let id = world
-        .pool_addresses()
-        .into_iter()
-        .find(|a| a.ip.to_string() == address)
-        .map(|a| a.id)
-        .expect("the address is in the pool");
+    let (address, id) = published_pool_address(&world, &first.name);
 
     // An operator moves the address to the second node's instance.
     fake.detach_by_hand(&id);
@@ -113,15 +119,7 @@ async fn an_agent_stopped_while_reattaching_keeps_the_claim_of_the_address_its_n
         .wait_until("an address", WAIT, AgentStatus::is_ready)
         .await
         .expect("the node gets an address");
-    let address = world
-        .published_address(&node.name)
-        .expect("the node publishes its address");
-    let id = world
-        .pool_addresses()
-        .into_iter()
-        .find(|a| a.ip.to_string() == address)
-        .map(|a| a.id)
-        .expect("the address is in the pool");
+    let (address, id) = published_pool_address(&world, &node.name);
 
     // The address is detached by hand, and re-attaching it keeps failing.
     fake.deny(pinip_providers::fake::op::ATTACH);
