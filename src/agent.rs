@@ -783,6 +783,13 @@ impl Agent {
                             }
                             info!("node publication missing; restoring it");
                             ctx.publisher.publish_address(&address).await?;
+                            // Checked again after the write: a takeover that fell between
+                            // the check and the write would otherwise leave our
+                            // publication up until the next verification.
+                            if !ctx.claims.is_ours(&held.claim).await? {
+                                ctx.publisher.clear_address().await?;
+                                return Ok(SteadyExit::ClaimLost);
+                            }
                         }
                         last_seen = Some(n);
                     }

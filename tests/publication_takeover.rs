@@ -152,3 +152,51 @@ async fn an_agent_stopped_while_reattaching_keeps_the_claim_of_the_address_its_n
         "the claim of the address the node publishes must stay with the node"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publication_removed_by_hand_is_restored_while_the_claim_is_ours() {
+    let world = SimulatedWorld::start(WorldSpec {
+        nodes: 1,
+        pool: 1,
+        family: IpFamily::V4,
+        cloud_latency: Duration::ZERO,
+        seed: 9,
+    })
+    .await
+    .expect("world");
+    let node = world.nodes[0].clone();
+    let mut agent = world
+        .spawn_agent(world.settings_for(&node.name))
+        .await
+        .expect("agent");
+    agent
+        .wait_until("an address", WAIT, AgentStatus::is_ready)
+        .await
+        .expect("the node gets an address");
+    let address = world
+        .published_address(&node.name)
+        .expect("the node publishes its address");
+
+    let client = pinip::cli::kube_client(Some(world.kubeconfig_path()))
+        .await
+        .expect("client");
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+    let removal = kube::api::Patch::Merge(serde_json::json!({"metadata": {
+        "annotations": {"pinip.dev/address": null}
+    }}));
+    nodes
+        .patch(&node.name, &kube::api::PatchParams::default(), &removal)
+        .await
+        .expect("someone removes the annotation");
+
+    let restored = eventually("the publication to come back", WAIT, || {
+        world.published_address(&node.name).as_deref() == Some(address.as_str())
+    })
+    .await;
+    assert_eq!(restored, Ok(()));
+    assert!(
+        agent.status.borrow().is_ready(),
+        "the agent keeps its address: {:?}",
+        agent.status.borrow()
+    );
+}
