@@ -123,6 +123,13 @@ impl ClaimRecord {
     }
 }
 
+impl ClaimRecord {
+    /// Does this claim name `me`: our node, on our instance (or an instance not recorded)?
+    pub fn names(&self, me: &Holder) -> bool {
+        self.holder == me.node && (self.instance.is_empty() || self.instance == me.instance)
+    }
+}
+
 /// What we know of the node that holds a claim.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HolderState {
@@ -356,8 +363,7 @@ impl ClaimStore {
                 holder: "(a Lease pinip did not write)".into(),
             });
         };
-        let ours = record.holder == self.me.node
-            && (record.instance.is_empty() || record.instance == self.me.instance);
+        let ours = record.names(&self.me);
         let verdict = if ours {
             // Our own claim (the agent restarted, or the address was detached from us).
             Verdict::Stale("our own earlier claim".into())
@@ -545,11 +551,7 @@ impl ClaimStore {
         Ok(lease
             .as_ref()
             .and_then(ClaimRecord::from_lease)
-            .is_some_and(|r| {
-                r.holder == self.me.node
-                    && (r.instance.is_empty() || r.instance == self.me.instance)
-                    && r.address == Some(claim.address)
-            }))
+            .is_some_and(|r| r.names(&self.me) && r.address == Some(claim.address)))
     }
 
     /// Give a claim up (guarded: if someone else took it over meanwhile, theirs stays).

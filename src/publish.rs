@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
-use serde_json::json;
+use serde_json::{json, Value};
 use tracing::info;
 
 use crate::kube_errors::{is_retryable, status_code, with_retries, with_retries_on_conflict};
@@ -80,46 +80,80 @@ pub fn has_taint(node: &Node, key: &str) -> bool {
 
 pub const ASSIGNED_AT_ANNOTATION: &str = "pinip.dev/assigned-at";
 
-/// Remove `ip` from *another* node's publication, only while that node still shows
-/// exactly `ip` (guarded by its resourceVersion, so a newer publication is never
-/// erased). Called by the node the cloud shows the address on, after it took over the
-/// claim: the other node's publication is stale, and two nodes must never advertise one
-/// address. Returns whether something was withdrawn.
-pub async fn withdraw_stale(
+/// The merge patch that takes a publication off a Node.
+fn cleared_publication() -> Value {
+    json!({"metadata": {
+        "annotations": {ADDRESS_KEY: null, ASSIGNED_AT_ANNOTATION: null},
+        "labels": {ADDRESS_KEY: null, ASSIGNED_LABEL: null},
+    }})
+}
+
+/// Read-modify-write of one Node, guarded by the resourceVersion it read, so a write
+/// someone made in between is never overwritten. `change` looks at the Node as it is
+/// now and returns the merge patch to apply, or None when there is nothing to do. A
+/// conflict or a transient failure (the patch may have landed) reads again. Returns
+/// whether a patch was applied (in a dry run: would have been).
+async fn patch_guarded(
     nodes: &Api<Node>,
-    node: &str,
-    ip: &IpAddr,
+    name: &str,
     dry_run: bool,
+    what: &str,
+    change: impl Fn(&Node) -> Option<Value>,
 ) -> Result<bool, kube::Error> {
     // Enough rounds to get through a burst of concurrent writes to that Node.
     for _ in 0..10 {
-        let Some(current) = with_retries(|| nodes.get_opt(node)).await? else {
+        let Some(node) = with_retries(|| nodes.get_opt(name)).await? else {
             return Ok(false);
         };
-        if published_address(&current) != Some(*ip) {
+        let Some(mut patch) = change(&node) else {
             return Ok(false);
-        }
+        };
         if dry_run {
-            info!(%node, address = %ip, "dry run: would withdraw the stale publication");
+            info!(node = %name, patch = %patch, "dry run: would {what}");
             return Ok(true);
         }
-        let patch = json!({"metadata": {
-            "resourceVersion": current.metadata.resource_version,
-            "annotations": {ADDRESS_KEY: null, ASSIGNED_AT_ANNOTATION: null},
-            "labels": {ADDRESS_KEY: null, ASSIGNED_LABEL: null},
-        }});
+        if let Some(metadata) = patch
+            .as_object_mut()
+            .map(|p| p.entry("metadata").or_insert_with(|| json!({})))
+            .and_then(Value::as_object_mut)
+        {
+            metadata.insert(
+                "resourceVersion".into(),
+                json!(node.metadata.resource_version),
+            );
+        }
         match nodes
-            .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => return Ok(true),
-            // A conflict, or a transient failure (the patch may have landed): look again.
             Err(e) if status_code(&e) == Some(409) || is_retryable(&e) => continue,
             Err(e) if status_code(&e) == Some(404) => return Ok(false),
             Err(e) => return Err(e),
         }
     }
     Ok(false)
+}
+
+/// Remove `ip` from *another* node's publication, only while that node still shows
+/// exactly `ip` (so a newer publication is never erased). Called by the node the cloud
+/// shows the address on, after it took over the claim: the other node's publication is
+/// stale, and two nodes must never advertise one address. Returns whether something
+/// was withdrawn.
+pub async fn withdraw_stale(
+    nodes: &Api<Node>,
+    node: &str,
+    ip: &IpAddr,
+    dry_run: bool,
+) -> Result<bool, kube::Error> {
+    patch_guarded(
+        nodes,
+        node,
+        dry_run,
+        "withdraw the stale publication",
+        |current| (published_address(current) == Some(*ip)).then(cleared_publication),
+    )
+    .await
 }
 
 /// Writes to the agent's own Node (skipped, and logged, in dry-run mode).
@@ -156,17 +190,16 @@ impl NodePublisher {
     }
 
     pub async fn clear_address(&self) -> Result<(), kube::Error> {
-        let patch = json!({"metadata": {
-            "annotations": {ADDRESS_KEY: null, ASSIGNED_AT_ANNOTATION: null},
-            "labels": {ADDRESS_KEY: null, ASSIGNED_LABEL: null},
-        }});
-        match self.merge(&patch, "clear the address").await {
+        match self
+            .merge(&cleared_publication(), "clear the address")
+            .await
+        {
             Err(e) if status_code(&e) == Some(404) => Ok(()),
             other => other,
         }
     }
 
-    async fn merge(&self, patch: &serde_json::Value, what: &str) -> Result<(), kube::Error> {
+    async fn merge(&self, patch: &Value, what: &str) -> Result<(), kube::Error> {
         if self.dry_run {
             info!(patch = %patch, "dry run: would {what} on the Node");
             return Ok(());
@@ -181,36 +214,13 @@ impl NodePublisher {
     /// so a concurrent taint change by someone else is never overwritten (KubeIP replaced
     /// the whole list blindly). Returns whether a taint was removed.
     pub async fn remove_taint(&self, key: &str) -> Result<bool, kube::Error> {
-        for _ in 0..5 {
-            let node = with_retries(|| self.nodes.get(&self.name)).await?;
-            let taints = node
-                .spec
-                .as_ref()
-                .and_then(|s| s.taints.clone())
-                .unwrap_or_default();
+        let what = format!("remove the taint {key}");
+        patch_guarded(&self.nodes, &self.name, self.dry_run, &what, |node| {
+            let taints = node.spec.as_ref().and_then(|s| s.taints.clone())?;
             let kept: Vec<_> = taints.iter().filter(|t| t.key != key).cloned().collect();
-            if kept.len() == taints.len() {
-                return Ok(false);
-            }
-            if self.dry_run {
-                info!(taint = %key, "dry run: would remove the taint");
-                return Ok(true);
-            }
-            let patch = json!({
-                "metadata": {"resourceVersion": node.metadata.resource_version},
-                "spec": {"taints": kept},
-            });
-            match self
-                .nodes
-                .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(_) => return Ok(true),
-                Err(e) if status_code(&e) == Some(409) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(false)
+            (kept.len() < taints.len()).then(|| json!({"spec": {"taints": kept}}))
+        })
+        .await
     }
 }
 
