@@ -247,6 +247,7 @@ impl Agent {
             interval: self.settings.sweep_interval,
             metrics: self.metrics(),
             dry_run: self.settings.dry_run,
+            release_on_exit: self.settings.release_on_exit,
         }
     }
 

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::claim::{list_claims, ClaimRecord};
+use crate::exit_decision::ReleasePolicy;
 use crate::identity::parse_provider_id;
 use crate::kube_errors::{is_conflict_or_gone, status_code};
 use crate::metrics::Metrics;
@@ -44,12 +45,16 @@ pub struct Sweeper {
     pub interval: Duration,
     pub metrics: Arc<Metrics>,
     pub dry_run: bool,
+    /// `RELEASE_ON_EXIT`: with `false`, addresses stay on vanished nodes' instances.
+    pub release_on_exit: ReleasePolicy,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SweepOutcome {
     pub freed: usize,
     pub claims_dropped: usize,
+    /// Left on a vanished node's instance (`RELEASE_ON_EXIT=false`).
+    pub kept: usize,
 }
 
 impl Sweeper {
@@ -90,10 +95,11 @@ impl Sweeper {
                             })
                             .inc();
                         self.metrics.sweep_freed.inc_by(outcome.freed as u64);
-                        if outcome != SweepOutcome::default() {
+                        if (outcome.freed, outcome.claims_dropped) != (0, 0) {
                             info!(
                                 freed = outcome.freed,
                                 claims_dropped = outcome.claims_dropped,
+                                kept = outcome.kept,
                                 "sweep done"
                             );
                         }
@@ -212,8 +218,17 @@ impl Sweeper {
                 Some((n.metadata.name?, instance))
             })
             .collect();
-        let todo = plan(&pool, &live, &published, &claims, &self.cluster);
-        let mut outcome = SweepOutcome::default();
+        let mut todo = plan(&pool, &live, &published, &claims, &self.cluster);
+        if self.release_on_exit == ReleasePolicy::Never {
+            todo = todo.keeping_attached();
+        }
+        let mut outcome = SweepOutcome {
+            kept: todo.kept.len(),
+            ..SweepOutcome::default()
+        };
+        for item in &todo.kept {
+            debug!(address = %item.address.ip, owner_node = %item.owner.node, owner_instance = %item.owner.instance, why = %item.why, "sweep: RELEASE_ON_EXIT=false, leaving the address on its vanished node's instance");
+        }
         let mut not_freed = std::collections::BTreeSet::new();
         for item in &todo.free {
             let owner_instance = InstanceRef {

@@ -31,6 +31,33 @@ pub struct DropClaim {
 pub struct SweepPlan {
     pub free: Vec<FreeAddress>,
     pub drop: Vec<DropClaim>,
+    /// Addresses left on a vanished owner's instance because `RELEASE_ON_EXIT=false`.
+    pub kept: Vec<FreeAddress>,
+}
+
+impl SweepPlan {
+    /// `RELEASE_ON_EXIT=false` means pinip never takes an address off an instance: an
+    /// address still on its vanished owner's instance stays there, with its record and
+    /// its claim (so a later sweep, after the policy changes, still finds it). Records
+    /// and claims of addresses the cloud already freed (instance terminated) are cleared
+    /// as usual. Such an address is not free, so no node picks it as a candidate.
+    pub fn keeping_attached(mut self) -> SweepPlan {
+        let (kept, free): (Vec<_>, Vec<_>) = std::mem::take(&mut self.free)
+            .into_iter()
+            .partition(|f| f.address.attached_to.as_deref() == Some(f.owner.instance.as_str()));
+        let kept_ips: BTreeSet<IpAddr> = kept.iter().map(|f| f.address.ip).collect();
+        // An address kept under one record may also be listed under a stale one (see
+        // `plan`): clearing that record would detach nothing, but leave it for the same
+        // later sweep.
+        self.free = free
+            .into_iter()
+            .filter(|f| !kept_ips.contains(&f.address.ip))
+            .collect();
+        self.drop
+            .retain(|d| !d.claim.address.is_some_and(|a| kept_ips.contains(&a)));
+        self.kept = kept;
+        self
+    }
 }
 
 /// Is `owner` (node + instance) still a live node of this cluster?
@@ -303,6 +330,15 @@ mod tests {
             dropped,
             ["192.0.2.9", "192.0.2.8", "192.0.2.3", "192.0.2.4"]
         );
+        // RELEASE_ON_EXIT=false: none of these is on a vanished owner's instance, so
+        // the same claims go.
+        assert_eq!(
+            plan(&pool, &live, &published, &claims, "c1")
+                .keeping_attached()
+                .drop
+                .len(),
+            4
+        );
         assert!(
             planned.drop[3].why.contains("leftover"),
             "{}",
@@ -315,5 +351,43 @@ mod tests {
             .drop
             .iter()
             .any(|d| d.claim.address == Some("192.0.2.4".parse().unwrap())));
+    }
+
+    #[test]
+    fn release_on_exit_false_leaves_addresses_on_vanished_instances_and_clears_the_rest() {
+        let pool = [
+            // node gone, instance running: stays, with its record and claim
+            address(
+                "192.0.2.2",
+                Some("i-gone"),
+                Some(owner("c1", "gone", "i-gone")),
+            ),
+            // instance terminated, record left: cleared
+            address("192.0.2.3", None, Some(owner("c1", "gone2", "i-gone2"))),
+            // stale record of an earlier owner, claim of the vanished current one: stays
+            address(
+                "192.0.2.4",
+                Some("i-gone3"),
+                Some(owner("c1", "old", "i-old")),
+            ),
+        ];
+        let live = nodes(&[("a", "i-a")]);
+        let claims = [
+            claim("gone", "i-gone", "192.0.2.2", Phase::Held),
+            claim("gone2", "i-gone2", "192.0.2.3", Phase::Held),
+            claim("gone3", "i-gone3", "192.0.2.4", Phase::Held),
+        ];
+        let planned = plan(&pool, &live, &Published::new(), &claims, "c1").keeping_attached();
+        let ips = |items: &[FreeAddress]| -> Vec<String> {
+            items.iter().map(|f| f.address.ip.to_string()).collect()
+        };
+        assert_eq!(ips(&planned.free), ["192.0.2.3"]);
+        assert_eq!(ips(&planned.kept), ["192.0.2.4", "192.0.2.2"]);
+        let dropped: Vec<String> = planned
+            .drop
+            .iter()
+            .map(|d| d.claim.address.unwrap().to_string())
+            .collect();
+        assert_eq!(dropped, ["192.0.2.3"]);
     }
 }

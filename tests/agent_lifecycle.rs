@@ -235,19 +235,57 @@ async fn a_deleted_nodes_address_is_released_and_goes_to_a_waiting_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_on_exit_false_keeps_the_address_even_when_the_node_is_deleted() {
-    let world = world(1, 1).await;
-    let node = world.nodes[0].clone();
-    let mut settings = quick(&world, &node.name);
-    settings.release_on_exit = pinip::exit_decision::ReleasePolicy::Never;
-    let mut agent = world.spawn_agent(settings).await.unwrap();
+    let world = world(2, 1).await;
+    let (node, other) = (world.nodes[0].clone(), world.nodes[1].clone());
+    let never = |name: &str| {
+        let mut settings = quick(&world, name);
+        settings.release_on_exit = pinip::exit_decision::ReleasePolicy::Never;
+        // Periodic sweeps too, so a sweep runs even if a watch misses the deletion.
+        settings.sweep_interval = Duration::from_secs(1);
+        settings
+    };
+    let mut agent = world.spawn_agent(never(&node.name)).await.unwrap();
     let (address, _) = assigned(&mut agent).await;
+    let mut waiting = world.spawn_agent(never(&other.name)).await.unwrap();
+    wait_status(&mut waiting, "pool exhausted", |s| {
+        matches!(s, AgentStatus::PoolExhausted { .. })
+    })
+    .await;
+    let sweeps = |agent: &AgentHandle| {
+        agent
+            .metrics
+            .sweep_runs
+            .get_or_create(&pinip::metrics::OutcomeLabels {
+                result: "ok".into(),
+                reason: "swept".into(),
+            })
+            .get()
+    };
+    // Both agents see the deletion; whichever takes the sweep token sweeps.
+    let swept_before = sweeps(&agent) + sweeps(&waiting);
     assert!(world.kube.delete_node(&node.name));
     wait_status(&mut agent, "waiting for the node", |s| {
         matches!(s, AgentStatus::WaitingForNode(_))
     })
     .await;
+    // The deletion also triggers a sweep: it must leave the address on the deleted
+    // node's instance too, with its claim, and the waiting node waits on.
+    eventually("a sweep after the deletion", || {
+        sweeps(&agent) + sweeps(&waiting) > swept_before
+    })
+    .await;
     assert_eq!(world.cloud.attached_to(&node.instance), vec![address]);
+    let claims: Vec<Value> = leases(&world)
+        .into_iter()
+        .filter(|l| l.pointer("/metadata/name") != Some(&json!(pinip::sweep::SWEEP_LEASE)))
+        .collect();
+    assert_eq!(claims.len(), 1, "the claim stays with the address");
+    assert!(matches!(
+        *waiting.status.borrow(),
+        AgentStatus::PoolExhausted { .. }
+    ));
     agent.stop().await.unwrap();
+    waiting.stop().await.unwrap();
     world.shutdown();
 }
 

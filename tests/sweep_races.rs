@@ -153,6 +153,7 @@ async fn a_node_that_joins_during_a_sweep_keeps_its_address_and_its_claim() {
         interval: Duration::from_secs(300),
         metrics: Arc::new(Metrics::new()),
         dry_run: false,
+        release_on_exit: pinip::exit_decision::ReleasePolicy::Auto,
     };
 
     let outcome = sweeper.sweep().await.expect("sweep");
