@@ -153,6 +153,19 @@ impl Metrics {
         self.releases.get_or_create(&outcome(result, reason)).inc();
     }
 
+    pub fn swept(&self, result: &str, reason: &str) {
+        self.sweep_runs
+            .get_or_create(&outcome(result, reason))
+            .inc();
+    }
+
+    /// How many sweeps ended with `result` (`ok`, `failed`): for tests and `simulate`.
+    pub fn sweeps(&self, result: &str, reason: &str) -> u64 {
+        self.sweep_runs
+            .get_or_create(&outcome(result, reason))
+            .get()
+    }
+
     pub fn cloud_call(&self, provider: &str, operation: &str, outcome: &str, took: Duration) {
         self.cloud_calls
             .get_or_create(&CloudCallLabels {

@@ -87,13 +87,7 @@ impl Sweeper {
             match self.take_token(min_age).await {
                 Ok(true) => match self.sweep().await {
                     Ok(outcome) => {
-                        self.metrics
-                            .sweep_runs
-                            .get_or_create(&crate::metrics::OutcomeLabels {
-                                result: "ok".into(),
-                                reason: "swept".into(),
-                            })
-                            .inc();
+                        self.metrics.swept("ok", "swept");
                         self.metrics.sweep_freed.inc_by(outcome.freed as u64);
                         if (outcome.freed, outcome.claims_dropped) != (0, 0) {
                             info!(
@@ -105,13 +99,7 @@ impl Sweeper {
                         }
                     }
                     Err(e) => {
-                        self.metrics
-                            .sweep_runs
-                            .get_or_create(&crate::metrics::OutcomeLabels {
-                                result: "failed".into(),
-                                reason: "error".into(),
-                            })
-                            .inc();
+                        self.metrics.swept("failed", "error");
                         warn!(error = %e, "sweep failed; the next one retries");
                     }
                 },

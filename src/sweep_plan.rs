@@ -230,6 +230,17 @@ mod tests {
         }
     }
 
+    fn freed_ips(items: &[FreeAddress]) -> Vec<String> {
+        items.iter().map(|f| f.address.ip.to_string()).collect()
+    }
+
+    fn dropped_ips(plan: &SweepPlan) -> Vec<String> {
+        plan.drop
+            .iter()
+            .filter_map(|d| d.claim.address.map(|a| a.to_string()))
+            .collect()
+    }
+
     fn nodes(list: &[(&str, &str)]) -> LiveNodes {
         list.iter()
             .map(|(n, i)| (n.to_string(), Some(i.to_string())))
@@ -252,8 +263,10 @@ mod tests {
         ];
         let live = nodes(&[("a", "i-a"), ("b", "i-new")]);
         let plan = plan(&pool, &live, &Published::new(), &[], "c1");
-        let freed: Vec<String> = plan.free.iter().map(|f| f.address.ip.to_string()).collect();
-        assert_eq!(freed, ["192.0.2.2", "192.0.2.3", "192.0.2.6"]);
+        assert_eq!(
+            freed_ips(&plan.free),
+            ["192.0.2.2", "192.0.2.3", "192.0.2.6"]
+        );
         assert!(plan.free[2].why.contains("i-new"));
     }
 
@@ -321,13 +334,8 @@ mod tests {
         let mut published = Published::new();
         published.insert("a".into(), "192.0.2.1".parse().unwrap());
         let planned = plan(&pool, &live, &published, &claims, "c1");
-        let dropped: Vec<String> = planned
-            .drop
-            .iter()
-            .map(|d| d.claim.address.unwrap().to_string())
-            .collect();
         assert_eq!(
-            dropped,
+            dropped_ips(&planned),
             ["192.0.2.9", "192.0.2.8", "192.0.2.3", "192.0.2.4"]
         );
         // RELEASE_ON_EXIT=false: none of these is on a vanished owner's instance, so
@@ -378,16 +386,8 @@ mod tests {
             claim("gone3", "i-gone3", "192.0.2.4", Phase::Held),
         ];
         let planned = plan(&pool, &live, &Published::new(), &claims, "c1").keeping_attached();
-        let ips = |items: &[FreeAddress]| -> Vec<String> {
-            items.iter().map(|f| f.address.ip.to_string()).collect()
-        };
-        assert_eq!(ips(&planned.free), ["192.0.2.3"]);
-        assert_eq!(ips(&planned.kept), ["192.0.2.4", "192.0.2.2"]);
-        let dropped: Vec<String> = planned
-            .drop
-            .iter()
-            .map(|d| d.claim.address.unwrap().to_string())
-            .collect();
-        assert_eq!(dropped, ["192.0.2.3"]);
+        assert_eq!(freed_ips(&planned.free), ["192.0.2.3"]);
+        assert_eq!(freed_ips(&planned.kept), ["192.0.2.4", "192.0.2.2"]);
+        assert_eq!(dropped_ips(&planned), ["192.0.2.3"]);
     }
 }

@@ -251,16 +251,7 @@ async fn release_on_exit_false_keeps_the_address_even_when_the_node_is_deleted()
         matches!(s, AgentStatus::PoolExhausted { .. })
     })
     .await;
-    let sweeps = |agent: &AgentHandle| {
-        agent
-            .metrics
-            .sweep_runs
-            .get_or_create(&pinip::metrics::OutcomeLabels {
-                result: "ok".into(),
-                reason: "swept".into(),
-            })
-            .get()
-    };
+    let sweeps = |agent: &AgentHandle| agent.metrics.sweeps("ok", "swept");
     // Both agents see the deletion; whichever takes the sweep token sweeps.
     let swept_before = sweeps(&agent) + sweeps(&waiting);
     assert!(world.kube.delete_node(&node.name));
