@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use aws_support::Backend;
-use pinip_providers::fake::{OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG};
+use pinip_providers::{OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG};
 use pinip_providers::{ErrorClass, Ownership, PoolAddress, Provider};
 
 fn owner(node: &aws_support::Node, name: &str) -> Ownership {

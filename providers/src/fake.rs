@@ -17,10 +17,7 @@ use crate::{
     ErrorClass, Instance, InstanceRef, Ownership, PoolAddress, PoolSpec, Provider, ProviderError,
 };
 
-/// Tag keys of the ownership record (the same names the AWS provider writes).
-pub const OWNER_CLUSTER_TAG: &str = "pinip.dev/cluster";
-pub const OWNER_NODE_TAG: &str = "pinip.dev/node";
-pub const OWNER_INSTANCE_TAG: &str = "pinip.dev/instance";
+use crate::{OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG};
 
 /// Operation names, as they appear in the call log and counters.
 pub mod op {
@@ -385,11 +382,7 @@ impl FakeProvider {
 }
 
 fn ownership_of(tags: &BTreeMap<String, String>) -> Option<Ownership> {
-    Some(Ownership {
-        cluster: tags.get(OWNER_CLUSTER_TAG)?.clone(),
-        node: tags.get(OWNER_NODE_TAG)?.clone(),
-        instance: tags.get(OWNER_INSTANCE_TAG)?.clone(),
-    })
+    Ownership::from_tags(tags)
 }
 
 #[async_trait]

@@ -16,4 +16,7 @@ mod types;
 
 pub use error::{ErrorClass, ProviderError};
 pub use provider::{Provider, ProviderHandle};
-pub use types::{Instance, InstanceRef, IpFamily, Ownership, PoolAddress, PoolSpec};
+pub use types::{
+    Instance, InstanceRef, IpFamily, Ownership, PoolAddress, PoolSpec, OWNER_CLUSTER_TAG,
+    OWNER_INSTANCE_TAG, OWNER_NODE_TAG,
+};

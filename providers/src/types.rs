@@ -80,6 +80,23 @@ pub struct Ownership {
     pub instance: String,
 }
 
+/// Tag keys of the ownership record on clouds whose tags allow `/` (AWS, the fake
+/// cloud); GCP labels spell them differently (`gcp::labels`).
+pub const OWNER_CLUSTER_TAG: &str = "pinip.dev/cluster";
+pub const OWNER_NODE_TAG: &str = "pinip.dev/node";
+pub const OWNER_INSTANCE_TAG: &str = "pinip.dev/instance";
+
+impl Ownership {
+    /// The record read back from a cloud object's tags; None unless all three are there.
+    pub fn from_tags(tags: &BTreeMap<String, String>) -> Option<Self> {
+        Some(Ownership {
+            cluster: tags.get(OWNER_CLUSTER_TAG)?.clone(),
+            node: tags.get(OWNER_NODE_TAG)?.clone(),
+            instance: tags.get(OWNER_INSTANCE_TAG)?.clone(),
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IpFamily {

@@ -23,7 +23,7 @@ use super::filters::address_filters;
 use super::instance::InstanceFacts;
 use super::ipv6::Ipv6Pool;
 use super::ordering::{AwsOrder, AwsOrderField};
-use crate::fake::{OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG};
+use crate::{OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG};
 use crate::{
     ErrorClass, Instance, InstanceRef, IpFamily, Ownership, PoolAddress, PoolSpec, Provider,
     ProviderError,
@@ -564,11 +564,7 @@ fn holder_of(record: &EipRecord, own: Option<&InstanceFacts>) -> Option<String> 
 }
 
 fn ownership_of(tags: &BTreeMap<String, String>) -> Option<Ownership> {
-    Some(Ownership {
-        cluster: tags.get(OWNER_CLUSTER_TAG)?.clone(),
-        node: tags.get(OWNER_NODE_TAG)?.clone(),
-        instance: tags.get(OWNER_INSTANCE_TAG)?.clone(),
-    })
+    Ownership::from_tags(tags)
 }
 
 fn owner_tags(owner: &Ownership, ipv6: Option<IpAddr>) -> Vec<Tag> {
