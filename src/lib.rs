@@ -4,31 +4,25 @@
 //! address it already holds or claims a free one through a per-address Lease, attaches
 //! it through a [`pinip_providers::Provider`], publishes it on the Node, and on exit
 //! releases it only when the node is going away.
+//!
+//! The folders are the layers (docs/design.md, "The moving parts"):
+//! - [`domain`]: the pure decisions (no IO);
+//! - [`config`]: `pinip run`'s settings, validated before anything is contacted;
+//! - [`cluster`]: the Kubernetes side (claims, publication, Events, API errors);
+//! - [`cloud`]: the cloud side (provider factory, per-cloud settings, decorators);
+//! - [`agent`]: one node's life, sequencing the above;
+//! - [`admin`]: probes, metrics and the agent's status;
+//! - [`cli`] and [`process`]: the commands, and what every command shares (logging,
+//!   signals, exit codes);
+//! - `simulate` (cargo feature `simulate`): the playground and test harness.
 
 pub mod admin;
 pub mod agent;
-pub mod claim;
 pub mod cli;
-pub mod cloud_args;
+pub mod cloud;
+pub mod cluster;
 pub mod config;
-pub mod dry_run;
-pub mod duration;
-pub mod events;
-pub mod exit_decision;
-pub mod filter_syntax;
-pub mod identity;
-pub mod kube_errors;
-pub mod logging;
-pub mod metered;
-pub mod metrics;
-pub mod permissions;
-pub mod providers;
-pub mod publish;
-pub mod selection;
+pub mod domain;
+pub mod process;
+#[cfg(feature = "simulate")]
 pub mod simulate;
-pub mod status;
-pub mod status_command;
-pub mod status_report;
-pub mod sweep;
-pub mod sweep_plan;
-pub mod tls;

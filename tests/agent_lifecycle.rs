@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use pinip::admin::status::AgentStatus;
 use pinip::agent::Exit;
 use pinip::simulate::{AgentHandle, SimulatedWorld, WorldSpec, LEASE_NAMESPACE};
-use pinip::status::AgentStatus;
 use pinip_providers::fake::op;
 use pinip_providers::{ErrorClass, IpFamily};
 use pinip_sim::kube::Kind;
@@ -35,8 +35,8 @@ async fn world_with_latency(nodes: usize, pool: usize, cloud_latency: Duration) 
 /// Settings with short timers so the tests run in seconds.
 fn quick(world: &SimulatedWorld, node: &str) -> pinip::config::Settings {
     let mut s = world.settings_for(node);
-    s.retry_interval = Duration::from_millis(500);
-    s.lease_duration = Duration::from_secs(1);
+    s.retry.interval = Duration::from_millis(500);
+    s.claims.duration = Duration::from_secs(1);
     s
 }
 
@@ -86,7 +86,7 @@ async fn twenty_agents_racing_for_ten_addresses_end_with_ten_distinct_assignment
     for node in &world.nodes {
         let mut s = quick(&world, &node.name);
         // Ordered candidates: everybody goes for the head of the list first.
-        s.pool.order_by = Some("PublicIp".into());
+        s.cloud.pool.order_by = Some("PublicIp".into());
         settings.push(s);
     }
     let mut agents = world.spawn_agents(settings).await.unwrap();
@@ -239,7 +239,7 @@ async fn release_on_exit_false_keeps_the_address_even_when_the_node_is_deleted()
     let (node, other) = (world.nodes[0].clone(), world.nodes[1].clone());
     let never = |name: &str| {
         let mut settings = quick(&world, name);
-        settings.release_on_exit = pinip::exit_decision::ReleasePolicy::Never;
+        settings.release.on_exit = pinip::domain::exit_decision::ReleasePolicy::Never;
         // Periodic sweeps too, so a sweep runs even if a watch misses the deletion.
         settings.sweep_interval = Duration::from_secs(1);
         settings
@@ -251,7 +251,11 @@ async fn release_on_exit_false_keeps_the_address_even_when_the_node_is_deleted()
         matches!(s, AgentStatus::PoolExhausted { .. })
     })
     .await;
-    let sweeps = |agent: &AgentHandle| agent.metrics.sweeps("ok", "swept");
+    let sweeps = |agent: &AgentHandle| {
+        agent
+            .metrics
+            .sweeps(pinip::admin::metrics::SweepResult::Swept)
+    };
     // Both agents see the deletion; whichever takes the sweep token sweeps.
     let swept_before = sweeps(&agent) + sweeps(&waiting);
     assert!(world.kube.delete_node(&node.name));
@@ -268,7 +272,7 @@ async fn release_on_exit_false_keeps_the_address_even_when_the_node_is_deleted()
     assert_eq!(world.cloud.attached_to(&node.instance), vec![address]);
     let claims: Vec<Value> = leases(&world)
         .into_iter()
-        .filter(|l| l.pointer("/metadata/name") != Some(&json!(pinip::sweep::SWEEP_LEASE)))
+        .filter(|l| l.pointer("/metadata/name") != Some(&json!(pinip::agent::sweeper::SWEEP_LEASE)))
         .collect();
     assert_eq!(claims.len(), 1, "the claim stays with the address");
     assert!(matches!(
@@ -318,7 +322,7 @@ async fn the_taint_is_lifted_once_the_node_reports_the_address() {
         ]);
     });
     let mut settings = quick(&world, &node.name);
-    settings.taint_key = Some("pinip.dev/not-ready".into());
+    settings.taint.key = Some("pinip.dev/not-ready".into());
     let mut agent = world.spawn_agent(settings).await.unwrap();
     let (address, _) = assigned(&mut agent).await;
     eventually("the taint removed", || {

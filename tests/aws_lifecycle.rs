@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pinip::admin::status::AgentStatus;
 use pinip::simulate::{AgentHandle, AwsSim, SimulatedCloud, SimulatedWorld, WorldSpec};
-use pinip::status::AgentStatus;
 use pinip_providers::IpFamily;
 use serde_json::Value;
 
@@ -33,8 +33,8 @@ async fn world(nodes: usize, pool: usize, family: IpFamily) -> (SimulatedWorld, 
 
 fn quick(world: &SimulatedWorld, node: &str) -> pinip::config::Settings {
     let mut s = world.settings_for(node);
-    s.retry_interval = Duration::from_millis(500);
-    s.lease_duration = Duration::from_secs(1);
+    s.retry.interval = Duration::from_millis(500);
+    s.claims.duration = Duration::from_secs(1);
     s
 }
 

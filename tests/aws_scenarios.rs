@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use aws_support::Backend;
-use pinip_providers::{OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG};
 use pinip_providers::{ErrorClass, Ownership, PoolAddress, Provider};
+use pinip_providers::{OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG};
 
 fn owner(node: &aws_support::Node, name: &str) -> Ownership {
     Ownership {

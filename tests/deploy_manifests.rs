@@ -1,7 +1,7 @@
 //! The shipped manifests, as `kubectl apply -k deploy/base` would send them: rendered
 //! with `kubectl kustomize` and checked against the code.
 //!
-//! - RBAC grants exactly `pinip::permissions::REQUIRED`: nothing missing, nothing more;
+//! - RBAC grants exactly `pinip::cluster::permissions::REQUIRED`: nothing missing, nothing more;
 //! - the DaemonSet runs hardened, with the node name from the Downward API, and leaves
 //!   time for the release on exit;
 //! - every environment variable it sets is one `pinip run` reads (derived from the
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use pinip::permissions::{Scope, EVENT_NAMESPACE, REQUIRED};
+use pinip::cluster::permissions::{Scope, EVENT_NAMESPACE, REQUIRED};
 use serde_json::Value;
 
 const NAMESPACE: &str = "pinip-system";
@@ -451,7 +451,9 @@ fn clap_settings(source: &str, struct_name: &str, settings: &mut BTreeMap<String
     let start = source
         .find(&format!("pub struct {struct_name} {{"))
         .unwrap_or_else(|| {
-            panic!("src/config.rs and src/cloud_args/ have no `pub struct {struct_name}`; update this test")
+            panic!(
+                "src/config/ and src/cloud/ have no `pub struct {struct_name}`; update this test"
+            )
         });
     let body = &source[start..];
     let body = &body[..body.find("\n}").unwrap_or(body.len())];
@@ -479,11 +481,11 @@ fn clap_settings(source: &str, struct_name: &str, settings: &mut BTreeMap<String
 
 /// `pinip run`'s settings, read from src/config.rs: env var → clap default.
 fn run_settings() -> BTreeMap<String, Option<String>> {
-    // config.rs plus the per-cloud groups it flattens (src/cloud_args/*.rs).
+    // config/mod.rs plus the per-cloud groups it flattens (src/cloud/*.rs).
     let mut config =
-        std::fs::read_to_string(root().join("src/config.rs")).expect("read src/config.rs");
-    let mut cloud_files: Vec<_> = std::fs::read_dir(root().join("src/cloud_args"))
-        .expect("read src/cloud_args")
+        std::fs::read_to_string(root().join("src/config/mod.rs")).expect("read src/config/mod.rs");
+    let mut cloud_files: Vec<_> = std::fs::read_dir(root().join("src/cloud"))
+        .expect("read src/cloud")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "rs"))
         .collect();
@@ -587,7 +589,7 @@ fn migration_guide_states_every_setting_and_its_default() {
 
 mod kustomize;
 
-use pinip::filter_syntax::{check_filter, FilterForm};
+use pinip::config::filter_syntax::{check_filter, FilterForm};
 
 /// The manifests users apply: every overlay, and the examples of examples/.
 const APPLIED: &[&str] = &[
@@ -756,7 +758,8 @@ fn admin_port() -> u64 {
 
 #[test]
 fn probes_ask_the_admin_server_on_its_port() {
-    let admin = std::fs::read_to_string(root().join("src/admin.rs")).expect("read src/admin.rs");
+    let admin = std::fs::read_to_string(root().join("src/admin/server.rs"))
+        .expect("read src/admin/server.rs");
     let container = container();
     let ports = container
         .pointer("/ports")
@@ -782,7 +785,7 @@ fn probes_ask_the_admin_server_on_its_port() {
         assert_eq!(str_at(probe_spec, "/port"), Some("admin"), "{probe}");
         assert!(
             admin.contains(&format!(".route(\"{path}\"")),
-            "src/admin.rs serves no {path}"
+            "src/admin/server.rs serves no {path}"
         );
     }
 }
@@ -881,11 +884,11 @@ fn the_pinned_workload_selects_the_label_pinip_publishes() {
         ),
         Some("true")
     );
-    let publish =
-        std::fs::read_to_string(root().join("src/publish.rs")).expect("read src/publish.rs");
+    let publish = std::fs::read_to_string(root().join("src/cluster/publish.rs"))
+        .expect("read src/cluster/publish.rs");
     assert!(
         publish.contains("ASSIGNED_LABEL: &str = \"pinip.dev/assigned\"")
             && publish.contains("ASSIGNED_LABEL: \"true\""),
-        "src/publish.rs no longer publishes pinip.dev/assigned=true; update examples/pinned-workload"
+        "src/cluster/publish.rs no longer publishes pinip.dev/assigned=true; update examples/pinned-workload"
     );
 }

@@ -16,9 +16,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use pinip::admin::status::AgentStatus;
 use pinip::agent::{Agent, AgentError, Exit};
 use pinip::simulate::{SimulatedWorld, WorldSpec, LEASE_NAMESPACE};
-use pinip::status::AgentStatus;
 use pinip_providers::IpFamily;
 use pinip_sim::kube::{Kind, Rbac, UserInfo};
 use serde_json::{json, Value};
@@ -145,11 +145,11 @@ async fn spawn(deployed: &Deployed, node: &str) -> Running {
     let world = &deployed.world;
     let mut settings = world.settings_for(node);
     settings.kubeconfig = Some(deployed.kubeconfig.clone());
-    settings.taint_key = Some(STARTUP_TAINT.into());
-    settings.retry_interval = Duration::from_millis(500);
-    settings.lease_duration = Duration::from_secs(1);
+    settings.taint.key = Some(STARTUP_TAINT.into());
+    settings.retry.interval = Duration::from_millis(500);
+    settings.claims.duration = Duration::from_secs(1);
     settings.sweep_interval = Duration::from_secs(2);
-    let client = pinip::cli::kube_client(Some(&deployed.kubeconfig))
+    let client = pinip::cluster::client::kube_client(Some(&deployed.kubeconfig))
         .await
         .expect("kube client from the ServiceAccount's kubeconfig");
     let (agent, status) = Agent::new(settings, client, world.cloud.providers());
@@ -304,7 +304,7 @@ async fn full_lifecycle_without_a_403(dir: &str) {
             .get(
                 Kind::Lease,
                 Some(LEASE_NAMESPACE),
-                pinip::sweep::SWEEP_LEASE
+                pinip::agent::sweeper::SWEEP_LEASE
             )
             .is_some(),
         "{dir}: the sweep ran (its token Lease was written under the RBAC)"
@@ -437,7 +437,7 @@ async fn control_a_token_nobody_issued_is_unauthorized() {
     let deployed = deploy("deploy/overlays/aws", 1, 1, |_| {}).await;
     let world = &deployed.world;
     let stranger = kubeconfig_for(world, "not-a-token");
-    let client = pinip::cli::kube_client(Some(&stranger))
+    let client = pinip::cluster::client::kube_client(Some(&stranger))
         .await
         .expect("client");
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);

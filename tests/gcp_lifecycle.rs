@@ -33,8 +33,8 @@ async fn world(nodes: usize, pool: usize, family: IpFamily) -> (SimulatedWorld, 
 
 fn quick(world: &SimulatedWorld, node: &str) -> pinip::config::Settings {
     let mut s = world.settings_for(node);
-    s.retry_interval = Duration::from_millis(500);
-    s.lease_duration = Duration::from_secs(2);
+    s.retry.interval = Duration::from_millis(500);
+    s.claims.duration = Duration::from_secs(2);
     s
 }
 
@@ -275,7 +275,7 @@ async fn gcp_a_filter_the_api_rejects_stops_the_agent_with_a_clear_error() {
     let (world, gcp) = world(1, 1, IpFamily::V4).await;
     let node = world.nodes[0].clone();
     let mut settings = quick(&world, &node.name);
-    settings.pool.filter = vec!["(labels.kubeip=reserved) OR (labels.team=edge)".into()];
+    settings.cloud.pool.filter = vec!["(labels.kubeip=reserved) OR (labels.team=edge)".into()];
     let agent = world.spawn_agent(settings).await.unwrap();
     let error = agent.stop_when_done().await.unwrap_err();
     assert!(error.contains("filter"), "{error}");

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use pinip::admin::status::AgentStatus;
 use pinip::simulate::{AgentHandle, AwsSim, GcpSim, SimulatedWorld, WorldSpec, LEASE_NAMESPACE};
-use pinip::status::AgentStatus;
 use pinip_providers::IpFamily;
 use pinip_sim::kube::Kind;
 use serde_json::Value;
@@ -17,8 +17,8 @@ const SWEEP: Duration = Duration::from_secs(2);
 
 fn quick(world: &SimulatedWorld, node: &str) -> pinip::config::Settings {
     let mut s = world.settings_for(node);
-    s.retry_interval = Duration::from_millis(400);
-    s.lease_duration = Duration::from_secs(1);
+    s.retry.interval = Duration::from_millis(400);
+    s.claims.duration = Duration::from_secs(1);
     s.sweep_interval = SWEEP;
     s
 }

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use pinip::admin::status::AgentStatus;
 use pinip::admin::AdminServer;
 use pinip::simulate::{AgentHandle, SimulatedWorld, WorldSpec, LEASE_NAMESPACE};
-use pinip::status::AgentStatus;
 use pinip_providers::IpFamily;
 use pinip_sim::kube::Kind;
 use serde_json::{json, Value};
@@ -28,8 +28,8 @@ async fn world(nodes: usize, pool: usize) -> SimulatedWorld {
 
 fn quick(world: &SimulatedWorld, node: &str) -> pinip::config::Settings {
     let mut s = world.settings_for(node);
-    s.retry_interval = Duration::from_millis(300);
-    s.lease_duration = Duration::from_secs(1);
+    s.retry.interval = Duration::from_millis(300);
+    s.claims.duration = Duration::from_secs(1);
     s
 }
 
@@ -146,7 +146,7 @@ async fn dry_run_decides_but_writes_nothing() {
     let node = world.nodes[0].clone();
     let mut settings = quick(&world, &node.name);
     settings.dry_run = true;
-    settings.taint_key = Some("pinip.dev/not-ready".into());
+    settings.taint.key = Some("pinip.dev/not-ready".into());
     world.kube.update_node(&node.name, |n| {
         n["spec"]["taints"] = json!([{"key": "pinip.dev/not-ready", "effect": "NoSchedule"}])
     });
@@ -200,8 +200,8 @@ async fn the_taint_is_lifted_when_no_address_can_be_had() {
     let mut first = world.spawn_agent(quick(&world, &a.name)).await.unwrap();
     wait_for(&mut first, "an address", AgentStatus::is_ready).await;
     let mut settings = quick(&world, &b.name);
-    settings.taint_key = Some("pinip.dev/not-ready".into());
-    settings.taint_give_up = Some(Duration::from_millis(500));
+    settings.taint.key = Some("pinip.dev/not-ready".into());
+    settings.taint.give_up = Some(Duration::from_millis(500));
     let mut unlucky = world.spawn_agent(settings).await.unwrap();
     wait_for(&mut unlucky, "pool exhausted", |s| {
         matches!(s, AgentStatus::PoolExhausted { .. })

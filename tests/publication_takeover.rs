@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use pinip::admin::status::AgentStatus;
 use pinip::simulate::{eventually, SimulatedWorld, WorldSpec};
-use pinip::status::AgentStatus;
 use pinip_providers::IpFamily;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -39,8 +39,8 @@ async fn an_address_moved_by_hand_is_published_only_by_the_node_that_now_holds_i
     let fake = world.fake().expect("the fake cloud").clone();
     let quick = |node: &str| {
         let mut s = world.settings_for(node);
-        s.retry_interval = Duration::from_millis(300);
-        s.lease_duration = Duration::from_secs(1);
+        s.retry.interval = Duration::from_millis(300);
+        s.claims.duration = Duration::from_secs(1);
         // Neither agent verifies the cloud during the test: only the takeover and the
         // claim check can keep the publications apart.
         s.verify_interval = Duration::from_secs(300);
@@ -112,7 +112,7 @@ async fn an_agent_stopped_while_reattaching_keeps_the_claim_of_the_address_its_n
     let fake = world.fake().expect("the fake cloud").clone();
     let node = world.nodes[0].clone();
     let mut settings = world.settings_for(&node.name);
-    settings.retry_interval = Duration::from_millis(300);
+    settings.retry.interval = Duration::from_millis(300);
     settings.verify_interval = Duration::from_millis(300);
     let mut agent = world.spawn_agent(settings).await.expect("agent");
     agent
@@ -139,7 +139,7 @@ async fn an_agent_stopped_while_reattaching_keeps_the_claim_of_the_address_its_n
     let lease = world.kube.get(
         pinip_sim::kube::Kind::Lease,
         Some(pinip::simulate::LEASE_NAMESPACE),
-        &pinip::claim::lease_name(&address.parse().expect("an address")),
+        &pinip::domain::claim_record::lease_name(&address.parse().expect("an address")),
     );
     let holder = lease
         .as_ref()
@@ -177,7 +177,7 @@ async fn a_publication_removed_by_hand_is_restored_while_the_claim_is_ours() {
         .published_address(&node.name)
         .expect("the node publishes its address");
 
-    let client = pinip::cli::kube_client(Some(world.kubeconfig_path()))
+    let client = pinip::cluster::client::kube_client(Some(world.kubeconfig_path()))
         .await
         .expect("client");
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);

@@ -5,10 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use pinip::config::Settings;
+use pinip::admin::status::AgentStatus;
+use pinip::cli::status::gather;
+use pinip::cloud::settings::CloudSettings;
 use pinip::simulate::{SimulatedWorld, WorldSpec, LEASE_NAMESPACE};
-use pinip::status::AgentStatus;
-use pinip::status_command::gather;
 use pinip_providers::{IpFamily, PoolSpec};
 use serde_json::Value;
 
@@ -26,7 +26,7 @@ async fn status_lists_every_node_claims_and_the_pool() {
     let mut agents = Vec::new();
     for node in world.nodes.clone() {
         let mut s = world.settings_for(&node.name);
-        s.retry_interval = Duration::from_millis(300);
+        s.retry.interval = Duration::from_millis(300);
         agents.push(world.spawn_agent(s).await.unwrap());
     }
     for agent in &mut agents {
@@ -40,7 +40,7 @@ async fn status_lists_every_node_claims_and_the_pool() {
         .map(|r| r.is_ok());
         assert_eq!(settled, Ok(true), "{} did not settle", agent.node);
     }
-    let client = pinip::cli::kube_client(Some(world.kubeconfig_path()))
+    let client = pinip::cluster::client::kube_client(Some(world.kubeconfig_path()))
         .await
         .unwrap();
     let pool = PoolSpec {
@@ -48,14 +48,10 @@ async fn status_lists_every_node_claims_and_the_pool() {
         order_by: None,
         family: IpFamily::V4,
     };
-    let settings = Settings::for_pool_reader(
+    let settings = CloudSettings {
         pool,
-        "sim",
-        None,
-        None,
-        Default::default(),
-        Default::default(),
-    );
+        ..CloudSettings::default()
+    };
     let report = gather(
         client,
         LEASE_NAMESPACE,

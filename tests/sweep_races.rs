@@ -12,10 +12,11 @@ use async_trait::async_trait;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
-use pinip::claim::{ClaimStore, Holder};
-use pinip::metrics::Metrics;
+use pinip::admin::metrics::Metrics;
+use pinip::agent::sweeper::{SweepOutcome, Sweeper};
+use pinip::cluster::claim_store::{ClaimSettings, ClaimStore};
+use pinip::domain::claim_record::Holder;
 use pinip::simulate::{SimulatedWorld, WorldSpec, LEASE_NAMESPACE};
-use pinip::sweep::{SweepOutcome, Sweeper};
 use pinip_providers::{
     Instance, InstanceRef, IpFamily, Ownership, PoolAddress, Provider, ProviderError,
     ProviderHandle,
@@ -46,13 +47,11 @@ impl Joiner {
             instance: JOINED_INSTANCE.into(),
             cluster: "sim".into(),
         };
-        let claims = ClaimStore::new(
-            self.client.clone(),
-            LEASE_NAMESPACE,
-            holder,
-            Duration::from_secs(5),
-            false,
-        );
+        let settings = ClaimSettings {
+            namespace: LEASE_NAMESPACE.into(),
+            duration: Duration::from_secs(5),
+        };
+        let claims = ClaimStore::new(self.client.clone(), &settings, holder, false);
         claims
             .ensure_held(free.ip)
             .await
@@ -125,8 +124,8 @@ async fn a_node_that_joins_during_a_sweep_keeps_its_address_and_its_claim() {
     let fake = world.fake().expect("the fake cloud").clone();
     fake.add_instance(JOINED_INSTANCE, ZONE, true);
     let settings = world.settings_for("node-000");
-    let inner: ProviderHandle = Arc::new(fake.provider(&settings.pool).expect("provider"));
-    let client = pinip::cli::kube_client(Some(world.kubeconfig_path()))
+    let inner: ProviderHandle = Arc::new(fake.provider(&settings.cloud.pool).expect("provider"));
+    let client = pinip::cluster::client::kube_client(Some(world.kubeconfig_path()))
         .await
         .expect("client");
     let joiner = Joiner {
@@ -153,7 +152,7 @@ async fn a_node_that_joins_during_a_sweep_keeps_its_address_and_its_claim() {
         interval: Duration::from_secs(300),
         metrics: Arc::new(Metrics::new()),
         dry_run: false,
-        release_on_exit: pinip::exit_decision::ReleasePolicy::Auto,
+        release_on_exit: pinip::domain::exit_decision::ReleasePolicy::Auto,
     };
 
     let outcome = sweeper.sweep().await.expect("sweep");

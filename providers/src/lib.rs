@@ -1,11 +1,14 @@
 //! The cloud side of pinip: the [`Provider`] trait the agent drives, the types it
-//! speaks in, and an in-memory [`fake`] cloud for tests and `pinip simulate`.
+//! speaks in, and an in-memory `fake` cloud (feature `fake`) for tests and `pinip simulate`.
 //!
 //! No provider knows about Kubernetes; the agent knows nothing of a cloud SDK.
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "contract")]
+pub mod contract;
 mod error;
+#[cfg(feature = "fake")]
 pub mod fake;
 pub mod filter;
 #[cfg(feature = "gcp")]

@@ -19,8 +19,8 @@ use pinip_providers::fake::AddressView;
 use pinip_providers::{InstanceRef, IpFamily, ProviderError, ProviderHandle};
 use pinip_sim::ec2::{Ec2Faults, Ec2Sim};
 
-use crate::agent::ProviderFactory;
-use crate::config::Settings;
+use crate::cloud::factory::ProviderFactory;
+use crate::cloud::settings::CloudSettings;
 
 use super::cloud::SimulatedCloud;
 
@@ -189,7 +189,7 @@ impl ProviderFactory for AwsSimProviders {
     async fn provider_for(
         &self,
         instance: &InstanceRef,
-        settings: &Settings,
+        settings: &CloudSettings,
     ) -> Result<ProviderHandle, ProviderError> {
         let mut aws = settings.aws.provider_settings(settings);
         if aws.pool.family == IpFamily::V6 && aws.ipv6_pool.is_none() {

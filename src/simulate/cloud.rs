@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pinip_providers::fake::{AddressView, FakeCloud, Faults};
+use pinip_providers::{InstanceRef, ProviderError, ProviderHandle};
 
-use crate::agent::ProviderFactory;
-use crate::providers::FakeProviders;
+use crate::cloud::factory::ProviderFactory;
+use crate::cloud::settings::CloudSettings;
 
 pub trait SimulatedCloud: Send + Sync {
     /// "fake", "aws", "gcp".
@@ -122,5 +123,19 @@ impl SimulatedCloud for FakeSim {
     }
     fn providers(&self) -> Arc<dyn ProviderFactory> {
         Arc::new(FakeProviders(Arc::clone(&self.0)))
+    }
+}
+
+/// Every node served by one in-memory cloud.
+pub struct FakeProviders(pub Arc<FakeCloud>);
+
+#[async_trait::async_trait]
+impl ProviderFactory for FakeProviders {
+    async fn provider_for(
+        &self,
+        _instance: &InstanceRef,
+        settings: &CloudSettings,
+    ) -> Result<ProviderHandle, ProviderError> {
+        Ok(Arc::new(self.0.provider(&settings.pool)?))
     }
 }

@@ -15,9 +15,9 @@ use pinip_providers::fake::AddressView;
 use pinip_providers::{InstanceRef, ProviderError, ProviderHandle};
 use pinip_sim::compute::{ComputeSim, Faults, METHODS};
 
-use crate::agent::ProviderFactory;
-use crate::cloud_args::{gcp_provider, AccessToken, GcpArgs};
-use crate::config::Settings;
+use crate::cloud::factory::ProviderFactory;
+use crate::cloud::settings::CloudSettings;
+use crate::cloud::{gcp_provider, AccessToken, GcpArgs};
 
 use super::cloud::SimulatedCloud;
 
@@ -144,8 +144,12 @@ impl ProviderFactory for GcpSimProviders {
     async fn provider_for(
         &self,
         instance: &InstanceRef,
-        settings: &Settings,
+        settings: &CloudSettings,
     ) -> Result<ProviderHandle, ProviderError> {
-        Ok(Arc::new(gcp_provider(instance, settings, &self.0).await?))
+        let simulated = CloudSettings {
+            gcp: self.0.clone(),
+            ..settings.clone()
+        };
+        Ok(Arc::new(gcp_provider(instance, &simulated).await?))
     }
 }

@@ -34,9 +34,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::cli::{cancel_on_signal, config_error};
+use crate::admin::status::AgentStatus;
 use crate::config::ToolLogArgs;
-use crate::status::AgentStatus;
+use crate::process::exit::config_error;
+use crate::process::shutdown::cancel_on_signal;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SimCloud {

@@ -9,10 +9,10 @@ use pinip_sim::kube::{Kind, KubeSim};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::claim::{ADDRESS_ANNOTATION, PHASE_ANNOTATION};
-use crate::events::reason;
-use crate::publish::ADDRESS_KEY;
-use crate::status::AgentStatus;
+use crate::admin::status::AgentStatus;
+use crate::cluster::events::reason;
+use crate::cluster::publish::ADDRESS_KEY;
+use crate::domain::claim_record::{ADDRESS_ANNOTATION, PHASE_ANNOTATION};
 
 use super::world::{SimulatedWorld, LEASE_NAMESPACE};
 
@@ -263,7 +263,7 @@ fn check_claims(
         if lease
             .pointer("/metadata/labels/app.kubernetes.io~1managed-by")
             .and_then(Value::as_str)
-            != Some(crate::claim::MANAGED_BY_VALUE)
+            != Some(crate::domain::claim_record::MANAGED_BY_VALUE)
         {
             continue;
         }

@@ -16,14 +16,19 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::metrics::Metrics;
 use crate::agent::{Agent, AgentError, Exit};
-use crate::cli::kube_client;
-use crate::config::Settings;
-use crate::exit_decision::ReleasePolicy;
-use crate::metrics::Metrics;
+use crate::cloud::settings::CloudSettings;
+use crate::cluster::claim_store::{ClaimSettings, WallClock};
+use crate::cluster::client::kube_client;
+use crate::cluster::publish::TaintSettings;
+use crate::config::{NodeSettings, Settings};
+use crate::domain::exit_decision::ReleasePolicy;
+use crate::domain::exit_decision::ReleaseSettings;
+use crate::domain::retry::RetryPolicy;
 
 use super::cloud::{FakeSim, SimulatedCloud};
-use crate::status::AgentStatus;
+use crate::admin::status::AgentStatus;
 
 /// Poll `check` every 50 ms until it holds, for at most `within`.
 pub async fn eventually(
@@ -238,41 +243,61 @@ impl SimulatedWorld {
     /// Agent settings as the DaemonSet would set them, tuned for a quick simulation.
     pub fn settings_for(&self, node: &str) -> Settings {
         Settings {
-            node_name: node.to_string(),
-            cluster_name: "sim".into(),
-            project: None,
-            region: None,
-            pool: PoolSpec {
-                filter: self.cloud.pool_filter(),
-                order_by: None,
-                family: self.spec.family,
+            node: NodeSettings {
+                name: node.to_string(),
+                cluster: "sim".into(),
+                pod_name: Some(format!("pinip-{node}")),
             },
-            kubeconfig: Some(self.kubeconfig.clone()),
-            retry_interval: Duration::from_secs(5),
-            retry_attempts: 60,
-            lease_duration: Duration::from_secs(5),
-            lease_namespace: LEASE_NAMESPACE.into(),
-            release_on_exit: ReleasePolicy::Auto,
-            taint_key: None,
-            taint_wait: Duration::from_secs(30),
+            cloud: CloudSettings {
+                pool: PoolSpec {
+                    filter: self.cloud.pool_filter(),
+                    order_by: None,
+                    family: self.spec.family,
+                },
+                ..CloudSettings::default()
+            },
+            claims: ClaimSettings {
+                namespace: LEASE_NAMESPACE.into(),
+                duration: Duration::from_secs(5),
+            },
+            taint: TaintSettings {
+                key: None,
+                wait: Duration::from_secs(30),
+                give_up: None,
+            },
+            retry: RetryPolicy {
+                interval: Duration::from_secs(5),
+                attempts: 60,
+            },
+            release: ReleaseSettings {
+                on_exit: ReleasePolicy::Auto,
+                timeout: Duration::from_secs(20),
+            },
             verify_interval: Duration::from_secs(300),
-            release_timeout: Duration::from_secs(20),
-            pod_name: Some(format!("pinip-{node}")),
-            admin_addr: None,
             sweep_interval: Duration::from_secs(300),
-            clock_skew: k8s_openapi::jiff::SignedDuration::ZERO,
+            kubeconfig: Some(self.kubeconfig.clone()),
+            admin_addr: None,
             dry_run: false,
-            taint_give_up: None,
-            aws: Default::default(),
-            gcp: Default::default(),
         }
     }
 
     /// Start an agent in this process (the real agent, over real HTTP).
     pub async fn spawn_agent(&self, settings: Settings) -> anyhow::Result<AgentHandle> {
+        self.spawn_agent_with_clock(settings, None).await
+    }
+
+    /// Start an agent whose claim timestamps come from `clock` (a skewed wall clock).
+    pub async fn spawn_agent_with_clock(
+        &self,
+        settings: Settings,
+        clock: Option<WallClock>,
+    ) -> anyhow::Result<AgentHandle> {
         let client = kube_client(Some(&self.kubeconfig)).await?;
-        let node = settings.node_name.clone();
-        let (agent, status) = Agent::new(settings, client, self.cloud.providers());
+        let node = settings.node.name.clone();
+        let (mut agent, status) = Agent::new(settings, client, self.cloud.providers());
+        if let Some(clock) = clock {
+            agent = agent.with_wall_clock(clock);
+        }
         let metrics = agent.metrics();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(agent.run(shutdown.clone()));
@@ -291,7 +316,7 @@ impl SimulatedWorld {
         let mut handles = Vec::with_capacity(settings.len());
         for s in settings {
             let client = kube_client(Some(&self.kubeconfig)).await?;
-            let node = s.node_name.clone();
+            let node = s.node.name.clone();
             let (agent, status) = Agent::new(s, client, self.cloud.providers());
             let metrics = agent.metrics();
             let shutdown = CancellationToken::new();

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context};
 use clap::Parser;
+use pinip::admin::status::AgentStatus;
 use pinip::agent::{Agent, AgentError, Exit};
 use pinip::cli::{Cli, Command};
 use pinip::config::Settings;
-use pinip::status::AgentStatus;
 use pinip_sim::kube::KubeSim;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -119,9 +119,9 @@ async fn spawn(
     kubeconfig: &Path,
     config: &NimbusConfig,
 ) -> anyhow::Result<RunningAgent> {
-    let client = pinip::cli::kube_client(Some(kubeconfig)).await?;
+    let client = pinip::cluster::client::kube_client(Some(kubeconfig)).await?;
     let providers = Arc::new(NimbusProviders {
-        config: config.clone(),
+        config: Some(config.clone()),
     });
     let (agent, status) = Agent::new(settings(node, kubeconfig)?, client, providers);
     let shutdown = CancellationToken::new();
@@ -142,8 +142,40 @@ fn assigned_address(status: &AgentStatus) -> Option<IpAddr> {
     }
 }
 
+/// `pinip-nimbus demo`: run the scenario and print what happened; non-zero on any surprise.
+pub async fn main() -> std::process::ExitCode {
+    use std::process::ExitCode;
+    pinip::process::logging::init(pinip::process::logging::LogLevel::Warn, false, false);
+    match run().await {
+        Ok(report) => {
+            println!(
+                "nimbus cloud {} / kubernetes API {}",
+                report.cloud_endpoint, report.kube_endpoint
+            );
+            for (node, ip) in &report.assigned {
+                println!("  {node}: {ip}");
+            }
+            println!("  {}: waited (pool of 2 for 3 nodes)", report.waited);
+            let (gone, ip, heir) = &report.handover;
+            println!("{gone} deleted: {ip} released and re-assigned to {heir}");
+            let calls: Vec<String> = report
+                .calls
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            println!("nimbus API calls: {}", calls.join(", "));
+            println!("custom provider demo: ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("custom provider demo failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 pub async fn run() -> anyhow::Result<DemoReport> {
-    pinip::tls::install_crypto_provider();
+    pinip::cloud::tls::install_crypto_provider();
     let cloud = NimbusCloud::start(TOKEN)
         .await
         .context("starting the Nimbus cloud")?;

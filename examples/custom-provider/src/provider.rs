@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pinip::agent::ProviderFactory;
-use pinip::config::Settings;
-use pinip::providers::CloudProviders;
+use pinip::cloud::factory::CloudProviders;
+use pinip::cloud::factory::ProviderFactory;
+use pinip::cloud::settings::CloudSettings;
 use pinip_providers::{
     ErrorClass, Instance, InstanceRef, Ownership, PoolAddress, PoolSpec, Provider, ProviderError,
     ProviderHandle,
@@ -69,7 +69,7 @@ impl NimbusProvider {
         }
         // reqwest is built on rustls without a provider of its own (ring is the
         // process's one crypto library): make sure it is installed before the client.
-        pinip::tls::install_crypto_provider();
+        pinip::cloud::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
             .build()
@@ -295,7 +295,22 @@ impl Provider for NimbusProvider {
 /// Chooses the provider from the node's providerID: Nimbus for `nimbus://…`, pinip's
 /// built-in providers (AWS, GCP) for everything else.
 pub struct NimbusProviders {
-    pub config: NimbusConfig,
+    /// None: `NIMBUS_ENDPOINT`/`NIMBUS_TOKEN` unset, so Nimbus nodes cannot be served.
+    pub config: Option<NimbusConfig>,
+}
+
+impl NimbusProviders {
+    /// The Nimbus endpoint and token from `NIMBUS_ENDPOINT` and `NIMBUS_TOKEN`.
+    pub fn from_env() -> NimbusProviders {
+        let config = match (
+            std::env::var("NIMBUS_ENDPOINT"),
+            std::env::var("NIMBUS_TOKEN"),
+        ) {
+            (Ok(endpoint), Ok(token)) => Some(NimbusConfig { endpoint, token }),
+            _ => None,
+        };
+        NimbusProviders { config }
+    }
 }
 
 #[async_trait]
@@ -303,13 +318,17 @@ impl ProviderFactory for NimbusProviders {
     async fn provider_for(
         &self,
         instance: &InstanceRef,
-        settings: &Settings,
+        settings: &CloudSettings,
     ) -> Result<ProviderHandle, ProviderError> {
         if instance.cloud == SCHEME {
-            Ok(Arc::new(NimbusProvider::new(
-                self.config.clone(),
-                &settings.pool,
-            )?))
+            let config = self.config.clone().ok_or_else(|| {
+                ProviderError::new(
+                    ErrorClass::InvalidInput,
+                    "SelectProvider",
+                    format!("node instance {instance} runs on Nimbus: set NIMBUS_ENDPOINT and NIMBUS_TOKEN"),
+                )
+            })?;
+            Ok(Arc::new(NimbusProvider::new(config, &settings.pool)?))
         } else {
             CloudProviders.provider_for(instance, settings).await
         }

@@ -1,0 +1,332 @@
+//! Acquiring an address: adopt the one the instance already holds, or claim a free one
+//! and attach it, retrying on the one schedule of `domain::retry` until it works.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use pinip_providers::{ErrorClass, Instance, Ownership, PoolAddress, ProviderError};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::report::{exhausted_note, humanize, Outcome};
+use super::{cloud, sleep_or_shutdown, Agent, AgentError, Held, NodeContext};
+use crate::cluster::claim_store::{Claim, ClaimAttempt, ClaimError};
+use crate::domain::claim_record::Phase;
+use crate::domain::retry::FailureHint;
+use crate::domain::selection::{candidates, held_by};
+
+/// The outcome of one pass over the pool.
+enum Pass {
+    Assigned(Box<Held>),
+    Exhausted { matched: usize, free: usize },
+    Interrupted,
+}
+
+/// A failed pass, by what the agent does about it.
+#[derive(Debug, thiserror::Error)]
+enum PassError {
+    #[error("{0}")]
+    Cloud(ProviderError),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl From<ProviderError> for PassError {
+    fn from(e: ProviderError) -> Self {
+        match e.class {
+            ErrorClass::InvalidInput => PassError::Config(e.to_string()),
+            _ => PassError::Cloud(e),
+        }
+    }
+}
+
+impl PassError {
+    fn hint(&self) -> FailureHint {
+        match self {
+            PassError::Cloud(e) => FailureHint {
+                throttled: e.class == ErrorClass::Throttled,
+                retry_after: e.retry_after,
+            },
+            _ => FailureHint::default(),
+        }
+    }
+}
+
+impl Agent {
+    /// Adopt or claim+attach, retrying until it works or shutdown (None).
+    pub(super) async fn acquire(
+        &self,
+        ctx: &mut NodeContext,
+        preferred: Option<IpAddr>,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Held>, AgentError> {
+        self.report.report(None, Outcome::Acquiring).await;
+        let policy = self.settings.retry;
+        let mut failures: u32 = 0;
+        let mut taint_given_up = false;
+        let mut publication_cleared = false;
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(None);
+            }
+            let delay = match self.pass(ctx, preferred, shutdown).await {
+                Ok(Pass::Assigned(held)) => return Ok(Some(*held)),
+                Ok(Pass::Interrupted) => return Ok(None),
+                Ok(Pass::Exhausted { matched, free }) => {
+                    failures = 0;
+                    // The node may still publish an address it no longer holds (lost while
+                    // this agent was down): a waiting node must not advertise it.
+                    if preferred.is_some() && !publication_cleared {
+                        match ctx.publisher.clear_address().await {
+                            Ok(()) => publication_cleared = true,
+                            Err(e) => {
+                                warn!(error = %e, "could not clear the stale publication; retrying")
+                            }
+                        }
+                        self.report.report(None, Outcome::PublicationCleared).await;
+                    }
+                    let note = exhausted_note(
+                        &self.settings.cloud.pool.filter,
+                        matched,
+                        free,
+                        policy.interval,
+                    );
+                    let exhausted = Outcome::PoolExhausted {
+                        matched,
+                        free,
+                        note,
+                    };
+                    self.report.report(Some(&ctx.notifier), exhausted).await;
+                    policy.interval
+                }
+                Err(PassError::Config(message)) => return Err(AgentError::Config(message)),
+                Err(error) => {
+                    failures += 1;
+                    let text = error.to_string();
+                    let class = match &error {
+                        PassError::Cloud(e) => Some(&e.class),
+                        _ => None,
+                    };
+                    let failed = Outcome::AttemptFailed {
+                        error: &text,
+                        class,
+                        attempt: failures,
+                    };
+                    self.report.report(Some(&ctx.notifier), failed).await;
+                    if policy.is_stalled_now(failures) {
+                        let note = format!(
+                            "{failures} attempts in a row failed (last: {error}); still trying every {}",
+                            humanize(policy.interval)
+                        );
+                        let stalled = Outcome::Stalled { error: &text, note };
+                        self.report.report(Some(&ctx.notifier), stalled).await;
+                    }
+                    policy.after_failure(failures, error.hint(), fastrand::f64())
+                }
+            };
+            self.maybe_give_up_taint(ctx, &mut taint_given_up).await;
+            if !sleep_or_shutdown(delay, shutdown).await {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// TAINT_GIVE_UP (KubeIP issue #156): when no address could be had for that long,
+    /// lift the taint and label the node `pinip.dev/assigned=false`, so a mixed pool keeps
+    /// scheduling. The agent keeps trying; a later assignment relabels the node.
+    async fn maybe_give_up_taint(&self, ctx: &NodeContext, done: &mut bool) {
+        let taint = &self.settings.taint;
+        let (Some(key), Some(after)) = (&taint.key, taint.give_up) else {
+            return;
+        };
+        if *done || self.report.elapsed() < after {
+            return;
+        }
+        *done = true;
+        let lifted = match ctx.publisher.remove_taint(key).await {
+            Ok(lifted) => lifted,
+            Err(e) => {
+                warn!(error = %e, taint = %key, "could not lift the taint after TAINT_GIVE_UP");
+                return;
+            }
+        };
+        if let Err(e) = ctx.publisher.mark_unassigned().await {
+            warn!(error = %e, "could not label the node as without an address");
+        }
+        if lifted {
+            let note = format!("no address after {}; removed taint {key} so the node can run workloads without a static address (label pinip.dev/assigned=false)", humanize(after));
+            let outcome = Outcome::TaintLiftedWithoutAddress { note };
+            self.report.report(Some(&ctx.notifier), outcome).await;
+        }
+    }
+
+    /// One pass: list the pool (one cloud call answers "already mine?" and "what is
+    /// free?"), then claim and attach the first candidate that is free in both places.
+    async fn pass(
+        &self,
+        ctx: &mut NodeContext,
+        preferred: Option<IpAddr>,
+        shutdown: &CancellationToken,
+    ) -> Result<Pass, PassError> {
+        let pool = cloud(ctx.provider.list_pool()).await?;
+        if let Some(mine) = held_by(&pool, &ctx.instance.id).into_iter().next() {
+            let adopted = ctx.claims.ensure_held(mine.ip).await?;
+            self.repair_ownership(ctx, mine).await;
+            return Ok(Pass::Assigned(Box::new(Held {
+                address: mine.clone(),
+                claim: adopted.claim,
+                adopted: true,
+                taken_from: adopted.taken_from,
+            })));
+        }
+        let ordered = self.settings.cloud.pool.order_by.is_some();
+        let free = candidates(&pool, &self.settings.node.name, ordered, preferred);
+        let seen = Outcome::PoolSeen {
+            matched: pool.len(),
+            free: pool.iter().filter(|a| a.is_free()).count(),
+        };
+        self.report.report(None, seen).await;
+        if free.is_empty() {
+            return Ok(Pass::Exhausted {
+                matched: pool.len(),
+                free: 0,
+            });
+        }
+        let instance = self.described(ctx).await?;
+        let owner = self.owner(ctx);
+        for candidate in &free {
+            if shutdown.is_cancelled() {
+                return Ok(Pass::Interrupted);
+            }
+            let mut claim = match ctx.claims.try_claim(candidate.ip).await? {
+                ClaimAttempt::Taken { holder } => {
+                    self.report.report(None, Outcome::ClaimConflict).await;
+                    debug!(address = %candidate.ip, %holder, "claimed by another node; next candidate");
+                    continue;
+                }
+                ClaimAttempt::Claimed(claim) => claim,
+            };
+            match self
+                .attach_renewing(ctx, candidate, &instance, &owner, &mut claim)
+                .await
+            {
+                Ok(()) => {
+                    let mut taken_from = None;
+                    match ctx.claims.mark_held(&mut claim).await {
+                        Ok(()) => {}
+                        // Someone took the claim over while we attached: the cloud says the
+                        // address is ours, so the claim is corrected to match.
+                        Err(ClaimError::Lost(_)) => {
+                            let adopted = ctx.claims.ensure_held(candidate.ip).await?;
+                            claim = adopted.claim;
+                            taken_from = adopted.taken_from;
+                        }
+                        Err(ClaimError::Kube(e)) => return Err(PassError::Kube(e)),
+                    }
+                    return Ok(Pass::Assigned(Box::new(Held {
+                        address: candidate.clone(),
+                        claim,
+                        adopted: false,
+                        taken_from,
+                    })));
+                }
+                Err(e) => {
+                    // A fresh claim goes back. Our held claim (the address our node still
+                    // publishes) stays, keeping the address reserved while we retry, unless
+                    // the cloud says the address is no longer to be had.
+                    let unavailable =
+                        matches!(e.class, ErrorClass::Conflict | ErrorClass::NotFound);
+                    if claim.phase == Phase::Claiming || unavailable {
+                        if let Err(release_error) = ctx.claims.release(&claim).await {
+                            warn!(error = %release_error, "could not release a claim after a failed attach; it expires after LEASE_DURATION");
+                        }
+                    }
+                    if unavailable {
+                        debug!(address = %candidate.ip, error = %e, "address unavailable in the cloud; next candidate");
+                        continue;
+                    }
+                    return Err(PassError::Cloud(e));
+                }
+            }
+        }
+        Ok(Pass::Exhausted {
+            matched: pool.len(),
+            free: free.len(),
+        })
+    }
+
+    /// The instance as the cloud describes it, read once per node.
+    async fn described(&self, ctx: &mut NodeContext) -> Result<Instance, ProviderError> {
+        if let Some(instance) = &ctx.described {
+            return Ok(instance.clone());
+        }
+        let described = cloud(ctx.provider.describe_instance(&ctx.instance)).await?;
+        ctx.described = Some(described.clone());
+        Ok(described)
+    }
+
+    /// Who we are, as the cloud's ownership record should say.
+    fn owner(&self, ctx: &NodeContext) -> Ownership {
+        Ownership {
+            cluster: self.settings.node.cluster.clone(),
+            node: self.settings.node.name.clone(),
+            instance: ctx.instance.id.clone(),
+        }
+    }
+
+    /// Correct an ownership record that does not name this node: a tag/label write that
+    /// failed after the attach, or an address attached before pinip ran. Attach is
+    /// idempotent on our own instance and records the owner; one cloud write, only then.
+    pub(super) async fn repair_ownership(&self, ctx: &NodeContext, address: &PoolAddress) {
+        let owner = self.owner(ctx);
+        if address.owner.as_ref() == Some(&owner) {
+            return;
+        }
+        let instance = match &ctx.described {
+            Some(instance) => instance.clone(),
+            None => match cloud(ctx.provider.describe_instance(&ctx.instance)).await {
+                Ok(instance) => instance,
+                Err(e) => {
+                    warn!(error = %e, "could not read the instance to correct the ownership record; retried at the next verification");
+                    return;
+                }
+            },
+        };
+        match cloud(ctx.provider.attach(address, &instance, &owner)).await {
+            Ok(()) => {
+                info!(address = %address.ip, previous_owner = ?address.owner, "ownership record corrected")
+            }
+            Err(e) => {
+                warn!(address = %address.ip, error = %e, "could not correct the ownership record; retried at the next verification")
+            }
+        }
+    }
+
+    /// Attach while renewing the claim, so a slow cloud does not let it expire.
+    async fn attach_renewing(
+        &self,
+        ctx: &NodeContext,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+        claim: &mut Claim,
+    ) -> Result<(), ProviderError> {
+        let attach = cloud(ctx.provider.attach(address, instance, owner));
+        tokio::pin!(attach);
+        let period = (self.settings.claims.duration / 3).max(Duration::from_millis(200));
+        let mut renew = tokio::time::interval_at(Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                result = &mut attach => return result,
+                _ = renew.tick() => {
+                    if let Err(e) = ctx.claims.renew(claim).await {
+                        warn!(error = %e, "could not renew the claim during attach");
+                    }
+                }
+            }
+        }
+    }
+}

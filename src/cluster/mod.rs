@@ -1,0 +1,9 @@
+//! The Kubernetes side: the claim Leases, the Node's publication, Events, the client,
+//! the API's error classes, and the RBAC the agent needs.
+
+pub mod claim_store;
+pub mod client;
+pub mod errors;
+pub mod events;
+pub mod permissions;
+pub mod publish;

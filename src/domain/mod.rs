@@ -1,0 +1,10 @@
+//! The pure decisions: what a providerID means, which address to try, whether a claim
+//! still binds, whether to release on exit, what a sweep frees, how long to wait before
+//! trying again. Nothing here does IO (`tests/architecture.rs` checks the imports).
+
+pub mod claim_record;
+pub mod exit_decision;
+pub mod identity;
+pub mod retry;
+pub mod selection;
+pub mod sweep_plan;
