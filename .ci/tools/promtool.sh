@@ -3,7 +3,7 @@
 # of deploy/monitoring (tests/monitoring_rules.rs). Source it: downloads the .deb once
 # and unpacks only promtool into the cache (nothing is installed system-wide, no
 # Prometheus service), exports PINIP_PROMTOOL.
-. "$(dirname "${BASH_SOURCE[0]}")/../lib/venv.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/cache.sh"
 pinip_promtool() {
   local dir="$PINIP_TOOL_CACHE/pinip-promtool"
   if [ ! -x "$dir/promtool" ]; then

@@ -59,12 +59,3 @@ iam.gke.io/gcp-service-account: {{ .Values.identity.gcp.serviceAccount | quote }
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
-
-{{/* One env entry when the value is set (null or "" = the agent's own default). */}}
-{{- define "pinip.env" -}}
-{{- $value := index . 1 -}}
-{{- if and (not (kindIs "invalid" $value)) (ne (toString $value) "") }}
-- name: {{ index . 0 }}
-  value: {{ toString $value | quote }}
-{{- end }}
-{{- end -}}

@@ -42,3 +42,18 @@ pinip_venv() {
   echo "$want" >"$dir/.pinned"
   rm -f "$log"
 }
+
+# pinip_cargo_tool CRATE VERSION BINARY: `cargo install --locked` CRATE@VERSION into the
+# cache once; prints the path of BINARY.
+pinip_cargo_tool() {
+  local crate=$1 version=$2 binary=$3
+  local root="$PINIP_TOOL_CACHE/pinip-$crate-$version"
+  if [ ! -x "$root/bin/$binary" ]; then
+    local log
+    log=$(mktemp)
+    # Its own temporary build directory, not the project's target dir.
+    pinip_quiet "$log" env -u CARGO_TARGET_DIR cargo install --quiet --locked --root "$root" "$crate@$version" || return 1
+    rm -f "$log"
+  fi
+  echo "$root/bin/$binary"
+}
