@@ -200,7 +200,12 @@ fn the_release_binary_is_built_locked_with_the_commit_baked_in() {
         .into_iter()
         .find(|r| r.args.contains("cargo build"))
         .expect("the build stage runs cargo build");
-    for flag in ["--release", "--locked", "--no-default-features", "--bin pinip"] {
+    for flag in [
+        "--release",
+        "--locked",
+        "--no-default-features",
+        "--bin pinip",
+    ] {
         assert!(run.args.contains(flag), "cargo build {flag}: {}", run.args);
     }
     let position = |keyword: &str, needle: &str| {
@@ -265,7 +270,13 @@ fn base_images_are_build_arguments_named_once_without_a_digest() {
     let mut images = Vec::new();
     for from in &froms {
         let image = from.args.split_whitespace().next().unwrap_or("");
-        if image == "scratch" || froms.iter().any(|f| f.args.to_lowercase().ends_with(&format!(" as {}", image.to_lowercase()))) {
+        if image == "scratch"
+            || froms.iter().any(|f| {
+                f.args
+                    .to_lowercase()
+                    .ends_with(&format!(" as {}", image.to_lowercase()))
+            })
+        {
             continue; // no base image, or an earlier stage
         }
         let arg = image
@@ -282,7 +293,11 @@ fn base_images_are_build_arguments_named_once_without_a_digest() {
         );
         images.push(default.clone());
     }
-    assert_eq!(images.len(), 2, "a build image and a runtime image: {images:?}");
+    assert_eq!(
+        images.len(),
+        2,
+        "a build image and a runtime image: {images:?}"
+    );
     // Named once: the image names appear nowhere else (comments showing how to pin them
     // by digest aside).
     for image in &images {
@@ -291,7 +306,10 @@ fn base_images_are_build_arguments_named_once_without_a_digest() {
             .lines()
             .filter(|l| !l.trim_start().starts_with('#') && l.contains(repository))
             .count();
-        assert_eq!(mentions, 1, "{repository} is named {mentions} times outside comments");
+        assert_eq!(
+            mentions, 1,
+            "{repository} is named {mentions} times outside comments"
+        );
     }
 }
 
@@ -306,7 +324,10 @@ fn the_simulators_are_behind_the_default_simulate_feature() {
         "Cargo.toml: [features] default = [\"simulate\", …]"
     );
     assert!(
-        manifest.optional_dependencies.iter().any(|d| d == "pinip-sim"),
+        manifest
+            .optional_dependencies
+            .iter()
+            .any(|d| d == "pinip-sim"),
         "Cargo.toml: pinip-sim is an optional dependency (enabled by `simulate`)"
     );
 }

@@ -248,7 +248,7 @@ fn rbac_renderings() -> Vec<(String, Vec<Value>)> {
     for file in helm_support::ci_values_files() {
         renderings.push((
             format!("deploy/helm/pinip ({file})"),
-            helm_support::render(&[&file], &serde_json::json!({})),
+            helm_support::render(&[file.as_str()], &serde_json::json!({})),
         ));
     }
     renderings

@@ -22,6 +22,20 @@ use std::process::Command;
 use helm_support::{ci_values_files, lint, notes, render, schema_error};
 use serde_json::{json, Value};
 
+/// `{..., key: value}`: values with a key chosen at run time.
+trait TapInsert {
+    fn tap_insert(self, key: &str, value: Value) -> Value;
+}
+
+impl TapInsert for Value {
+    fn tap_insert(mut self, key: &str, value: Value) -> Value {
+        if let Some(map) = self.as_object_mut() {
+            map.insert(key.to_string(), value);
+        }
+        self
+    }
+}
+
 /// Labels Helm's conventions add and kustomize's base has no counterpart for.
 const HELM_ONLY_LABELS: &[&str] = &[
     "app.kubernetes.io/instance",
@@ -114,7 +128,7 @@ fn every_rendering_passes_kubernetes_validate() {
 
     kubernetes_validate(&render(&[], &json!({})), "the default values");
     for file in ci_values_files() {
-        kubernetes_validate(&render(&[&file], &json!({})), &file);
+        kubernetes_validate(&render(&[file.as_str()], &json!({})), &file);
     }
 }
 
@@ -252,11 +266,6 @@ fn every_value_reaches_the_agent_as_its_setting() {
     }
     let ds = kustomize::the_one(&objects, "DaemonSet");
     assert_eq!(
-        kustomize::str_at(kustomize::container(ds), "/ports/0/containerPort").map(String::from),
-        None,
-        "containerPort is a number"
-    );
-    assert_eq!(
         kustomize::container(ds).pointer("/ports/0/containerPort"),
         Some(&json!(9191)),
         "the admin port follows admin.port"
@@ -331,13 +340,13 @@ fn the_schema_refuses_the_durations_the_agent_refuses() {
     }
     for key in ["verifyInterval", "releaseTimeout", "sweepInterval"] {
         assert!(
-            schema_error(&json!({ key: "60" })).is_some(),
+            schema_error(&json!({}).tap_insert(key, json!("60"))).is_some(),
             "{key}: 60 has no unit"
         );
     }
     for key in ["wait", "giveUp"] {
         assert!(
-            schema_error(&json!({"taint": { key: "0s" }})).is_some(),
+            schema_error(&json!({"taint": json!({}).tap_insert(key, json!("0s"))})).is_some(),
             "taint.{key}: zero"
         );
     }
@@ -459,7 +468,7 @@ fn checkov_passes_on_every_rendering_with_each_skip_justified() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut renderings = vec![("default".to_string(), render(&[], &json!({})))];
     for file in ci_values_files() {
-        renderings.push((file.clone(), render(&[&file], &json!({}))));
+        renderings.push((file.clone(), render(&[file.as_str()], &json!({}))));
     }
     for (what, objects) in renderings {
         let file = dir.path().join(format!("{}.yaml", what.replace('/', "_")));

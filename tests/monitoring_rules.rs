@@ -134,12 +134,12 @@ fn every_alert_has_a_firing_and_a_non_firing_case() {
                 .and_then(Value::as_array)
                 .map(Vec::len)
                 .unwrap_or(0);
-            *if expected > 0 {
-                firing.entry(name)
+            let counts = if expected > 0 {
+                &mut firing
             } else {
-                quiet.entry(name)
-            }
-            .or_default() += 1;
+                &mut quiet
+            };
+            *counts.entry(name).or_default() += 1;
         }
     }
     for alert in alerts() {
