@@ -1,33 +1,47 @@
 # syntax=docker/dockerfile:1
 #
-# The pinip agent image: a release build on Debian bookworm, run from distroless
-# (glibc, CA certificates, no shell, no package manager) as a non-root user.
+# The pinip agent image: the agent alone (no simulators, no test harness), built on
+# Debian bookworm and run from distroless (glibc, CA certificates, no shell, no package
+# manager) as a non-root user.
 #
 # Build (from the repository root; the commit is baked into `pinip --version`):
 #
 #   docker build --build-arg PINIP_COMMIT="$(git rev-parse HEAD)" \
 #     -t ghcr.io/pinip/pinip:"$(cargo pkgid -p pinip | cut -d'#' -f2)" .
 #
-# tests/deploy_dockerfile.rs checks this file's shape (no Docker engine runs in CI).
+# The base images are named once, here, as build arguments. They carry no digest: none
+# that anyone here could verify. Pin them in your release pipeline, where you can:
+#   --build-arg BUILD_IMAGE=docker.io/library/rust:1.95-slim-bookworm@sha256:… \
+#   --build-arg RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot@sha256:…
+#
+# tests/deploy_dockerfile.rs checks this file's shape (no Docker engine runs in CI), and
+# .ci/validate-deploy runs checkov's Dockerfile checks on it.
 
 ARG RUST_VERSION=1.95
+ARG BUILD_IMAGE=docker.io/library/rust:${RUST_VERSION}-slim-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
-FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS build
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 # The commit to bake in (build.rs reads it; the build context has no .git).
 ARG PINIP_COMMIT=unknown
 ENV PINIP_COMMIT=${PINIP_COMMIT} \
     CARGO_TERM_COLOR=never
 COPY . .
-# --locked: exactly the dependency versions of Cargo.lock. The caches keep the registry
-# and the target directory between builds; the binary is copied out of the cache mount.
+# --locked: exactly the dependency versions of Cargo.lock. --no-default-features: the
+# agent without the `simulate` feature (the simulators, the fake cloud, `pinip
+# simulate`'s playground). The caches keep the registry and the target directory
+# between builds; the binary is copied out of the cache mount. The last check proves
+# the simulators are out: such a binary's `pinip simulate` exits 2, saying where the
+# playground is.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin pinip \
+    cargo build --release --locked --no-default-features --bin pinip \
  && install -D -m 0755 target/release/pinip /out/pinip \
- && /out/pinip --version
+ && /out/pinip --version \
+ && { /out/pinip simulate >/dev/null 2>&1; test $? -eq 2; }
 
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM ${RUNTIME_IMAGE}
 ARG PINIP_COMMIT=unknown
 LABEL org.opencontainers.image.title="pinip" \
       org.opencontainers.image.description="Pins reserved static public IPs to Kubernetes nodes" \

@@ -1,8 +1,9 @@
 //! The Dockerfile, checked without a Docker engine (CI has none): multi-stage, a
-//! distroless final image running as the non-root user the DaemonSet expects, the
-//! release binary built `--locked` with the commit passed to build.rs, and
-//! `pinip --version` reporting version and commit. `.ci/validate-deploy` also runs
-//! checkov's Dockerfile checks on it.
+//! distroless final image running as the non-root user the DaemonSet expects, the base
+//! images named once as build arguments and never by a digest nobody here could verify,
+//! the release binary built `--locked --no-default-features` (the agent without the
+//! simulators) with the commit passed to build.rs, and `pinip --version` reporting
+//! version and commit. `.ci/validate-deploy` also runs checkov's Dockerfile checks on it.
 
 mod kustomize;
 
@@ -53,12 +54,41 @@ fn dockerfile() -> Vec<Instruction> {
     parse(&text)
 }
 
-/// The stages: (FROM arguments, instructions of the stage).
+/// The build arguments declared before the first FROM, with their defaults (`${VAR}`
+/// references to earlier ones resolved): what a FROM line may use.
+fn global_args() -> Vec<(String, String)> {
+    let mut args: Vec<(String, String)> = Vec::new();
+    for instruction in dockerfile() {
+        if instruction.keyword == "FROM" {
+            break;
+        }
+        if instruction.keyword == "ARG" {
+            let (name, default) = instruction
+                .args
+                .split_once('=')
+                .unwrap_or((&instruction.args, ""));
+            let value = substitute(default.trim_matches('"'), &args);
+            args.push((name.to_string(), value));
+        }
+    }
+    args
+}
+
+fn substitute(text: &str, args: &[(String, String)]) -> String {
+    let mut out = text.to_string();
+    for (name, value) in args {
+        out = out.replace(&format!("${{{name}}}"), value);
+    }
+    out
+}
+
+/// The stages: (FROM arguments with the build arguments' defaults, instructions).
 fn stages() -> Vec<(String, Vec<Instruction>)> {
+    let args = global_args();
     let mut stages: Vec<(String, Vec<Instruction>)> = Vec::new();
     for instruction in dockerfile() {
         if instruction.keyword == "FROM" {
-            stages.push((instruction.args.clone(), Vec::new()));
+            stages.push((substitute(&instruction.args, &args), Vec::new()));
         } else if let Some((_, body)) = stages.last_mut() {
             body.push(instruction);
         }
@@ -170,7 +200,12 @@ fn the_release_binary_is_built_locked_with_the_commit_baked_in() {
         .into_iter()
         .find(|r| r.args.contains("cargo build"))
         .expect("the build stage runs cargo build");
-    for flag in ["--release", "--locked", "--bin pinip"] {
+    for flag in [
+        "--release",
+        "--locked",
+        "--no-default-features",
+        "--bin pinip",
+    ] {
         assert!(run.args.contains(flag), "cargo build {flag}: {}", run.args);
     }
     let position = |keyword: &str, needle: &str| {
@@ -216,6 +251,122 @@ fn the_release_binary_is_built_locked_with_the_commit_baked_in() {
         "{} < rust-version {msrv}",
         arg.args
     );
+}
+
+#[test]
+fn base_images_are_build_arguments_named_once_without_a_digest() {
+    let text =
+        std::fs::read_to_string(kustomize::root().join("Dockerfile")).expect("read Dockerfile");
+    assert!(
+        !text.contains("@sha256:") || text.lines().filter(|l| l.contains("@sha256:")).all(|l| l.trim_start().starts_with('#')),
+        "no digest in the Dockerfile: nobody here could verify one (pin it in the release pipeline)"
+    );
+    let args = global_args();
+    let froms: Vec<Instruction> = dockerfile()
+        .into_iter()
+        .filter(|i| i.keyword == "FROM")
+        .collect();
+    assert!(froms.len() >= 2);
+    let mut images = Vec::new();
+    for from in &froms {
+        let image = from.args.split_whitespace().next().unwrap_or("");
+        if image == "scratch"
+            || froms.iter().any(|f| {
+                f.args
+                    .to_lowercase()
+                    .ends_with(&format!(" as {}", image.to_lowercase()))
+            })
+        {
+            continue; // no base image, or an earlier stage
+        }
+        let arg = image
+            .strip_prefix("${")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("FROM {image}: name the base image in a build argument (ARG before the first FROM)"));
+        let (_, default) = args
+            .iter()
+            .find(|(name, _)| name == arg)
+            .unwrap_or_else(|| panic!("FROM ${{{arg}}}: no ARG {arg} before the first FROM"));
+        assert!(
+            default.contains('/') && default.contains(':') && !default.contains('$'),
+            "ARG {arg}={default}: a registry path with a tag"
+        );
+        images.push(default.clone());
+    }
+    assert_eq!(
+        images.len(),
+        2,
+        "a build image and a runtime image: {images:?}"
+    );
+    // Named once: the image names appear nowhere else (comments showing how to pin them
+    // by digest aside).
+    for image in &images {
+        let repository = image.split(':').next().unwrap_or(image);
+        let mentions = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#') && l.contains(repository))
+            .count();
+        assert_eq!(
+            mentions, 1,
+            "{repository} is named {mentions} times outside comments"
+        );
+    }
+}
+
+/// The contract the image build relies on: the `simulate` feature (default on) carries
+/// the simulators, so `--no-default-features` leaves them out of the agent binary.
+#[test]
+fn the_simulators_are_behind_the_default_simulate_feature() {
+    let manifest: toml_like::Manifest = toml_like::read(&kustomize::root().join("Cargo.toml"));
+    assert!(
+        manifest.default_features.iter().any(|f| f == "simulate"),
+        "Cargo.toml: [features] default = [\"simulate\", …]"
+    );
+    assert!(
+        manifest
+            .optional_dependencies
+            .iter()
+            .any(|d| d == "pinip-sim"),
+        "Cargo.toml: pinip-sim is an optional dependency (enabled by `simulate`)"
+    );
+}
+
+/// Just enough of Cargo.toml's syntax for the feature contract above.
+mod toml_like {
+    pub struct Manifest {
+        pub default_features: Vec<String>,
+        pub optional_dependencies: Vec<String>,
+    }
+
+    pub fn read(path: &std::path::Path) -> Manifest {
+        let text = std::fs::read_to_string(path).expect("read Cargo.toml");
+        let mut section = String::new();
+        let mut default_features = Vec::new();
+        let mut optional_dependencies = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                section = line.to_string();
+                continue;
+            }
+            if section == "[features]" && line.starts_with("default") {
+                default_features = line
+                    .split(['[', ']', ',', '"'])
+                    .map(str::trim)
+                    .filter(|w| !w.is_empty() && !w.starts_with("default") && *w != "=")
+                    .map(String::from)
+                    .collect();
+            }
+            if section == "[dependencies]" && line.contains("optional = true") {
+                if let Some((name, _)) = line.split_once(['=', '.']) {
+                    optional_dependencies.push(name.trim().to_string());
+                }
+            }
+        }
+        Manifest {
+            default_features,
+            optional_dependencies,
+        }
+    }
 }
 
 #[test]

@@ -8,7 +8,9 @@
 //!   source, so renaming a setting without updating the manifests fails here);
 //! - the overlays (deploy/overlays/*) and the examples built on them grant exactly the
 //!   base's RBAC, contain nothing the agent does not use, and set what each cloud needs;
-//!   the probes ask the admin server on its port; the image tag is the crate version.
+//!   the probes ask the admin server on its port; the image tag is the crate version;
+//! - the Helm chart (deploy/helm/pinip, rendered by the Helm engine: tests/helm_support)
+//!   passes the same RBAC checks as deploy/base and sets only settings the agent reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -67,6 +69,10 @@ fn namespace(object: &Value) -> Option<&str> {
     str_at(object, "/metadata/namespace")
 }
 
+fn objects_in<'a>(objects: &'a [Value], kind_name: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| kind(o) == kind_name).collect()
+}
+
 fn objects_of(kind_name: &str) -> Vec<&'static Value> {
     rendered().iter().filter(|o| kind(o) == kind_name).collect()
 }
@@ -108,9 +114,18 @@ fn env_var(var: &str) -> Option<&'static Value> {
         .and_then(|env| env.iter().find(|e| str_at(e, "/name") == Some(var)))
 }
 
-/// The namespace `LEASE_NAMESPACE` resolves to in the pod.
-fn lease_namespace() -> String {
-    let entry = env_var("LEASE_NAMESPACE").expect("the DaemonSet sets LEASE_NAMESPACE");
+/// The namespace `LEASE_NAMESPACE` resolves to in the pod of a rendering's DaemonSet.
+fn lease_namespace(objects: &[Value]) -> String {
+    let sets = objects_in(objects, "DaemonSet");
+    assert_eq!(sets.len(), 1, "one DaemonSet");
+    let entry = sets[0]
+        .pointer("/spec/template/spec/containers/0/env")
+        .and_then(Value::as_array)
+        .and_then(|env| {
+            env.iter()
+                .find(|e| str_at(e, "/name") == Some("LEASE_NAMESPACE"))
+        })
+        .expect("the DaemonSet sets LEASE_NAMESPACE");
     if let Some(value) = str_at(entry, "/value") {
         return value.to_string();
     }
@@ -119,7 +134,7 @@ fn lease_namespace() -> String {
         Some("metadata.namespace"),
         "LEASE_NAMESPACE is a literal or the pod's own namespace"
     );
-    namespace(daemonset())
+    namespace(sets[0])
         .expect("the DaemonSet has a namespace")
         .to_string()
 }
@@ -127,8 +142,8 @@ fn lease_namespace() -> String {
 /// (group, resource, verb, scope)
 type Grant = (String, String, String, Scope);
 
-fn scope_of_namespace(ns: &str) -> Scope {
-    let lease_ns = lease_namespace();
+fn scope_of_namespace(objects: &[Value], ns: &str) -> Scope {
+    let lease_ns = lease_namespace(objects);
     assert_ne!(
         lease_ns, EVENT_NAMESPACE,
         "Leases and Events would share a Role namespace"
@@ -142,25 +157,25 @@ fn scope_of_namespace(ns: &str) -> Scope {
     }
 }
 
-/// Every grant the rendered RBAC gives the agent's ServiceAccount, by the Role or
+/// Every grant a rendering's RBAC gives the agent's ServiceAccount, by the Role or
 /// ClusterRole it comes from.
-fn granted() -> BTreeMap<Grant, String> {
+fn granted(objects: &[Value]) -> BTreeMap<Grant, String> {
     let mut grants = BTreeMap::new();
-    for binding in objects_of("ClusterRoleBinding")
+    for binding in objects_in(objects, "ClusterRoleBinding")
         .into_iter()
-        .chain(objects_of("RoleBinding"))
+        .chain(objects_in(objects, "RoleBinding"))
     {
         let role_kind = str_at(binding, "/roleRef/kind").unwrap_or("");
         let role_name = str_at(binding, "/roleRef/name").unwrap_or("");
         let (role, scope) = match (kind(binding), role_kind) {
             ("ClusterRoleBinding", "ClusterRole") => {
-                let role = objects_of("ClusterRole").into_iter().find(|r| name(r) == role_name);
+                let role = objects_in(objects, "ClusterRole").into_iter().find(|r| name(r) == role_name);
                 (role, Scope::Cluster)
             }
             ("RoleBinding", "Role") => {
                 let ns = namespace(binding).unwrap_or("");
-                let role = objects_of("Role").into_iter().find(|r| name(r) == role_name && namespace(r) == Some(ns));
-                (role, scope_of_namespace(ns))
+                let role = objects_in(objects, "Role").into_iter().find(|r| name(r) == role_name && namespace(r) == Some(ns));
+                (role, scope_of_namespace(objects, ns))
             }
             (binding_kind, role_kind) => panic!(
                 "{binding_kind} {} binds a {role_kind}: bind ClusterRoles with ClusterRoleBindings and Roles with RoleBindings",
@@ -221,8 +236,32 @@ fn granted() -> BTreeMap<Grant, String> {
     grants
 }
 
+/// Every rendering whose RBAC must be exactly src/permissions.rs: the kustomize base
+/// and the Helm chart (release `pinip` in `pinip-system`) with its default values and
+/// each of its ci/ values files. The overlays are compared with the base below.
+fn rbac_renderings() -> Vec<(String, Vec<Value>)> {
+    let mut renderings = vec![("deploy/base".to_string(), rendered().to_vec())];
+    renderings.push((
+        "deploy/helm/pinip (default values)".to_string(),
+        helm_support::render(&[], &serde_json::json!({})),
+    ));
+    for file in helm_support::ci_values_files() {
+        renderings.push((
+            format!("deploy/helm/pinip ({file})"),
+            helm_support::render(&[file.as_str()], &serde_json::json!({})),
+        ));
+    }
+    renderings
+}
+
 #[test]
 fn rbac_grants_exactly_the_required_permissions() {
+    for (what, objects) in rbac_renderings() {
+        rbac_grants_exactly_the_required_permissions_in(&what, &objects);
+    }
+}
+
+fn rbac_grants_exactly_the_required_permissions_in(what: &str, objects: &[Value]) {
     let required: BTreeSet<Grant> = REQUIRED
         .iter()
         .flat_map(|p| {
@@ -236,7 +275,7 @@ fn rbac_grants_exactly_the_required_permissions() {
             })
         })
         .collect();
-    let granted = granted();
+    let granted = granted(objects);
     let missing: Vec<_> = required
         .iter()
         .filter(|g| !granted.contains_key(*g))
@@ -247,37 +286,43 @@ fn rbac_grants_exactly_the_required_permissions() {
         .collect();
     assert!(
         missing.is_empty(),
-        "deploy/base/rbac.yaml lacks permissions the agent uses: {missing:?}"
+        "{what}: the RBAC (deploy/base/rbac.yaml, deploy/helm/pinip/templates/rbac.yaml) lacks permissions the agent uses: {missing:?}"
     );
     assert!(
         extra.is_empty(),
-        "deploy/base/rbac.yaml grants more than src/permissions.rs lists (least privilege): {extra:?}"
+        "{what}: the RBAC (deploy/base/rbac.yaml, deploy/helm/pinip/templates/rbac.yaml) grants more than src/permissions.rs lists (least privilege): {extra:?}"
     );
 }
 
 #[test]
 fn roles_live_where_their_scope_says() {
-    let granted = granted();
+    for (what, objects) in rbac_renderings() {
+        roles_live_where_their_scope_says_in(&what, &objects);
+    }
+}
+
+fn roles_live_where_their_scope_says_in(what: &str, objects: &[Value]) {
+    let granted = granted(objects);
     for ((group, resource, verb, scope), origin) in &granted {
         let expected = match scope {
             Scope::Cluster => "ClusterRole -/".to_string(),
-            Scope::LeaseNamespace => format!("Role {}/", lease_namespace()),
+            Scope::LeaseNamespace => format!("Role {}/", lease_namespace(objects)),
             Scope::EventNamespace => format!("Role {EVENT_NAMESPACE}/"),
         };
         assert!(
             origin.starts_with(&expected),
-            "{group}/{resource} {verb} ({scope:?}) comes from {origin}, expected a {expected}…"
+            "{what}: {group}/{resource} {verb} ({scope:?}) comes from {origin}, expected a {expected}…"
         );
     }
     assert_eq!(
-        lease_namespace(),
+        lease_namespace(objects),
         NAMESPACE,
-        "the lease Role is in {NAMESPACE}, so LEASE_NAMESPACE must be too"
+        "{what}: the lease Role is in {NAMESPACE}, so LEASE_NAMESPACE must be too"
     );
     // Nothing defined and left unbound (it would be dead weight or a grant in waiting).
-    for role in objects_of("ClusterRole")
+    for role in objects_in(objects, "ClusterRole")
         .into_iter()
-        .chain(objects_of("Role"))
+        .chain(objects_in(objects, "Role"))
     {
         let role_ref = format!(
             "{} {}/{}",
@@ -287,24 +332,37 @@ fn roles_live_where_their_scope_says() {
         );
         assert!(
             granted.values().any(|o| *o == role_ref),
-            "{role_ref} is not bound to the agent"
+            "{what}: {role_ref} is not bound to the agent"
         );
     }
 }
 
 #[test]
 fn bindings_point_at_the_pinip_service_account() {
-    let account = the_one("ServiceAccount");
+    for (what, objects) in rbac_renderings() {
+        bindings_point_at_the_pinip_service_account_in(&what, &objects);
+    }
+}
+
+fn bindings_point_at_the_pinip_service_account_in(what: &str, objects: &[Value]) {
+    let accounts = objects_in(objects, "ServiceAccount");
+    assert_eq!(accounts.len(), 1, "{what}: one ServiceAccount");
+    let account = accounts[0];
     assert_eq!(
         (namespace(account), name(account)),
-        (Some(NAMESPACE), SERVICE_ACCOUNT)
+        (Some(NAMESPACE), SERVICE_ACCOUNT),
+        "{what}"
     );
-    let bindings: Vec<_> = objects_of("ClusterRoleBinding")
+    let bindings: Vec<_> = objects_in(objects, "ClusterRoleBinding")
         .into_iter()
-        .chain(objects_of("RoleBinding"))
+        .chain(objects_in(objects, "RoleBinding"))
         .collect();
-    let roles = objects_of("ClusterRole").len() + objects_of("Role").len();
-    assert_eq!(bindings.len(), roles, "one binding per Role/ClusterRole");
+    let roles = objects_in(objects, "ClusterRole").len() + objects_in(objects, "Role").len();
+    assert_eq!(
+        bindings.len(),
+        roles,
+        "{what}: one binding per Role/ClusterRole"
+    );
     for binding in bindings {
         let subjects = binding
             .pointer("/subjects")
@@ -314,7 +372,7 @@ fn bindings_point_at_the_pinip_service_account() {
         assert_eq!(
             subjects.len(),
             1,
-            "{} {} binds exactly the agent",
+            "{what}: {} {} binds exactly the agent",
             kind(binding),
             name(binding)
         );
@@ -587,6 +645,7 @@ fn migration_guide_states_every_setting_and_its_default() {
 // ---------------------------------------------------------------------------------------
 // The overlays (deploy/overlays/*) and the examples built on them.
 
+mod helm_support;
 mod kustomize;
 
 use pinip::config::filter_syntax::{check_filter, FilterForm};
@@ -674,6 +733,43 @@ fn overlays_contain_nothing_the_agent_does_not_use() {
                 "{dir}: an env var is set twice: {names:?}"
             );
         }
+    }
+}
+
+/// Kinds only the chart renders, each behind a value that is off by default.
+const CHART_OPTIONAL_KINDS: &[&str] = &["PodMonitor", "PrometheusRule", "NetworkPolicy"];
+
+#[test]
+fn the_chart_contains_nothing_the_agent_does_not_use() {
+    let mut known: BTreeSet<String> = run_settings().into_keys().collect();
+    direct_env_reads(&root().join("src"), &mut known);
+    for (what, objects) in rbac_renderings().into_iter().skip(1) {
+        for object in &objects {
+            assert!(
+                AGENT_KINDS.contains(&kind(object)) || CHART_OPTIONAL_KINDS.contains(&kind(object)),
+                "{what} renders a {} ({}), which the agent does not use",
+                kind(object),
+                name(object)
+            );
+        }
+        let ds = daemonset_of(&objects);
+        let names: Vec<&str> = kustomize::container(ds)
+            .pointer("/env")
+            .and_then(Value::as_array)
+            .map(|env| env.iter().filter_map(|e| str_at(e, "/name")).collect())
+            .unwrap_or_default();
+        for var in &names {
+            assert!(
+                known.contains(*var),
+                "{what}: the DaemonSet sets {var}, which `pinip run` does not read"
+            );
+        }
+        let unique: BTreeSet<_> = names.iter().collect();
+        assert_eq!(
+            unique.len(),
+            names.len(),
+            "{what}: an env var is set twice: {names:?}"
+        );
     }
 }
 

@@ -32,6 +32,8 @@ module "eks" {
       max_size       = var.public_nodes_max
       desired_size   = var.public_nodes
       labels         = { "pinip.dev/pool" = "public" }
+      # What the pool accepts from outside the VPC: var.public_inbound and nothing else.
+      vpc_security_group_ids = [aws_security_group.public_inbound.id]
       taints = var.taint_public_nodes ? {
         pinip = { key = "pinip.dev/not-ready", value = "true", effect = "NO_SCHEDULE" }
       } : {}

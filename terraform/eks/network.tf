@@ -44,3 +44,31 @@ module "vpc" {
   public_subnet_tags  = { "kubernetes.io/role/elb" = "1" }
   private_subnet_tags = { "kubernetes.io/role/internal-elb" = "1" }
 }
+
+# The public pool's nodes have public addresses, so each is also a router to its pods
+# and answers on every NodePort and hostPort of the cluster. Security groups admit
+# nothing they do not list: the module's node group allows only the control plane and
+# node-to-node traffic, and this group adds exactly what var.public_inbound lists.
+# (Service controllers add rules of their own for Services of type LoadBalancer:
+# docs/deploy.md, "What a public address exposes".)
+resource "aws_security_group" "public_inbound" {
+  # checkov:skip=CKV2_AWS_5: attached to the public node group through module.eks (eks_managed_node_groups.public.vpc_security_group_ids), a registry module checkov does not download
+  name_prefix = "${var.cluster_name}-public-inbound-"
+  description = "Inbound traffic the public node pool accepts from outside (var.public_inbound)"
+  vpc_id      = module.vpc.vpc_id
+  tags        = var.tags
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "public_inbound" {
+  for_each          = { for rule in var.public_inbound : "${rule.protocol}-${rule.from_port}-${rule.to_port}-${rule.cidr_ipv4}" => rule }
+  security_group_id = aws_security_group.public_inbound.id
+  description       = each.value.description
+  ip_protocol       = each.value.protocol
+  from_port         = each.value.from_port
+  to_port           = each.value.to_port
+  cidr_ipv4         = each.value.cidr_ipv4
+}

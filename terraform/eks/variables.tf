@@ -96,3 +96,20 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "public_inbound" {
+  description = "Inbound traffic the public pool accepts from outside the VPC (security group rules; a security group admits nothing else). A node with a public address answers on every NodePort and hostPort of the cluster: list only what must be reachable. Default: nothing."
+  type = list(object({
+    description = string
+    protocol    = string
+    from_port   = number
+    to_port     = number
+    cidr_ipv4   = string
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for rule in var.public_inbound : rule.protocol != "-1"])
+    error_message = "Name a protocol and ports (tcp/udp/icmp); \"all traffic\" would open every NodePort."
+  }
+}

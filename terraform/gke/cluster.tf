@@ -126,6 +126,8 @@ resource "google_container_node_pool" "public" {
     service_account = local.node_config_common.service_account
     oauth_scopes    = local.node_config_common.oauth_scopes
     labels          = { "pinip.dev/pool" = "public" }
+    # network.tf's firewall rules for the public pool select this tag.
+    tags = ["${var.cluster_name}-public"]
 
     dynamic "taint" {
       for_each = var.taint_public_nodes ? [1] : []

@@ -4,8 +4,11 @@ resource "google_compute_network" "main" {
 }
 
 # Nothing from outside reaches the nodes, although the public pool has external
-# addresses: pinip's addresses are for egress. (GKE adds its own rules for the control
-# plane and node-to-node traffic at higher priorities.)
+# addresses: pinip's addresses are for egress. A node with a public address is also a
+# router to its pods and answers on every NodePort and hostPort, so this denial is what
+# keeps those closed. (GKE adds its own rules for the control plane and node-to-node
+# traffic at higher priorities, and `k8s-fw-*` allow rules for the NodePorts of every
+# Service of type LoadBalancer: docs/deploy.md, "What a public address exposes".)
 resource "google_compute_firewall" "deny_ingress" {
   name      = "${var.cluster_name}-deny-ingress"
   network   = google_compute_network.main.id
@@ -33,6 +36,26 @@ resource "google_compute_firewall" "deny_ingress_ipv6" {
     protocol = "all"
   }
   source_ranges = ["::/0"]
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
+# What the public pool accepts from outside, and nothing else: var.public_inbound.
+resource "google_compute_firewall" "public_inbound" {
+  for_each  = { for rule in var.public_inbound : rule.name => rule }
+  name      = "${var.cluster_name}-public-${each.key}"
+  network   = google_compute_network.main.id
+  direction = "INGRESS"
+  priority  = 1000
+
+  allow {
+    protocol = each.value.protocol
+    ports    = each.value.ports
+  }
+  source_ranges = each.value.source_ranges
+  target_tags   = ["${var.cluster_name}-public"]
 
   log_config {
     metadata = "INCLUDE_ALL_METADATA"

@@ -84,3 +84,19 @@ variable "pinip_image" {
   type        = string
   default     = "ghcr.io/pinip/pinip:0.1.0"
 }
+
+variable "public_inbound" {
+  description = "Inbound traffic the public pool accepts from outside (firewall allow rules; everything else is denied by deny_ingress). A node with a public address answers on every NodePort and hostPort of the cluster: list only what must be reachable. Default: nothing."
+  type = list(object({
+    name          = string
+    protocol      = string
+    ports         = list(string)
+    source_ranges = list(string)
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for rule in var.public_inbound : !contains(rule.source_ranges, "0.0.0.0/0") || length(rule.ports) > 0])
+    error_message = "An allow rule from 0.0.0.0/0 must name its ports."
+  }
+}
