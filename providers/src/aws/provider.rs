@@ -23,11 +23,11 @@ use super::filters::address_filters;
 use super::instance::InstanceFacts;
 use super::ipv6::Ipv6Pool;
 use super::ordering::{AwsOrder, AwsOrderField};
-use crate::{OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG};
 use crate::{
     ErrorClass, Instance, InstanceRef, IpFamily, Ownership, PoolAddress, PoolSpec, Provider,
     ProviderError,
 };
+use crate::{OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG};
 
 /// On an ENI: which pool IPv6 address the ownership tags are about.
 pub const OWNER_IPV6_TAG: &str = "pinip.dev/ipv6-address";
