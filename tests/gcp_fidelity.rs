@@ -194,16 +194,24 @@ async fn the_ipv6_swap_takes_the_two_documented_steps_and_release_too() {
 async fn an_ipv6_address_that_cannot_fit_is_a_conflict_and_changes_nothing() {
     let sim = sim().await;
     let p = provider(&sim, IpFamily::V6, Some("name"));
-    // Listed before the NIC is known (the agent's first pass): the misfits are there.
+    // Listed before the NIC is known (the agent's first pass): a load balancer's range
+    // is never offered, a range of another subnetwork still is.
     let pool = p.list_pool().await.unwrap();
-    assert_eq!(ids(&pool), ["v6-a-lb", "v6-b-elsewhere", "v6-good"]);
+    assert_eq!(ids(&pool), ["v6-b-elsewhere", "v6-good"]);
     let me = described(&p, "node-1").await;
-    for misfit in &pool[..2] {
+    let netlb = pinip_providers::PoolAddress {
+        id: "v6-a-lb".into(),
+        ip: ip("2600:1900:4000:abce::"),
+        attached_to: None,
+        owner: None,
+        labels: Default::default(),
+    };
+    for misfit in [&netlb, &pool[0]] {
         let e = p.attach(misfit, &me, &owner("node-1")).await.unwrap_err();
         assert_eq!(e.class, ErrorClass::Conflict, "{e}");
     }
     assert_eq!(sim.request_counts().writes(), 0, "nothing was touched");
-    p.attach(&pool[2], &me, &owner("node-1")).await.unwrap();
+    p.attach(&pool[1], &me, &owner("node-1")).await.unwrap();
     assert_eq!(sim.attached_to("node-1"), vec![ip("2600:1900:4000:abcd::")]);
     sim.shutdown();
 }

@@ -295,6 +295,7 @@ async fn gcp_random_throttling_and_server_errors_end_in_distinct_assignments_and
         error_rate: 0.05,
         throttle_rate: 0.05,
         seed: 7,
+        ..pinip_sim::compute::Faults::default()
     });
     let mut settings = Vec::new();
     for node in &world.nodes {

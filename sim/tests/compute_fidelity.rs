@@ -234,7 +234,7 @@ async fn aggregated_lists_name_every_region_and_empty_pages_carry_a_token() {
     let (mut seen, mut empty_with_token) = (Vec::new(), 0);
     let mut token: Option<String> = None;
     for _ in 0..200 {
-        let mut query = vec![("maxResults", "3")];
+        let mut query = vec![("maxResults", "1")];
         if let Some(t) = &token {
             query.push(("pageToken", t.as_str()));
         }
