@@ -295,6 +295,7 @@ async fn gcp_random_throttling_and_server_errors_end_in_distinct_assignments_and
         error_rate: 0.05,
         throttle_rate: 0.05,
         seed: 7,
+        ..pinip_sim::compute::Faults::default()
     });
     let mut settings = Vec::new();
     for node in &world.nodes {
@@ -320,4 +321,101 @@ async fn gcp_random_throttling_and_server_errors_end_in_distinct_assignments_and
         agent.stop().await.unwrap();
     }
     world.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_order_by_and_unusable_ipv6_addresses_never_block_a_node() {
+    let (world, gcp) = world(2, 3, IpFamily::V6).await;
+    // Sorted first by name, and neither can go on a node: a load balancer's range, and
+    // a range of another subnetwork.
+    // The region of the simulated world's zones (`sim-1a`, …).
+    let region = "sim-1";
+    gcp.compute().add_ipv6_address(
+        region,
+        "aaa-netlb",
+        "2001:db8:ffff::".parse().unwrap(),
+        &[("kubeip", "reserved")],
+        "NETLB",
+        "default",
+    );
+    gcp.compute().add_ipv6_address(
+        region,
+        "aab-elsewhere",
+        "2001:db8:fffe::".parse().unwrap(),
+        &[("kubeip", "reserved")],
+        "VM",
+        "other",
+    );
+    let mut agents = Vec::new();
+    for node in &world.nodes {
+        let mut settings = quick(&world, &node.name);
+        settings.pool.order_by = Some("name".into());
+        agents.push(world.spawn_agent(settings).await.unwrap());
+    }
+    for agent in &mut agents {
+        let (address, _) = assigned(agent).await;
+        assert!(
+            !address.to_string().starts_with("2001:db8:fff"),
+            "a misfit was assigned: {address}"
+        );
+        let instance = world.node(&agent.node).unwrap().instance.clone();
+        assert_eq!(gcp.attached_to(&instance), vec![address]);
+        assert_eq!(
+            gcp.compute().stack_type(&instance).as_deref(),
+            Some("IPV4_IPV6")
+        );
+    }
+    assert!(gcp.violations().is_empty(), "{:?}", gcp.violations());
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    world.shutdown();
+}
+
+/// Every Compute answer a client must survive, mixed in: throttling (429 and 403),
+/// 5xx, `resourceNotReady`, `QUOTA_EXCEEDED`, early `wait`s, empty pages.
+async fn every_compute_fault(family: IpFamily) {
+    let (world, gcp) = world(6, 6, family).await;
+    gcp.compute()
+        .set_faults(pinip_sim::compute::Faults::everything(
+            0.05,
+            Duration::from_millis(5),
+            21,
+        ));
+    let settings = world.nodes.iter().map(|n| quick(&world, &n.name)).collect();
+    let mut agents = world.spawn_agents(settings).await.unwrap();
+    let mut addresses = Vec::new();
+    for agent in &mut agents {
+        addresses.push(assigned(agent).await.0);
+    }
+    gcp.compute()
+        .set_faults(pinip_sim::compute::Faults::default());
+    eventually("every accepted write has landed", || {
+        gcp.compute().running_operations() == 0
+    })
+    .await;
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 6);
+    assert_eq!(gcp.duplicates(), 0);
+    assert!(gcp.violations().is_empty(), "{:?}", gcp.violations());
+    assert!(gcp.compute().managed_without_external_ipv4().is_empty());
+    assert!(gcp.compute().managed_without_external_ipv6().is_empty());
+    for node in &world.nodes {
+        assert_eq!(gcp.attached_to(&node.instance).len(), 1, "{}", node.name);
+    }
+    for agent in agents {
+        agent.stop().await.unwrap();
+    }
+    world.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_every_compute_fault_at_once_ipv4() {
+    every_compute_fault(IpFamily::V4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_every_compute_fault_at_once_ipv6() {
+    every_compute_fault(IpFamily::V6).await;
 }

@@ -291,7 +291,7 @@ async fn stale_label_fingerprints_are_reread() {
 }
 
 #[tokio::test]
-async fn ipv6_replaces_the_ephemeral_address_in_one_update_and_release_restores_one() {
+async fn ipv6_swaps_in_two_steps_after_a_stale_fingerprint_and_release_restores_one() {
     let s = setup(IpFamily::V6).await;
     let me = described(&s, "node-1").await;
     let pool = s.provider.list_pool().await.unwrap();
@@ -312,8 +312,8 @@ async fn ipv6_replaces_the_ephemeral_address_in_one_update_and_release_restores_
     let counts = s.sim.request_counts();
     assert_eq!(
         counts.method("instances.updateNetworkInterface"),
-        2,
-        "one 412, one success"
+        3,
+        "one 412, then the two documented steps (IPV4_ONLY, then IPV4_IPV6 with the address)"
     );
     assert_eq!(
         counts.method("instances.deleteAccessConfig"),

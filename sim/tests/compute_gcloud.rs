@@ -340,6 +340,53 @@ async fn gcloud_swaps_the_access_config_and_the_simulator_follows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcloud_updates_the_ipv6_access_config_with_the_fingerprint() {
     let g = Gcloud::new().await;
+    // The one-step swap (dual-stack stays dual-stack, the address changes) is refused:
+    // `--external-ipv6-address` is for NICs of stack type IPV4_ONLY.
+    let one_step = [
+        "compute",
+        "instances",
+        "network-interfaces",
+        "update",
+        "node-1",
+        "--zone",
+        ZONE,
+        "--network-interface",
+        "nic0",
+        "--stack-type",
+        "IPV4_IPV6",
+        "--ipv6-network-tier",
+        "PREMIUM",
+        "--external-ipv6-address",
+        "2600:1900:4000:abcd:0:0:0:0",
+        "--external-ipv6-prefix-length",
+        "96",
+    ];
+    let ran = g.run(&one_step).await;
+    assert!(!ran.ok, "the one-step IPv6 swap must be refused");
+    assert!(ran.stderr.contains("IPV4_ONLY"), "{}", ran.stderr);
+    for instance in ["node-1", "node-2"] {
+        let ran = g
+            .run(&[
+                "compute",
+                "instances",
+                "network-interfaces",
+                "update",
+                instance,
+                "--zone",
+                ZONE,
+                "--network-interface",
+                "nic0",
+                "--stack-type",
+                "IPV4_ONLY",
+            ])
+            .await;
+        assert!(ran.ok, "{}", ran.stderr);
+        assert_eq!(g.sim.stack_type(instance).as_deref(), Some("IPV4_ONLY"));
+    }
+    let updates = g
+        .sim
+        .request_counts()
+        .method("instances.updateNetworkInterface");
     let ran = g
         .run(&[
             "compute",
@@ -371,7 +418,10 @@ async fn gcloud_updates_the_ipv6_access_config_with_the_fingerprint() {
         .attached_to("node-1")
         .contains(&ip("2600:1900:4000:abcd::")));
     let counts = g.sim.request_counts();
-    assert_eq!(counts.method("instances.updateNetworkInterface"), 1);
+    assert_eq!(
+        counts.method("instances.updateNetworkInterface"),
+        updates + 1
+    );
     // gcloud read the NIC first (for its fingerprint) and waited on the operation.
     assert!(counts.method("instances.get") >= 1);
     assert!(counts.method("zoneOperations.wait") >= 1);

@@ -10,7 +10,11 @@
 //! - if adding the static address fails after the ephemeral one was removed, an
 //!   ephemeral one is restored (re-read, re-added, a few attempts with backoff) before
 //!   the error is returned;
-//! - the swap runs to its end even if the caller gives up waiting (see `mod.rs`).
+//! - the swap runs to its end even if the caller gives up waiting (see `mod.rs`);
+//! - a change lands when its operation completes, not when it is accepted: a delete
+//!   whose end was not seen (its wait failed) may still land after the restore looked
+//!   at the NIC, so the restore first settles any such write ([`ComputeClient::settle`])
+//!   and never trusts a read taken while one is pending.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -185,6 +189,16 @@ async fn restore_ephemeral(
 ) {
     let mut delay = RESTORE_FIRST_DELAY;
     for attempt in 1..=RESTORE_ATTEMPTS {
+        if !client.settle(zone, instance).await {
+            warn!(
+                instance,
+                attempt,
+                "an earlier write on the instance is not seen done yet; the restore waits for it"
+            );
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+            continue;
+        }
         let has_one = if known_missing && attempt == 1 {
             false
         } else {

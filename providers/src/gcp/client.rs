@@ -2,9 +2,16 @@
 //! classification, pagination, and waiting on operations with `operations/{op}/wait`
 //! (an operation that ends in error is an error; KubeIP took some failed waits for
 //! success).
+//!
+//! `wait` is best-effort: it may answer at once with the operation still RUNNING, so
+//! it is called again (with a short pause when it came back early) until DONE or
+//! [`OPERATION_BUDGET`] runs out; a blip on the wait itself is retried too. An
+//! instance write whose end could not be seen is remembered, and [`ComputeClient::settle`]
+//! waits for it before anyone trusts a read of that instance (the change lands when the
+//! operation completes, not when it was accepted).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::RETRY_AFTER;
@@ -17,6 +24,7 @@ use crate::{ErrorClass, ProviderError};
 
 use super::auth::TokenSource;
 use super::errors;
+use super::operation::{instance_of_url, Unfinished};
 use super::permissions::method;
 use super::wire::{
     AccessConfig, Address, AddressList, Instance, NetworkInterface, Operation, SetLabelsRequest,
@@ -26,15 +34,24 @@ use super::wire::{
 pub const DEFAULT_ENDPOINT: &str = "https://compute.googleapis.com/compute/v1/";
 /// Plain calls; `wait` is allowed longer (the API holds it up to ~2 minutes).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-const WAIT_TIMEOUT: Duration = Duration::from_secs(150);
-/// An operation still not DONE after this many `wait` calls is reported as transient.
-const MAX_WAITS: usize = 10;
+pub(super) const WAIT_TIMEOUT: Duration = Duration::from_secs(150);
+/// How long an operation is followed before it is reported as not done (transient).
+pub const OPERATION_BUDGET: Duration = Duration::from_secs(300);
+/// How long [`ComputeClient::settle`] follows a write whose end was not seen.
+pub(super) const SETTLE_BUDGET: Duration = Duration::from_secs(60);
+/// Pauses between polls when `wait` answers early or fails: doubling, capped.
+pub(super) const FIRST_PAUSE: Duration = Duration::from_millis(100);
+pub(super) const MAX_PAUSE: Duration = Duration::from_secs(5);
+/// A `wait` that answers sooner than this, not DONE, is followed by a pause.
+pub(super) const EARLY: Duration = Duration::from_secs(1);
 /// Largest page the API serves.
 const PAGE_SIZE: &str = "500";
+/// Pages followed at most (empty pages with a token count too): a runaway guard.
+const MAX_PAGES: usize = 10_000;
 
 /// Where an operation lives (zonal for instance calls, regional for address labels).
-#[derive(Clone, Debug)]
-enum Scope<'a> {
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Scope<'a> {
     Zone(&'a str),
     Region(&'a str),
 }
@@ -46,6 +63,12 @@ pub struct ComputeClient {
     base: Url,
     project: String,
     token: TokenSource,
+    /// By instance name: writes whose end is unknown (see [`ComputeClient::settle`]).
+    pub(super) unfinished: Arc<Mutex<HashMap<String, Unfinished>>>,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ComputeClient {
@@ -69,6 +92,7 @@ impl ComputeClient {
             base,
             project: project.to_string(),
             token,
+            unfinished: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -77,7 +101,7 @@ impl ComputeClient {
     }
 
     /// `{base}projects/{project}/{segments…}`, each segment percent-encoded.
-    fn url(&self, segments: &[&str]) -> Url {
+    pub(super) fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty()
@@ -119,7 +143,7 @@ impl ComputeClient {
         ))
     }
 
-    async fn json<T: DeserializeOwned>(
+    pub(super) async fn json<T: DeserializeOwned>(
         &self,
         op: &'static str,
         request: RequestBuilder,
@@ -131,40 +155,43 @@ impl ComputeClient {
             .map_err(|e| errors::from_transport(op, &format!("unreadable answer: {e}")))
     }
 
-    fn request(&self, verb: Method, url: Url, timeout: Duration) -> RequestBuilder {
+    pub(super) fn request(&self, verb: Method, url: Url, timeout: Duration) -> RequestBuilder {
         self.http
             .request(verb, url)
             .timeout(timeout)
             .query(&[("alt", "json")])
     }
 
-    /// `addresses.list` with `filter` and `orderBy`, every page.
+    /// `addresses.list` with `filter` (never `orderBy`: the API refuses the two
+    /// together), every page, empty ones included.
     pub async fn list_addresses(
         &self,
         region: &str,
         filter: &str,
-        order_by: Option<&str>,
     ) -> Result<Vec<Address>, ProviderError> {
         let url = self.url(&["regions", region, "addresses"]);
         let mut all = Vec::new();
         let mut page_token: Option<String> = None;
-        loop {
+        for _ in 0..MAX_PAGES {
             let mut request = self
                 .request(Method::GET, url.clone(), CALL_TIMEOUT)
                 .query(&[("filter", filter), ("maxResults", PAGE_SIZE)]);
-            if let Some(order) = order_by {
-                request = request.query(&[("orderBy", order)]);
-            }
             if let Some(token) = &page_token {
                 request = request.query(&[("pageToken", token.as_str())]);
             }
             let page: AddressList = self.json(method::ADDRESSES_LIST, request).await?;
             all.extend(page.items);
+            // A page may be empty and still carry a token (`NO_RESULTS_ON_PAGE`): follow it.
             match page.next_page_token.filter(|t| !t.is_empty()) {
                 Some(next) if Some(&next) != page_token.as_ref() => page_token = Some(next),
                 _ => return Ok(all),
             }
         }
+        Err(ProviderError::new(
+            ErrorClass::Transient,
+            method::ADDRESSES_LIST,
+            format!("the address list did not end within {MAX_PAGES} pages"),
+        ))
     }
 
     pub async fn get_address(&self, region: &str, name: &str) -> Result<Address, ProviderError> {
@@ -274,8 +301,8 @@ impl ComputeClient {
         .await
     }
 
-    /// A call that returns an Operation: send it, then wait until it is DONE and
-    /// report its errors.
+    /// A call that returns an Operation: send it, then follow it until it is DONE and
+    /// report its errors. An instance write whose end is not seen is remembered.
     async fn mutate<B: Serialize + ?Sized>(
         &self,
         op: &'static str,
@@ -285,48 +312,31 @@ impl ComputeClient {
         body: Option<&B>,
         scope: Scope<'_>,
     ) -> Result<(), ProviderError> {
-        let mut request = self.request(verb, url, CALL_TIMEOUT).query(query);
+        let mut request = self.request(verb, url.clone(), CALL_TIMEOUT).query(query);
         if let Some(body) = body {
             request = request.json(body);
         }
         let operation: Operation = self.json(op, request).await?;
-        let done = self.wait(op, operation, scope).await?;
+        let name = operation.name.clone();
+        let done = match self.follow(op, operation, scope, OPERATION_BUDGET).await {
+            Ok(done) => done,
+            Err(e) => {
+                if let (Scope::Zone(zone), Some(instance)) = (scope, instance_of_url(&url)) {
+                    lock(&self.unfinished).insert(
+                        instance.to_string(),
+                        Unfinished {
+                            zone: zone.to_string(),
+                            operation: name,
+                        },
+                    );
+                }
+                return Err(e);
+            }
+        };
         match errors::from_operation(op, &done) {
             Some(error) => Err(error),
             None => Ok(()),
         }
-    }
-
-    /// `POST …/operations/{name}/wait` until DONE.
-    async fn wait(
-        &self,
-        op: &'static str,
-        mut operation: Operation,
-        scope: Scope<'_>,
-    ) -> Result<Operation, ProviderError> {
-        for _ in 0..MAX_WAITS {
-            if operation.is_done() {
-                return Ok(operation);
-            }
-            let (url, wait_method) = match scope {
-                Scope::Zone(zone) => (
-                    self.url(&["zones", zone, "operations", &operation.name, "wait"]),
-                    method::ZONE_OPERATIONS_WAIT,
-                ),
-                Scope::Region(region) => (
-                    self.url(&["regions", region, "operations", &operation.name, "wait"]),
-                    method::REGION_OPERATIONS_WAIT,
-                ),
-            };
-            operation = self
-                .json(wait_method, self.request(Method::POST, url, WAIT_TIMEOUT))
-                .await?;
-        }
-        Err(ProviderError::new(
-            ErrorClass::Transient,
-            op,
-            format!("operation {} is still not done", operation.name),
-        ))
     }
 }
 
@@ -422,6 +432,15 @@ mod tests {
             assert_eq!(e.class, ErrorClass::InvalidInput, "{bad}");
             assert!(e.message.contains("GCP_COMPUTE_ENDPOINT"));
         }
+    }
+
+    #[test]
+    fn writes_name_their_instance() {
+        let c = client("http://127.0.0.1:1/compute/v1/");
+        let url = c.url(&["zones", "z", "instances", "node-1", "deleteAccessConfig"]);
+        assert_eq!(instance_of_url(&url), Some("node-1"));
+        let labels = c.url(&["regions", "r", "addresses", "a", "setLabels"]);
+        assert_eq!(instance_of_url(&labels), None);
     }
 
     #[test]

@@ -1,9 +1,15 @@
 //! A failed Compute call (an HTTP error, or an operation that ended in error) → the
 //! [`ErrorClass`] the agent acts on. Pure functions over status, headers and body.
 //!
-//! - `429`, or a `rateLimitExceeded`/`userRateLimitExceeded` reason (Compute sends
-//!   those with 403 too): throttled, back off harder, honour `Retry-After`;
-//! - an address in use by another resource: conflict, i.e. "next candidate";
+//! - `429`, or a `rateLimitExceeded`/`userRateLimitExceeded`/`quotaExceeded` reason
+//!   (Compute sends those with 403 too): throttled, back off harder, honour
+//!   `Retry-After`; an operation that ends in `QUOTA_EXCEEDED` (a project quota such
+//!   as in-use addresses, reported with HTTP status 403) is throttled as well — it
+//!   clears when quota frees up or is raised, and it is not a missing IAM permission;
+//! - `400 resourceNotReady` (another operation is running on the instance): retry soon;
+//! - an address in use by another resource, or one that cannot go on this NIC (an IPv6
+//!   range of another subnetwork or of endpoint type `NETLB`): conflict, i.e. "next
+//!   candidate", so one unusable address never blocks a node;
 //! - any other 403: permanent until IAM is fixed, and the message names the permission
 //!   (from the API's `Required '…' permission` text, else from [`super::permissions`]);
 //! - a 400 about `filter`/`orderBy`: invalid input (a bad `FILTER`/`ORDER_BY`);
@@ -17,7 +23,18 @@ use super::permissions::needed_by;
 use super::wire::{ErrorBody, Operation};
 
 /// Reasons Compute uses for throttling.
-const THROTTLE_REASONS: &[&str] = &["rateLimitExceeded", "userRateLimitExceeded"];
+const THROTTLE_REASONS: &[&str] = &[
+    "rateLimitExceeded",
+    "userRateLimitExceeded",
+    "quotaExceeded",
+];
+
+/// Operation error codes that mean "slow down / wait for quota".
+const QUOTA_CODES: &[&str] = &["QUOTA_EXCEEDED", "RATE_LIMIT_EXCEEDED"];
+
+/// Another operation holds the resource (HTTP reason and operation code).
+const NOT_READY_REASON: &str = "resourceNotReady";
+const NOT_READY_CODE: &str = "RESOURCE_NOT_READY";
 
 /// Operation error codes that mean "the address is used by someone else".
 const IN_USE_CODES: &[&str] = &[
@@ -55,6 +72,8 @@ pub fn from_http(
     let in_use = reasons.contains(&"resourceInUseByAnotherResource") || mentions_in_use(&message);
     let class = match status {
         _ if throttled => ErrorClass::Throttled,
+        400 if reasons.contains(&NOT_READY_REASON) => ErrorClass::Transient,
+        400 if does_not_fit(&message) => ErrorClass::Conflict,
         403 => ErrorClass::PermissionDenied {
             action: permission_in(&message).unwrap_or_else(|| fallback_permission(method)),
         },
@@ -112,8 +131,14 @@ pub fn from_operation(method: &'static str, op: &Operation) -> Option<ProviderEr
         || mentions_in_use(&message)
     {
         ErrorClass::Conflict
-    } else if code == "RATE_LIMIT_EXCEEDED" || status == 429 {
+    } else if errors
+        .iter()
+        .any(|e| QUOTA_CODES.contains(&e.code.as_str()))
+        || status == 429
+    {
         ErrorClass::Throttled
+    } else if errors.iter().any(|e| e.code == NOT_READY_CODE) {
+        ErrorClass::Transient
     } else if status == 403 || code.contains("PERMISSION") {
         ErrorClass::PermissionDenied {
             action: permission_in(&message).unwrap_or_else(|| fallback_permission(method)),
@@ -167,6 +192,16 @@ fn mentions_in_use(message: &str) -> bool {
         || lower.contains("is already in use")
 }
 
+/// A 400 about the address named in an access config that says it cannot go on this
+/// NIC (wrong subnetwork or endpoint type): another address may.
+fn does_not_fit(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    (lower.contains("externalipv6") || lower.contains("natip"))
+        && (lower.contains("subnetwork")
+            || lower.contains("endpoint type")
+            || lower.contains("ipv6endpointtype"))
+}
+
 fn is_about_filter(message: &str) -> bool {
     let lower = message.to_ascii_lowercase();
     lower.contains("filter") || lower.contains("orderby") || lower.contains("sorting")
@@ -209,6 +244,56 @@ mod tests {
         );
         assert_eq!(e.class, ErrorClass::Throttled);
         assert!(e.is_retryable());
+    }
+
+    #[test]
+    fn not_ready_is_transient_quota_is_throttling_and_misfits_are_conflicts() {
+        let e = from_http(
+            method::ADD_ACCESS_CONFIG,
+            400,
+            None,
+            &body(
+                400,
+                "resourceNotReady",
+                "The resource 'projects/p/zones/z/instances/n' is not ready",
+            ),
+        );
+        assert_eq!(e.class, ErrorClass::Transient);
+        let quota = Operation {
+            name: "op-q".into(),
+            status: "DONE".into(),
+            error: Some(OperationErrors {
+                errors: vec![OperationError {
+                    code: "QUOTA_EXCEEDED".into(),
+                    message:
+                        "Quota 'IN_USE_ADDRESSES' exceeded.  Limit: 8.0 in region us-central1."
+                            .into(),
+                }],
+            }),
+            http_error_status_code: Some(403),
+            ..Operation::default()
+        };
+        let e = from_operation(method::ADD_ACCESS_CONFIG, &quota).unwrap();
+        assert_eq!(e.class, ErrorClass::Throttled, "{e}");
+        assert!(e.message.contains("IN_USE_ADDRESSES"));
+        let e = from_http(
+            method::ADDRESSES_LIST,
+            403,
+            None,
+            &body(
+                403,
+                "quotaExceeded",
+                "Quota exceeded for quota metric 'Read requests'",
+            ),
+        );
+        assert_eq!(e.class, ErrorClass::Throttled);
+        let e = from_http(
+            method::UPDATE_NETWORK_INTERFACE,
+            400,
+            None,
+            &body(400, "invalid", "Invalid value for field 'resource.ipv6AccessConfigs[0].externalIpv6': '2600::'. The address 'v6' belongs to subnetwork 'b', not to the subnetwork 'a' of the network interface."),
+        );
+        assert_eq!(e.class, ErrorClass::Conflict);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The `filter` and `orderBy` parameters of `addresses.list`, with KubeIP's semantics:
 //! the user's `FILTER` entries are Compute API filter expressions
 //! (`labels.kubeip=reserved`), each wrapped in parentheses and ANDed (juxtaposed) with
-//! `(status=…) (addressType=EXTERNAL)` and the IP version. `ORDER_BY` goes to the
-//! API's `orderBy` unchanged (it accepts `name` and `creationTimestamp desc`).
+//! `(status=…) (addressType=EXTERNAL)` and the IP version. `ORDER_BY` is never sent:
+//! the API refuses `orderBy` next to a `filter`, so the provider sorts
+//! ([`super::ordering`]).
 
 use crate::{IpFamily, PoolSpec};
 
@@ -58,15 +59,6 @@ fn parenthesise(entry: &str) -> String {
     }
 }
 
-/// `ORDER_BY` as the API's `orderBy` (unchanged; empty means none).
-pub fn api_order_by(spec: &PoolSpec) -> Option<String> {
-    spec.order_by
-        .as_deref()
-        .map(str::trim)
-        .filter(|o| !o.is_empty())
-        .map(String::from)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,7 +81,6 @@ mod tests {
             api_filter(&s, Status::Reserved),
             "(status=RESERVED) (addressType=EXTERNAL) (ipVersion!=IPV6) (labels.kubeip=reserved) (labels.environment=demo)"
         );
-        assert_eq!(api_order_by(&s).as_deref(), Some("creationTimestamp desc"));
     }
 
     #[test]
@@ -111,6 +102,5 @@ mod tests {
             api_filter(&none, Status::Reserved),
             "(status=RESERVED) (addressType=EXTERNAL) (ipVersion!=IPV6)"
         );
-        assert_eq!(api_order_by(&none), None);
     }
 }

@@ -3,11 +3,14 @@
 //! `gcp_auth` (Application Default Credentials) or a static token for emulators.
 //!
 //! - `list_pool`: `addresses.list` in the region with KubeIP's filter
-//!   (`(status=…) (addressType=EXTERNAL) (ipVersion…) (FILTER…)`, every page,
-//!   `ORDER_BY` as `orderBy`), once for RESERVED (the free candidates) and once for
-//!   IN_USE (so "does my instance already hold one?" is answered in the same pass);
-//! - `attach`: the IPv4 access-config swap ([`access_config`]) or the IPv6 NIC
-//!   update ([`ipv6`]), then the ownership labels ([`labels`]) via `setLabels`;
+//!   (`(status=…) (addressType=EXTERNAL) (ipVersion…) (FILTER…)`, every page), once
+//!   for RESERVED (the free candidates) and once for IN_USE (so "does my instance
+//!   already hold one?" is answered in the same pass), sorted here by `ORDER_BY`
+//!   ([`ordering`]: the API refuses `orderBy` next to a filter); free IPv6 addresses
+//!   that cannot go on this node's NIC (endpoint type `NETLB`, another subnetwork) are
+//!   left out once the NIC is known;
+//! - `attach`: the IPv4 access-config swap ([`access_config`]) or the two-step IPv6
+//!   NIC update ([`ipv6`]), then the ownership labels ([`labels`]) via `setLabels`;
 //! - `detach`: the reverse, leaving an ephemeral address on the node.
 //!
 //! Attach and detach run on their own task: if the agent stops waiting (a timeout,
@@ -21,6 +24,8 @@ mod errors;
 mod filter;
 mod ipv6;
 pub mod labels;
+mod operation;
+mod ordering;
 pub mod permissions;
 mod wire;
 
@@ -39,11 +44,12 @@ use crate::{
 
 pub use auth::{TokenSource, COMPUTE_SCOPE};
 pub use client::{ComputeClient, DEFAULT_ENDPOINT};
-pub use filter::{api_filter, api_order_by, Status};
+pub use filter::{api_filter, Status};
+pub use ordering::{GcpOrder, GcpOrderError, GcpOrderKey};
 
 use errors::is_stale_fingerprint;
 use permissions::method;
-use wire::{instance_of_user, zone_of_user, Address};
+use wire::{instance_of_user, resource_path, zone_of_user, Address};
 
 /// An instance read by `describe_instance` is reused by the attach that follows it
 /// within this long (saves a GET per assignment); older reads are refreshed.
@@ -66,6 +72,10 @@ pub struct GcpProvider {
     client: ComputeClient,
     region: String,
     pool: PoolSpec,
+    /// `ORDER_BY`, applied to the listing here.
+    order: Option<GcpOrder>,
+    /// The subnetwork of the node's primary NIC, once `describe_instance` has read it.
+    subnetwork: Mutex<Option<String>>,
     /// The addresses of the last listing (fingerprint, tier, prefix length).
     addresses: Mutex<HashMap<String, Address>>,
     /// The last `describe_instance` reads.
@@ -90,6 +100,13 @@ impl GcpProvider {
                 "the GCP region is unknown: set REGION",
             ));
         }
+        let order = match settings.pool.order_by.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(
+                GcpOrder::parse(text)
+                    .map_err(|e| ProviderError::invalid_input("ParseOrderBy", e.to_string()))?,
+            ),
+        };
         let client = ComputeClient::new(
             settings.endpoint.as_deref(),
             &settings.project,
@@ -99,17 +116,34 @@ impl GcpProvider {
             client,
             region: settings.region,
             pool: settings.pool,
+            order,
+            subnetwork: Mutex::new(None),
             addresses: Mutex::new(HashMap::new()),
             instances: Mutex::new(HashMap::new()),
         })
     }
 
+    /// One listing, in `ORDER_BY` order (the API's, by name, otherwise).
     async fn list(&self, status: Status) -> Result<Vec<Address>, ProviderError> {
         let filter = api_filter(&self.pool, status);
-        let order = api_order_by(&self.pool);
-        self.client
-            .list_addresses(&self.region, &filter, order.as_deref())
-            .await
+        let mut addresses = self.client.list_addresses(&self.region, &filter).await?;
+        if let Some(order) = &self.order {
+            order.sort(&mut addresses);
+        }
+        Ok(addresses)
+    }
+
+    /// Why a free address cannot go on this node, if it cannot (IPv6 only: the
+    /// endpoint type, and the subnetwork once the NIC is known).
+    fn misfit(&self, address: &Address) -> Option<String> {
+        if self.pool.family != IpFamily::V6 || address.status != "RESERVED" {
+            return None;
+        }
+        let nic = wire::NetworkInterface {
+            subnetwork: lock(&self.subnetwork).clone(),
+            ..wire::NetworkInterface::default()
+        };
+        ipv6::fits(address, &nic).err()
     }
 
     /// The wire record of a pool address: from the last listing, else read.
@@ -220,6 +254,9 @@ impl Provider for GcpProvider {
             .get_instance(&instance.zone, &instance.id)
             .await?;
         let nic = read.primary_nic().cloned();
+        if let Some(subnet) = nic.as_ref().and_then(|n| n.subnetwork.as_deref()) {
+            *lock(&self.subnetwork) = Some(resource_path(subnet).to_string());
+        }
         lock(&self.instances).insert(instance.id.clone(), (WallInstant::now(), read));
         Ok(Instance {
             reference: instance.clone(),
@@ -244,6 +281,10 @@ impl Provider for GcpProvider {
                 debug!(address = %address.name, ip = %address.address, "skipping an address of another family or with no IP");
                 continue;
             };
+            if let Some(why) = self.misfit(address) {
+                debug!(address = %address.name, why, "skipping an address that cannot go on this node");
+                continue;
+            }
             pool.retain(|a| a.id != entry.id);
             records.insert(address.name.clone(), address.clone());
             pool.push(entry);
@@ -276,7 +317,17 @@ impl Provider for GcpProvider {
         let (region, family, owner) = (self.region.clone(), self.pool.family, owner.clone());
         // On its own task: a caller that stops waiting must not cut the swap in half.
         let task = tokio::spawn(async move {
-            let read = match cached {
+            // A write whose end was not seen may still change the NIC: wait for it, and
+            // plan from a read taken after it.
+            let settled_first = client.has_unfinished(&name);
+            if !client.settle(&zone, &name).await {
+                return Err(ProviderError::new(
+                    ErrorClass::Transient,
+                    method::INSTANCES_GET,
+                    format!("an earlier change of {name} is still not done"),
+                ));
+            }
+            let read = match cached.filter(|_| !settled_first) {
                 Some(read) => read,
                 None => client.get_instance(&zone, &name).await?,
             };
@@ -320,6 +371,11 @@ impl Provider for GcpProvider {
             } else {
                 Some(zone)
             };
+            if let Some(zone) = &zone {
+                // Best effort: a detach that runs while an earlier write is still
+                // landing would plan from a stale read.
+                client.settle(zone, &name).await;
+            }
             let read = match &zone {
                 Some(zone) => match client.get_instance(zone, &name).await {
                     Ok(read) => Some((zone.clone(), read)),

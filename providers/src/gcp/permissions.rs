@@ -15,6 +15,8 @@ pub mod method {
     pub const UPDATE_NETWORK_INTERFACE: &str = "instances.updateNetworkInterface";
     pub const ZONE_OPERATIONS_WAIT: &str = "zoneOperations.wait";
     pub const REGION_OPERATIONS_WAIT: &str = "regionOperations.wait";
+    pub const ZONE_OPERATIONS_GET: &str = "zoneOperations.get";
+    pub const REGION_OPERATIONS_GET: &str = "regionOperations.get";
 }
 
 /// `(method, permissions it needs)`.
@@ -64,6 +66,13 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     // Waiting on setLabels (a regional operation).
     (
         method::REGION_OPERATIONS_WAIT,
+        &["compute.regionOperations.get"],
+    ),
+    // Polling an operation when `wait` is refused, and settling a write whose end was
+    // not seen (same permissions as `wait`).
+    (method::ZONE_OPERATIONS_GET, &["compute.zoneOperations.get"]),
+    (
+        method::REGION_OPERATIONS_GET,
         &["compute.regionOperations.get"],
     ),
 ];

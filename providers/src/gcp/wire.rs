@@ -34,6 +34,18 @@ pub struct Address {
     pub label_fingerprint: Option<String>,
     #[serde(default)]
     pub region: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub creation_timestamp: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// IPv6: `VM` (can go on a NIC) or `NETLB` (for a load balancer only).
+    #[serde(default)]
+    pub ipv6_endpoint_type: Option<String>,
+    /// IPv6: the subnetwork the range belongs to; only a NIC there can take it.
+    #[serde(default)]
+    pub subnetwork: Option<String>,
 }
 
 /// `compute#addressList`: one page of `addresses.list`.
@@ -79,6 +91,9 @@ pub struct NetworkInterface {
     pub fingerprint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack_type: Option<String>,
+    /// Read only here (never sent: an update would move the NIC).
+    #[serde(default, skip_serializing)]
+    pub subnetwork: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub access_configs: Vec<AccessConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -175,6 +190,15 @@ pub struct ErrorItem {
     pub reason: String,
 }
 
+/// A resource URL without its endpoint: `…/compute/v1/projects/p/regions/r/subnetworks/s`
+/// → `projects/p/regions/r/subnetworks/s` (the API's hosts and versions differ).
+pub fn resource_path(url: &str) -> &str {
+    match url.find("projects/") {
+        Some(at) => url[at..].trim_end_matches('/'),
+        None => url.trim_end_matches('/'),
+    }
+}
+
 /// The instance name in a `users[]` entry, when the user is an instance.
 pub fn instance_of_user(url: &str) -> Option<&str> {
     let (_, rest) = url.rsplit_once("/instances/")?;
@@ -218,6 +242,20 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&ac).unwrap(),
             serde_json::json!({"name": "external-nat", "type": "ONE_TO_ONE_NAT", "natIP": "203.0.113.10"})
+        );
+    }
+
+    #[test]
+    fn resource_paths_ignore_the_endpoint() {
+        assert_eq!(
+            resource_path(
+                "https://www.googleapis.com/compute/v1/projects/p/regions/r/subnetworks/s"
+            ),
+            resource_path("http://127.0.0.1:9/compute/v1/projects/p/regions/r/subnetworks/s/")
+        );
+        assert_eq!(
+            resource_path("regions/r/subnetworks/s"),
+            "regions/r/subnetworks/s"
         );
     }
 

@@ -14,27 +14,31 @@ mod errors;
 mod faults;
 mod filter;
 mod fingerprint;
+mod listing;
 mod model;
+mod nic_update;
+mod operations;
+mod params;
 mod routes;
 mod state;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use errors::ApiError;
-pub use faults::{Failure, Faults};
+pub use faults::{Failure, Faults, NOT_READY, QUOTA_EXCEEDED};
 pub use filter::Filter;
 pub use fingerprint::is_valid as is_valid_fingerprint;
 pub use model::region_of_zone;
 pub use routes::permission_of;
 
 use faults::FaultState;
-use model::{Links, OperationError, Scope, SimOperation};
+use model::Links;
+use operations::Operations;
 use state::State;
 
 /// Every method the simulator serves, as counted.
@@ -100,7 +104,8 @@ pub struct AddressSnapshot {
 
 pub(crate) struct Shared {
     state: Mutex<State>,
-    operations: Mutex<HashMap<String, SimOperation>>,
+    /// Locked before `state` when both are needed.
+    operations: Mutex<Operations>,
     faults: Mutex<FaultState>,
     counts: Mutex<RequestCounts>,
     /// The bearer token of the last authenticated request (any non-empty one is accepted).
@@ -133,40 +138,13 @@ impl Shared {
             Some(m) => *counts.by_method.entry(m.to_string()).or_default() += 1,
         }
     }
+}
 
-    fn new_operation(
-        &self,
-        scope: Scope,
-        what: &str,
-        target_link: String,
-        target_id: u64,
-        error: Option<OperationError>,
-    ) -> SimOperation {
-        let id = self.state().next_id();
-        let op = SimOperation {
-            id,
-            name: format!(
-                "operation-{id}-{:016x}",
-                id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ),
-            scope,
-            operation_type: what.to_string(),
-            target_link,
-            target_id,
-            error,
-            inserted: now_timestamp(),
-            done_at: Instant::now() + self.faults().faults.operation_time,
-        };
-        lock(&self.operations).insert(op.name.clone(), op.clone());
-        op
-    }
-
-    fn operation(&self, scope: &Scope, name: &str) -> Option<SimOperation> {
-        lock(&self.operations)
-            .get(name)
-            .filter(|op| &op.scope == scope)
-            .cloned()
-    }
+fn owned(labels: &[(&str, &str)]) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn now_timestamp() -> String {
@@ -195,7 +173,7 @@ impl ComputeSim {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
-            operations: Mutex::new(HashMap::new()),
+            operations: Mutex::new(Operations::default()),
             faults: Mutex::new(FaultState::default()),
             counts: Mutex::new(RequestCounts {
                 total: 0,
@@ -237,22 +215,47 @@ impl ComputeSim {
         &self.shared.links.project
     }
 
-    /// Reserve a regional external address (IPv4, or an IPv6 /96).
+    /// Reserve a regional external address (IPv4, or an IPv6 /96 for VMs from the
+    /// region's `default` subnetwork).
     pub fn add_address(&self, region: &str, name: &str, ip: IpAddr, labels: &[(&str, &str)]) {
-        let labels = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         self.shared
             .state()
-            .add_address(region, name, ip, labels, now_timestamp());
+            .add_address(region, name, ip, owned(labels), now_timestamp());
     }
 
-    /// Create a VM whose `nic0` has ephemeral external IPv4 and IPv6 addresses.
+    /// Reserve an external IPv6 /96 with this endpoint type (`VM`, `NETLB`) from this
+    /// subnetwork of `region`.
+    pub fn add_ipv6_address(
+        &self,
+        region: &str,
+        name: &str,
+        ip: IpAddr,
+        labels: &[(&str, &str)],
+        endpoint_type: &str,
+        subnetwork: &str,
+    ) {
+        let mut state = self.shared.state();
+        state.add_address(region, name, ip, owned(labels), now_timestamp());
+        if let Some(a) = state
+            .addresses
+            .get_mut(&(region.to_string(), name.to_string()))
+        {
+            a.endpoint_type = Some(endpoint_type.to_string());
+            a.subnetwork = Some(subnetwork.to_string());
+        }
+    }
+
+    /// Create a VM whose `nic0` (on the region's `default` subnetwork) has ephemeral
+    /// external IPv4 and IPv6 addresses.
     pub fn add_instance(&self, zone: &str, name: &str, managed: bool) {
+        self.add_instance_on(zone, name, managed, "default");
+    }
+
+    /// Create a VM whose `nic0` is on this (dual-stack) subnetwork of its region.
+    pub fn add_instance_on(&self, zone: &str, name: &str, managed: bool, subnetwork: &str) {
         self.shared
             .state()
-            .add_instance(zone, name, managed, now_timestamp());
+            .add_instance(zone, name, managed, subnetwork, now_timestamp());
     }
 
     /// Put a reserved address on an instance as a person would (no checks).
@@ -325,6 +328,11 @@ impl ComputeSim {
     /// Delete an instance: its addresses return to RESERVED, their labels stay.
     pub fn terminate_instance(&self, name: &str) {
         self.shared.state().instances.remove(name);
+    }
+
+    /// The faults in force (to change one knob and set them back).
+    pub fn faults(&self) -> Faults {
+        self.shared.faults().faults.clone()
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -405,6 +413,27 @@ impl ComputeSim {
         self.shared.state().violations.clone()
     }
 
+    /// Managed instances whose NIC has no external IPv6 right now (an IPv6 swap cut
+    /// between its two steps, a failed restore). Point in time, like the IPv4 one.
+    pub fn managed_without_external_ipv6(&self) -> Vec<String> {
+        self.shared
+            .state()
+            .instances
+            .values()
+            .filter(|i| i.managed && i.nic.ipv6_access_config.is_none())
+            .map(|i| i.name.clone())
+            .collect()
+    }
+
+    /// The NIC's stack type (`IPV4_ONLY`, `IPV4_IPV6`).
+    pub fn stack_type(&self, instance: &str) -> Option<String> {
+        self.shared
+            .state()
+            .instances
+            .get(instance)
+            .map(|i| i.nic.stack_type.clone())
+    }
+
     /// Managed instances that have no external IPv4 right now (a swap cut in half, a
     /// failed restore). Point in time: meaningful once no swap is in flight.
     pub fn managed_without_external_ipv4(&self) -> Vec<String> {
@@ -425,6 +454,11 @@ impl ComputeSim {
             .values()
             .filter(|users| users.len() > 1)
             .count()
+    }
+
+    /// Operations still RUNNING (their change not applied yet).
+    pub fn running_operations(&self) -> usize {
+        lock(&self.shared.operations).running()
     }
 
     /// The bearer token the last request carried.

@@ -45,6 +45,11 @@ pub struct SimAddress {
     pub tier: String,
     /// IPv6 addresses are /96 ranges for a VM.
     pub prefix_length: Option<u8>,
+    /// IPv6 only: `VM` (can go on a NIC) or `NETLB` (a load balancer's, never a VM's).
+    pub endpoint_type: Option<String>,
+    /// IPv6 only: the dual-stack subnetwork (name, in the address's region) the
+    /// range was reserved from; only a NIC on that subnetwork can take it.
+    pub subnetwork: Option<String>,
     pub labels: BTreeMap<String, String>,
     /// Bumped on every label change; the label fingerprint is derived from it.
     pub label_generation: u64,
@@ -72,6 +77,9 @@ pub struct SimAccessConfig {
 #[derive(Clone, Debug)]
 pub struct SimNic {
     pub name: String,
+    /// The subnetwork's name (in the instance's region); every subnetwork is dual-stack
+    /// with external IPv6 here.
+    pub subnetwork: String,
     pub network_ip: Ipv4Addr,
     pub stack_type: String,
     pub access_config: Option<SimAccessConfig>,
@@ -128,9 +136,11 @@ pub struct SimOperation {
     pub operation_type: String,
     pub target_link: String,
     pub target_id: u64,
-    pub error: Option<OperationError>,
     pub inserted: String,
+    /// When the operation is due to complete (its change is applied then, not before).
     pub done_at: Instant,
+    /// None while RUNNING; once DONE, how it ended.
+    pub result: Option<Option<OperationError>>,
 }
 
 /// `https://…/compute/v1/` of this server, for selfLinks.
@@ -155,6 +165,9 @@ impl Links {
     }
     pub fn instance(&self, zone: &str, name: &str) -> String {
         format!("{}/instances/{name}", self.zone(zone))
+    }
+    pub fn subnetwork(&self, region: &str, name: &str) -> String {
+        format!("{}/subnetworks/{name}", self.region(region))
     }
 }
 
@@ -189,7 +202,12 @@ pub fn render_address(
     }
     if v6 {
         out["prefixLength"] = json!(a.prefix_length.unwrap_or(96));
-        out["ipv6EndpointType"] = json!("VM");
+        if let Some(kind) = &a.endpoint_type {
+            out["ipv6EndpointType"] = json!(kind);
+        }
+        if let Some(subnet) = &a.subnetwork {
+            out["subnetwork"] = json!(links.subnetwork(&a.region, subnet));
+        }
     }
     out
 }
@@ -225,7 +243,7 @@ pub fn render_instance(i: &SimInstance, links: &Links) -> Value {
         "kind": "compute#networkInterface",
         "name": i.nic.name,
         "network": format!("{}/global/networks/default", links.project()),
-        "subnetwork": format!("{}/subnetworks/default", links.region(&region)),
+        "subnetwork": links.subnetwork(&region, &i.nic.subnetwork),
         "networkIP": i.nic.network_ip.to_string(),
         "fingerprint": i.nic_fingerprint(),
         "stackType": i.nic.stack_type,
@@ -255,8 +273,8 @@ pub fn render_instance(i: &SimInstance, links: &Links) -> Value {
     })
 }
 
-pub fn render_operation(op: &SimOperation, links: &Links, now: Instant) -> Value {
-    let done = now >= op.done_at;
+pub fn render_operation(op: &SimOperation, links: &Links) -> Value {
+    let done = op.result.is_some();
     let (scope_key, scope_link, self_link) = match &op.scope {
         Scope::Zone(z) => (
             "zone",
@@ -286,7 +304,7 @@ pub fn render_operation(op: &SimOperation, links: &Links, now: Instant) -> Value
     out[scope_key] = json!(scope_link);
     if done {
         out["endTime"] = json!(op.inserted);
-        if let Some(e) = &op.error {
+        if let Some(Some(e)) = &op.result {
             out["error"] = json!({"errors": [{"code": e.code, "message": e.message}]});
             out["httpErrorStatusCode"] = json!(e.http_status);
             out["httpErrorMessage"] = json!(http_reason(e.http_status));

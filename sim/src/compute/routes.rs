@@ -1,8 +1,9 @@
 //! The HTTP side of the Compute simulator: the v1 paths of the discovery document
-//! (`compute.v1.json`), bearer auth, latency and fault injection, request counters,
-//! list filtering/ordering/paging, and operations that are RUNNING for a while and
-//! can be waited on with `operations/{op}/wait`. Unknown query parameters (`alt`,
-//! `returnPartialSuccess`, `requestId`, …) are ignored, as the API does.
+//! (`compute.v1.json`), bearer auth, the declared query parameters (others are
+//! refused: [`super::params`]), latency and fault injection, request counters, lists
+//! ([`super::listing`]), and writes whose operations run for a while, apply their
+//! change when they complete ([`super::operations`]) and can be waited on with
+//! `operations/{op}/wait` (best-effort: it may answer while still RUNNING).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,21 +14,19 @@ use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::errors::ApiError;
-use super::faults::Failure;
-use super::filter::Filter;
-use super::model::{render_address, render_instance, render_operation, Scope, ADDRESS_FIELDS};
-use super::state::Applied;
-use super::Shared;
+use super::faults::{Failure, QUOTA_EXCEEDED};
+use super::listing::list;
+use super::model::{render_address, render_instance, render_operation, OperationError, Scope};
+use super::operations::{Change, Write};
+use super::state::{Applied, State};
+use super::{params, Shared};
 
 /// Longest a `wait` is held open (the API answers after about two minutes).
 const WAIT_LIMIT: Duration = Duration::from_secs(120);
-const MAX_PAGE: usize = 500;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(handle).with_state(shared)
@@ -186,7 +185,7 @@ async fn handle(
 }
 
 async fn serve(
-    sh: &Shared,
+    sh: &Arc<Shared>,
     verb: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -219,18 +218,29 @@ async fn serve(
             "Request is missing required authentication credential. Expected OAuth 2 access token.",
         ));
     }
-    let (latency, scripted, denied, random) = {
+    let query: BTreeMap<String, String> = serde_urlencoded::from_str(uri.query().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("Invalid query: {e}")))?;
+    params::check(method, &query)?;
+    let (latency, scripted, denied, roll) = {
         let mut faults = sh.faults();
         let denied = faults.denied.contains(method);
         let scripted = faults.take_scripted(method);
-        let random = faults.roll();
-        (faults.faults.latency, scripted, denied, random)
+        let roll = faults.roll();
+        (faults.faults.latency, scripted, denied, roll)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     let resource = format!("projects/{}", rest.trim_end_matches('/'));
-    if denied || scripted.is_some() || random.is_some() {
+    let write = super::WRITE_METHODS.contains(&method);
+    let instance_write = matches!(route, Route::InstanceWrite { .. });
+    let quota = write && roll.quota;
+    if denied
+        || scripted.is_some()
+        || roll.error.is_some()
+        || (instance_write && roll.not_ready)
+        || quota
+    {
         sh.count_injected();
     }
     if denied {
@@ -243,17 +253,19 @@ async fn serve(
             message,
         }) => return Err(ApiError::new(status, reason, message)),
         Some(Failure::Operation { code, message }) => Some((code, message)),
+        None if quota => Some((
+            QUOTA_EXCEEDED.to_string(),
+            "Quota 'IN_USE_ADDRESSES' exceeded.  Limit: 8.0 in region.".to_string(),
+        )),
         None => None,
     };
-    if let Some(error) = random {
+    if let Some(error) = roll.error {
         return Err(error);
     }
-    let query: BTreeMap<String, String> = serde_urlencoded::from_str(uri.query().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("Invalid query: {e}")))?;
     let project_path = format!("projects/{project}");
     match route {
-        Route::ListAddresses { region } => list(sh, Some(&region), &query),
-        Route::AggregatedAddresses => list(sh, None, &query),
+        Route::ListAddresses { region } => list(sh, Some(&region), &query, roll.empty_page),
+        Route::AggregatedAddresses => list(sh, None, &query, roll.empty_page),
         Route::GetAddress { region, name } => {
             let state = sh.state();
             let address = state
@@ -271,30 +283,36 @@ async fn serve(
         }
         Route::SetLabels { region, name } => {
             let body = json_body(body)?;
-            let (target_link, target_id) = {
+            let target_id = {
                 let state = sh.state();
-                let a = state
+                state
                     .addresses
                     .get(&(region.clone(), name.clone()))
+                    .map(|a| a.id)
                     .ok_or_else(|| {
                         ApiError::not_found(&format!(
                             "{project_path}/regions/{region}/addresses/{name}"
                         ))
-                    })?;
-                (sh.links.address(&region, &name), a.id)
+                    })?
             };
-            let applied = match failed_operation {
-                Some(f) => scripted_error(f),
-                None => sh.state().set_labels(&region, &name, &body, &project_path),
+            let change: Change = match failed_operation {
+                Some(f) => Box::new(move |_: &mut State| scripted_error(&f)),
+                None => {
+                    let (region, name) = (region.clone(), name.clone());
+                    Box::new(move |state: &mut State| {
+                        state.set_labels(&region, &name, &body, &project_path)
+                    })
+                }
             };
-            operation(
-                sh,
-                Scope::Region(region),
-                "setLabels",
-                target_link,
+            let write = Write {
+                target_link: sh.links.address(&region, &name),
+                scope: Scope::Region(region),
+                what: "setLabels",
                 target_id,
-                applied,
-            )
+                resource,
+            };
+            let op = sh.start_operation(write, change, false)?;
+            Ok(render_operation(&op, &sh.links))
         }
         Route::GetInstance { zone, name } => {
             let state = sh.state();
@@ -304,75 +322,70 @@ async fn serve(
             ))
         }
         Route::InstanceWrite { zone, name, what } => {
-            let (target_link, target_id) = {
-                let state = sh.state();
-                let i = state.instance(&zone, &name, &project_path)?;
-                (sh.links.instance(&zone, &name), i.id)
-            };
-            let nic = query.get("networkInterface").cloned().ok_or_else(|| {
-                ApiError::bad_request("Required parameter 'networkInterface' is missing")
-            })?;
-            let applied = match failed_operation {
-                Some(f) => scripted_error(f),
+            let target_id = sh.state().instance(&zone, &name, &project_path)?.id;
+            let nic = query.get("networkInterface").cloned().unwrap_or_default();
+            let access = query.get("accessConfig").cloned().unwrap_or_default();
+            let body = json_body(body)?;
+            let change: Change = match failed_operation {
+                Some(f) => Box::new(move |_: &mut State| scripted_error(&f)),
                 None => {
-                    let mut state = sh.state();
-                    match what {
-                        "addAccessConfig" => state.add_access_config(
-                            &zone,
-                            &name,
-                            &nic,
-                            &json_body(body)?,
-                            &project_path,
-                        ),
-                        "deleteAccessConfig" => {
-                            let access = query.get("accessConfig").ok_or_else(|| {
-                                ApiError::bad_request(
-                                    "Required parameter 'accessConfig' is missing",
-                                )
-                            })?;
-                            state.delete_access_config(&zone, &name, &nic, access, &project_path)
+                    let (zone, name) = (zone.clone(), name.clone());
+                    Box::new(move |state: &mut State| match what {
+                        "addAccessConfig" => {
+                            state.add_access_config(&zone, &name, &nic, &body, &project_path)
                         }
-                        "updateAccessConfig" => state.update_access_config(
-                            &zone,
-                            &name,
-                            &nic,
-                            &json_body(body)?,
-                            &project_path,
-                        ),
-                        _ => state.update_network_interface(
-                            &zone,
-                            &name,
-                            &nic,
-                            &json_body(body)?,
-                            &project_path,
-                        ),
-                    }
+                        "deleteAccessConfig" => {
+                            state.delete_access_config(&zone, &name, &nic, &access, &project_path)
+                        }
+                        "updateAccessConfig" => {
+                            state.update_access_config(&zone, &name, &nic, &body, &project_path)
+                        }
+                        _ => {
+                            state.update_network_interface(&zone, &name, &nic, &body, &project_path)
+                        }
+                    })
                 }
             };
-            operation(sh, Scope::Zone(zone), what, target_link, target_id, applied)
+            let write = Write {
+                target_link: sh.links.instance(&zone, &name),
+                scope: Scope::Zone(zone),
+                what,
+                target_id,
+                resource: resource
+                    .rsplit_once('/')
+                    .map(|(instance, _)| instance.to_string())
+                    .unwrap_or(resource),
+            };
+            let op = sh.start_operation(write, change, roll.not_ready)?;
+            Ok(render_operation(&op, &sh.links))
         }
         Route::GetOperation { scope, name } => {
             let op = sh
                 .operation(&scope, &name)
                 .ok_or_else(|| ApiError::not_found(&format!("{project_path}/operations/{name}")))?;
-            Ok(render_operation(&op, &sh.links, Instant::now()))
+            Ok(render_operation(&op, &sh.links))
         }
         Route::WaitOperation { scope, name } => {
             let op = sh
                 .operation(&scope, &name)
                 .ok_or_else(|| ApiError::not_found(&format!("{project_path}/operations/{name}")))?;
-            let until = op.done_at.min(Instant::now() + WAIT_LIMIT);
-            tokio::time::sleep_until(until).await;
-            Ok(render_operation(&op, &sh.links, Instant::now()))
+            // Best-effort, as documented: it may answer at once, still RUNNING.
+            if !roll.wait_early {
+                let until = op.done_at.min(Instant::now() + WAIT_LIMIT);
+                tokio::time::sleep_until(until).await;
+            }
+            let op = sh.operation(&scope, &name).unwrap_or(op);
+            Ok(render_operation(&op, &sh.links))
         }
     }
 }
 
-fn scripted_error((code, message): (String, String)) -> Applied {
-    Ok(Some(super::model::OperationError {
-        code,
-        message,
-        http_status: 400,
+fn scripted_error((code, message): &(String, String)) -> Applied {
+    let http_status = if code == QUOTA_EXCEEDED { 403 } else { 400 };
+    Ok(Some(OperationError {
+        code: code.clone(),
+        message: message.clone(),
+        http_status,
     }))
 }
 
@@ -382,141 +395,6 @@ fn json_body(body: &[u8]) -> Result<Value, ApiError> {
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("Invalid JSON payload received. {e}")))
-}
-
-/// A mutating call's answer: an operation, RUNNING for `operation_time`, ending in the
-/// error the call produced, if any. A call refused outright is an HTTP error instead.
-fn operation(
-    sh: &Shared,
-    scope: Scope,
-    what: &str,
-    target_link: String,
-    target_id: u64,
-    applied: Applied,
-) -> Result<Value, ApiError> {
-    let error = applied?;
-    let op = sh.new_operation(scope, what, target_link, target_id, error);
-    Ok(render_operation(&op, &sh.links, Instant::now()))
-}
-
-fn list(
-    sh: &Shared,
-    region: Option<&str>,
-    query: &BTreeMap<String, String>,
-) -> Result<Value, ApiError> {
-    let filter = match query
-        .get("filter")
-        .map(|f| f.trim())
-        .filter(|f| !f.is_empty())
-    {
-        Some(text) => Some(Filter::parse(text, ADDRESS_FIELDS).map_err(|why| {
-            ApiError::invalid_field(
-                "filter",
-                text,
-                &format!("Invalid list filter expression: {why}."),
-            )
-        })?),
-        None => None,
-    };
-    let max = match query.get("maxResults") {
-        None => MAX_PAGE,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid_field("maxResults", text, "Must be between 1 and 500.")
-            })?,
-    };
-    let offset = match query.get("pageToken").filter(|t| !t.is_empty()) {
-        None => 0,
-        Some(token) => URL_SAFE_NO_PAD
-            .decode(token)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| {
-                s.strip_prefix("offset:")
-                    .and_then(|n| n.parse::<usize>().ok())
-            })
-            .ok_or_else(|| ApiError::invalid_field("pageToken", token, "Invalid page token."))?,
-    };
-    let mut rows: Vec<(String, String, u64, Value)> = {
-        let state = sh.state();
-        let holders = state.holders();
-        state
-            .addresses
-            .values()
-            .filter(|a| region.is_none_or(|r| a.region == r))
-            .map(|a| {
-                let users = holders.get(&a.ip).cloned().unwrap_or_default();
-                let rendered = render_address(a, &users, &sh.links, |i| state.zone_of(i));
-                (a.region.clone(), a.name.clone(), a.id, rendered)
-            })
-            .filter(|(_, _, _, v)| filter.as_ref().is_none_or(|f| f.matches(v)))
-            .collect()
-    };
-    match query
-        .get("orderBy")
-        .map(|o| o.split_whitespace().collect::<Vec<_>>())
-    {
-        None => rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1))),
-        Some(words) if words == ["name"] => rows.sort_by(|a, b| a.1.cmp(&b.1)),
-        Some(words) if words == ["creationTimestamp", "desc"] => {
-            rows.sort_by_key(|row| std::cmp::Reverse(row.2))
-        }
-        Some(_) => {
-            return Err(ApiError::invalid_field(
-                "orderBy",
-                query.get("orderBy").map(String::as_str).unwrap_or_default(),
-                "Sorting is only supported by name or creationTimestamp desc.",
-            ))
-        }
-    }
-    let total = rows.len();
-    let page: Vec<(String, Value)> = rows
-        .into_iter()
-        .skip(offset)
-        .take(max)
-        .map(|(r, _, _, v)| (r, v))
-        .collect();
-    let next = (offset + page.len() < total)
-        .then(|| URL_SAFE_NO_PAD.encode(format!("offset:{}", offset + page.len())));
-    let mut out = match region {
-        Some(region) => {
-            let mut out = json!({
-                "kind": "compute#addressList",
-                "id": format!("projects/{}/regions/{region}/addresses", sh.links.project),
-                "selfLink": format!("{}/addresses", sh.links.region(region)),
-            });
-            if !page.is_empty() {
-                out["items"] = json!(page.into_iter().map(|(_, v)| v).collect::<Vec<_>>());
-            }
-            out
-        }
-        None => {
-            let mut scoped: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-            for (region, v) in page {
-                scoped
-                    .entry(format!("regions/{region}"))
-                    .or_default()
-                    .push(v);
-            }
-            let items: serde_json::Map<String, Value> = scoped
-                .into_iter()
-                .map(|(k, v)| (k, json!({"addresses": v})))
-                .collect();
-            json!({
-                "kind": "compute#addressAggregatedList",
-                "id": format!("projects/{}/aggregated/addresses", sh.links.project),
-                "selfLink": format!("{}/aggregated/addresses", sh.links.project()),
-                "items": items,
-            })
-        }
-    };
-    if let Some(token) = next {
-        out["nextPageToken"] = json!(token);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

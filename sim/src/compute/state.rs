@@ -17,9 +17,9 @@ use super::model::{
 };
 
 const V4_NAME: &str = "external-nat";
-const V6_NAME: &str = "external-ipv6";
+pub(super) const V6_NAME: &str = "external-ipv6";
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct State {
     /// Keyed by (region, name).
     pub addresses: BTreeMap<(String, String), SimAddress>,
@@ -66,6 +66,8 @@ impl State {
                 ip,
                 tier: "PREMIUM".into(),
                 prefix_length: ip.is_ipv6().then_some(96),
+                endpoint_type: ip.is_ipv6().then(|| "VM".to_string()),
+                subnetwork: ip.is_ipv6().then(|| "default".to_string()),
                 labels,
                 label_generation: 1,
                 created,
@@ -74,11 +76,19 @@ impl State {
     }
 
     /// A VM with one dual-stack NIC holding ephemeral external IPv4 and IPv6.
-    pub fn add_instance(&mut self, zone: &str, name: &str, managed: bool, created: String) {
+    pub fn add_instance(
+        &mut self,
+        zone: &str,
+        name: &str,
+        managed: bool,
+        subnetwork: &str,
+        created: String,
+    ) {
         let id = self.next_id();
         let n = self.instances.len() as u32 + 2;
         let nic = SimNic {
             name: "nic0".into(),
+            subnetwork: subnetwork.to_string(),
             network_ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 0)) + n),
             stack_type: "IPV4_IPV6".into(),
             access_config: Some(self.ephemeral_access_config(V4_NAME, false, "PREMIUM")),
@@ -98,7 +108,12 @@ impl State {
         );
     }
 
-    fn ephemeral_access_config(&mut self, name: &str, v6: bool, tier: &str) -> SimAccessConfig {
+    pub(super) fn ephemeral_access_config(
+        &mut self,
+        name: &str,
+        v6: bool,
+        tier: &str,
+    ) -> SimAccessConfig {
         let ip = if v6 {
             self.ephemeral_v6 += 1;
             IpAddr::V6(Ipv6Addr::new(
@@ -159,7 +174,7 @@ impl State {
             })
     }
 
-    fn instance_mut(
+    pub(super) fn instance_mut(
         &mut self,
         zone: &str,
         name: &str,
@@ -174,12 +189,12 @@ impl State {
     }
 
     /// The static address with this IP in `region`, if any.
-    fn static_address(&self, ip: IpAddr) -> Option<&SimAddress> {
+    pub(super) fn static_address(&self, ip: IpAddr) -> Option<&SimAddress> {
         self.addresses.values().find(|a| a.ip == ip)
     }
 
     /// A static address leaving an instance pinip must not touch.
-    fn note_removal(&mut self, instance: &str, removed: Option<IpAddr>) {
+    pub(super) fn note_removal(&mut self, instance: &str, removed: Option<IpAddr>) {
         let Some(ip) = removed else { return };
         let managed = self.instances.get(instance).is_none_or(|i| i.managed);
         if !managed && self.static_address(ip).is_some() {
@@ -190,7 +205,7 @@ impl State {
     }
 
     /// Can `ip` (a static address) go on `instance`? None: yes; Some: the operation error.
-    fn check_static(
+    pub(super) fn check_static(
         &self,
         instance: &SimInstance,
         ip: IpAddr,
@@ -397,157 +412,6 @@ impl State {
         Ok(None)
     }
 
-    /// `updateNetworkInterface` (PATCH): fingerprint required and current; replaces the
-    /// IPv6 access configs and the stack type.
-    pub fn update_network_interface(
-        &mut self,
-        zone: &str,
-        name: &str,
-        nic: &str,
-        body: &Value,
-        project_path: &str,
-    ) -> Applied {
-        let instance = self.instance(zone, name, project_path)?.clone();
-        if instance.nic.name != nic {
-            return Err(ApiError::invalid_field(
-                "networkInterface",
-                nic,
-                "No such network interface.",
-            ));
-        }
-        let Some(given) = body.get("fingerprint").and_then(Value::as_str) else {
-            return Err(ApiError::bad_request(
-                "Required field 'resource.fingerprint' not specified",
-            ));
-        };
-        if !fingerprint::is_valid(given) {
-            return Err(ApiError::invalid_field(
-                "resource.fingerprint",
-                given,
-                "Must be base64.",
-            ));
-        }
-        if given != instance.nic_fingerprint() {
-            return Err(ApiError::stale_fingerprint("network interface"));
-        }
-        let stack = body
-            .get("stackType")
-            .and_then(Value::as_str)
-            .unwrap_or(&instance.nic.stack_type)
-            .to_string();
-        if !matches!(stack.as_str(), "IPV4_ONLY" | "IPV4_IPV6" | "IPV6_ONLY") {
-            return Err(ApiError::invalid_field(
-                "resource.stackType",
-                &stack,
-                "Unknown stack type.",
-            ));
-        }
-        let mut next_v6 = instance.nic.ipv6_access_config.clone();
-        if stack == "IPV4_ONLY" {
-            next_v6 = None;
-        } else if let Some(list) = body.get("ipv6AccessConfigs").and_then(Value::as_array) {
-            if list.len() > 1 {
-                return Err(ApiError::bad_request(
-                    "At most one IPv6 access config currently supported.",
-                ));
-            }
-            next_v6 = match list.first() {
-                None => None,
-                Some(wanted) => {
-                    let kind = wanted
-                        .get("type")
-                        .and_then(Value::as_str)
-                        .unwrap_or("DIRECT_IPV6");
-                    if kind != "DIRECT_IPV6" {
-                        return Err(ApiError::invalid_field(
-                            "resource.ipv6AccessConfigs[0].type",
-                            kind,
-                            "Only DIRECT_IPV6 is supported.",
-                        ));
-                    }
-                    let access_name = wanted
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or(V6_NAME)
-                        .to_string();
-                    let tier = wanted.get("networkTier").and_then(Value::as_str);
-                    match wanted
-                        .get("externalIpv6")
-                        .and_then(Value::as_str)
-                        .filter(|s| !s.is_empty())
-                    {
-                        Some(text) => {
-                            let ip: Ipv6Addr = text.parse().map_err(|_| {
-                                ApiError::invalid_field(
-                                    "resource.ipv6AccessConfigs[0].externalIpv6",
-                                    text,
-                                    "Must be an IPv6 address.",
-                                )
-                            })?;
-                            let ip = IpAddr::V6(ip);
-                            let expected = self
-                                .static_address(ip)
-                                .and_then(|a| a.prefix_length)
-                                .unwrap_or(96);
-                            let given = wanted
-                                .get("externalIpv6PrefixLength")
-                                .and_then(Value::as_u64);
-                            if given.is_some_and(|p| p != u64::from(expected)) {
-                                return Err(ApiError::invalid_field(
-                                    "resource.ipv6AccessConfigs[0].externalIpv6PrefixLength",
-                                    &given.unwrap_or_default().to_string(),
-                                    "It must match the prefix length of the address.",
-                                ));
-                            }
-                            let unchanged = instance
-                                .nic
-                                .ipv6_access_config
-                                .as_ref()
-                                .is_some_and(|c| c.ip == ip);
-                            if !unchanged {
-                                if let Some(failed) = self.check_static(&instance, ip, tier) {
-                                    return failed;
-                                }
-                            }
-                            let tier = self
-                                .static_address(ip)
-                                .map(|a| a.tier.clone())
-                                .unwrap_or_else(|| "PREMIUM".into());
-                            Some(SimAccessConfig {
-                                name: access_name,
-                                ip,
-                                tier,
-                                prefix_length: Some(expected),
-                                extra: Map::new(),
-                            })
-                        }
-                        None => {
-                            let mut c = self.ephemeral_access_config(
-                                &access_name,
-                                true,
-                                tier.unwrap_or("PREMIUM"),
-                            );
-                            c.name = access_name;
-                            Some(c)
-                        }
-                    }
-                }
-            };
-        }
-        let removed = instance
-            .nic
-            .ipv6_access_config
-            .as_ref()
-            .map(|c| c.ip)
-            .filter(|ip| next_v6.as_ref().is_none_or(|n| n.ip != *ip));
-        let target = self.instance_mut(zone, name, project_path)?;
-        target.nic.stack_type = stack;
-        target.nic.ipv6_access_config = next_v6;
-        target.nic.generation += 1;
-        self.note_removal(name, removed);
-        Ok(None)
-    }
-
     /// `setLabels`: the fingerprint must be valid and current; keys and values must
     /// follow GCP's label rules.
     pub fn set_labels(
@@ -623,8 +487,8 @@ mod tests {
             BTreeMap::new(),
             "t".into(),
         );
-        s.add_instance("us-central1-a", "node-1", true, "t".into());
-        s.add_instance("us-central1-a", "node-2", true, "t".into());
+        s.add_instance("us-central1-a", "node-1", true, "default", "t".into());
+        s.add_instance("us-central1-a", "node-2", true, "default", "t".into());
         s
     }
 
@@ -670,35 +534,6 @@ mod tests {
     }
 
     #[test]
-    fn nic_updates_need_the_current_fingerprint() {
-        let mut s = state();
-        let fp = s.instances["node-1"].nic_fingerprint();
-        let body = |fp: &str| {
-            json!({"fingerprint": fp, "stackType": "IPV4_IPV6", "ipv6AccessConfigs": [
-            {"type": "DIRECT_IPV6", "name": "external-ipv6", "externalIpv6": "2600:1900:4000:abcd:0:0:0:0", "externalIpv6PrefixLength": 96, "networkTier": "PREMIUM"}]})
-        };
-        ok(s.update_network_interface("us-central1-a", "node-1", "nic0", &body(&fp), P));
-        assert_eq!(
-            s.update_network_interface("us-central1-a", "node-1", "nic0", &body(&fp), P)
-                .unwrap_err()
-                .status,
-            412
-        );
-        assert_eq!(
-            s.update_network_interface("us-central1-a", "node-1", "nic0", &body("nicfp="), P)
-                .unwrap_err()
-                .status,
-            400
-        );
-        let fp2 = s.instances["node-2"].nic_fingerprint();
-        let taken = s
-            .update_network_interface("us-central1-a", "node-2", "nic0", &body(&fp2), P)
-            .unwrap()
-            .unwrap();
-        assert_eq!(taken.code, "IP_IN_USE_BY_ANOTHER_RESOURCE");
-    }
-
-    #[test]
     fn labels_need_the_current_fingerprint_and_valid_text() {
         let mut s = state();
         let fp =
@@ -738,7 +573,7 @@ mod tests {
     #[test]
     fn taking_a_static_address_off_an_unmanaged_instance_is_a_violation() {
         let mut s = state();
-        s.add_instance("us-central1-a", "foreign", false, "t".into());
+        s.add_instance("us-central1-a", "foreign", false, "default", "t".into());
         ok(s.delete_access_config("us-central1-a", "foreign", "nic0", "external-nat", P));
         assert!(
             s.violations.is_empty(),

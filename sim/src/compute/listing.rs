@@ -1,0 +1,244 @@
+//! `addresses.list` and `addresses.aggregatedList`: the `filter` grammar, `orderBy`
+//! (`name` or `creationTimestamp desc`, and never together with a filter: "Specifying
+//! both a list filter and sort order is not currently supported", doitintl/kubeip#132),
+//! `maxResults` 0–500 (0 means the default, 500), opaque page tokens, pages that may
+//! come back empty with a `nextPageToken` (an injected fault: a client must follow the
+//! token, not stop at the first empty page), and aggregated lists over every region of
+//! the project (and `global`), the empty ones carrying a `NO_RESULTS_ON_PAGE` warning.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{json, Map, Value};
+
+use super::errors::ApiError;
+use super::filter::Filter;
+use super::model::{region_of_zone, render_address, ADDRESS_FIELDS};
+use super::Shared;
+
+const MAX_PAGE: usize = 500;
+
+/// Compute's regions (an aggregated list names every one, addresses or not).
+pub const REGIONS: &[&str] = &[
+    "africa-south1",
+    "asia-east1",
+    "asia-east2",
+    "asia-northeast1",
+    "asia-northeast2",
+    "asia-northeast3",
+    "asia-south1",
+    "asia-south2",
+    "asia-southeast1",
+    "asia-southeast2",
+    "australia-southeast1",
+    "australia-southeast2",
+    "europe-central2",
+    "europe-north1",
+    "europe-north2",
+    "europe-southwest1",
+    "europe-west1",
+    "europe-west10",
+    "europe-west12",
+    "europe-west2",
+    "europe-west3",
+    "europe-west4",
+    "europe-west6",
+    "europe-west8",
+    "europe-west9",
+    "me-central1",
+    "me-central2",
+    "me-west1",
+    "northamerica-northeast1",
+    "northamerica-northeast2",
+    "northamerica-south1",
+    "southamerica-east1",
+    "southamerica-west1",
+    "us-central1",
+    "us-east1",
+    "us-east4",
+    "us-east5",
+    "us-south1",
+    "us-west1",
+    "us-west2",
+    "us-west3",
+    "us-west4",
+];
+
+/// One page of addresses (`region` Some) or of the aggregated list (None).
+pub fn list(
+    sh: &Shared,
+    region: Option<&str>,
+    query: &BTreeMap<String, String>,
+    empty_page: bool,
+) -> Result<Value, ApiError> {
+    let filter_text = query
+        .get("filter")
+        .map(|f| f.trim())
+        .filter(|f| !f.is_empty());
+    let order = query
+        .get("orderBy")
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty());
+    if let (Some(_), Some(order)) = (filter_text, order) {
+        return Err(ApiError::invalid_field(
+            "orderBy",
+            order,
+            "Specifying both a list filter and sort order is not currently supported.",
+        ));
+    }
+    let filter = match filter_text {
+        Some(text) => Some(Filter::parse(text, ADDRESS_FIELDS).map_err(|why| {
+            ApiError::invalid_field(
+                "filter",
+                text,
+                &format!("Invalid list filter expression: {why}."),
+            )
+        })?),
+        None => None,
+    };
+    let max = match query.get("maxResults") {
+        None => MAX_PAGE,
+        Some(text) => match text.parse::<usize>().ok().filter(|n| *n <= MAX_PAGE) {
+            Some(0) => MAX_PAGE,
+            Some(n) => n,
+            None => {
+                return Err(ApiError::invalid_field(
+                    "maxResults",
+                    text,
+                    "Must be between 0 and 500.",
+                ))
+            }
+        },
+    };
+    let (offset, page_number) = match query.get("pageToken").filter(|t| !t.is_empty()) {
+        None => (0, 0),
+        Some(token) => decode_token(token)
+            .ok_or_else(|| ApiError::invalid_field("pageToken", token, "Invalid page token."))?,
+    };
+    let (mut rows, scopes) = {
+        let state = sh.state();
+        let holders = state.holders();
+        let rows: Vec<(String, String, u64, Value)> = state
+            .addresses
+            .values()
+            .filter(|a| region.is_none_or(|r| a.region == r))
+            .map(|a| {
+                let users = holders.get(&a.ip).cloned().unwrap_or_default();
+                let rendered = render_address(a, &users, &sh.links, |i| state.zone_of(i));
+                (a.region.clone(), a.name.clone(), a.id, rendered)
+            })
+            .filter(|(_, _, _, v)| filter.as_ref().is_none_or(|f| f.matches(v)))
+            .collect();
+        // Every region of the project: Compute's, and those the simulation uses.
+        let mut scopes: BTreeSet<String> = REGIONS.iter().map(|r| r.to_string()).collect();
+        scopes.extend(state.addresses.values().map(|a| a.region.clone()));
+        scopes.extend(state.instances.values().map(|i| region_of_zone(&i.zone)));
+        (rows, scopes)
+    };
+    match order.map(|o| o.split_whitespace().collect::<Vec<_>>()) {
+        None => rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1))),
+        Some(words) if words == ["name"] => rows.sort_by(|a, b| a.1.cmp(&b.1)),
+        Some(words) if words == ["creationTimestamp", "desc"] => {
+            rows.sort_by_key(|row| std::cmp::Reverse(row.2))
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "orderBy",
+                order.unwrap_or_default(),
+                "Sorting is only supported by name or creationTimestamp desc.",
+            ))
+        }
+    }
+    let total = rows.len();
+    let page: Vec<(String, Value)> = if empty_page {
+        Vec::new()
+    } else {
+        rows.into_iter()
+            .skip(offset)
+            .take(max)
+            .map(|(r, _, _, v)| (r, v))
+            .collect()
+    };
+    let next_offset = offset + page.len();
+    let next = ((empty_page && offset < total) || next_offset < total)
+        .then(|| encode_token(next_offset, page_number + 1));
+    let mut out = match region {
+        Some(region) => {
+            let mut out = json!({
+                "kind": "compute#addressList",
+                "id": format!("projects/{}/regions/{region}/addresses", sh.links.project),
+                "selfLink": format!("{}/addresses", sh.links.region(region)),
+            });
+            if page.is_empty() && next.is_some() {
+                out["warning"] = no_results(&format!("regions/{region}"));
+            }
+            if !page.is_empty() {
+                out["items"] = json!(page.into_iter().map(|(_, v)| v).collect::<Vec<_>>());
+            }
+            out
+        }
+        None => {
+            let mut scoped: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+            for (region, v) in page {
+                scoped
+                    .entry(format!("regions/{region}"))
+                    .or_default()
+                    .push(v);
+            }
+            let mut items = Map::new();
+            for scope in std::iter::once("global".to_string())
+                .chain(scopes.into_iter().map(|r| format!("regions/{r}")))
+            {
+                let entry = match scoped.remove(&scope) {
+                    Some(addresses) => json!({ "addresses": addresses }),
+                    None => json!({ "warning": no_results(&scope) }),
+                };
+                items.insert(scope, entry);
+            }
+            json!({
+                "kind": "compute#addressAggregatedList",
+                "id": format!("projects/{}/aggregated/addresses", sh.links.project),
+                "selfLink": format!("{}/aggregated/addresses", sh.links.project()),
+                "items": items,
+            })
+        }
+    };
+    if let Some(token) = next {
+        out["nextPageToken"] = json!(token);
+    }
+    Ok(out)
+}
+
+fn no_results(scope: &str) -> Value {
+    json!({
+        "code": "NO_RESULTS_ON_PAGE",
+        "message": format!("There are no results for scope '{scope}' on this page."),
+        "data": [{"key": "scope", "value": scope}],
+    })
+}
+
+/// Opaque to clients; the page number keeps every token distinct (an empty page's
+/// token is not the token that asked for it).
+fn encode_token(offset: usize, page: usize) -> String {
+    URL_SAFE_NO_PAD.encode(format!("offset:{offset}:page:{page}"))
+}
+
+fn decode_token(token: &str) -> Option<(usize, usize)> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
+    let rest = text.strip_prefix("offset:")?;
+    let (offset, page) = rest.split_once(":page:")?;
+    Some((offset.parse().ok()?, page.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_garbage_is_refused() {
+        assert_eq!(decode_token(&encode_token(500, 1)), Some((500, 1)));
+        assert_ne!(encode_token(0, 1), encode_token(0, 2));
+        assert_eq!(decode_token("garbage"), None);
+    }
+}
