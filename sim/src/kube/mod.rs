@@ -16,6 +16,7 @@ mod managed;
 mod meta;
 mod openapi;
 mod patch;
+mod protobuf;
 mod rbac;
 mod request;
 mod restart;

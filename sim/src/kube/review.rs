@@ -1,8 +1,8 @@
 //! Self-reviews: SelfSubjectAccessReview (`kubectl auth can-i patch leases`),
 //! SelfSubjectRulesReview (`kubectl auth can-i --list`) and SelfSubjectReview
 //! (`kubectl auth whoami`), answered from the enforced RBAC policy. Every authenticated
-//! user may create them (`system:basic-user`); anonymous requests are refused with 403,
-//! unknown tokens with 401. Without enforced RBAC every request is allowed, as with the
+//! user may create them (`system:basic-user`); anonymous requests only where a rule
+//! grants it (403 otherwise), unknown tokens get 401. Without enforced RBAC every request is allowed, as with the
 //! AlwaysAllow authorizer.
 
 use axum::http::StatusCode;
@@ -73,12 +73,23 @@ pub(crate) fn serve(sh: &Shared, review: Review, token: Option<&str>, body: &[u8
         None if token.is_some() => UserInfo::admin(),
         None => UserInfo::new("system:anonymous", &[]),
     };
-    if policy.is_some() && !user.is_authenticated() {
-        let (plural, group) = match review {
-            Review::Access => ("selfsubjectaccessreviews", "authorization.k8s.io"),
-            Review::Rules => ("selfsubjectrulesreviews", "authorization.k8s.io"),
-            Review::Subject => ("selfsubjectreviews", "authentication.k8s.io"),
-        };
+    let (plural, group) = match review {
+        Review::Access => ("selfsubjectaccessreviews", "authorization.k8s.io"),
+        Review::Rules => ("selfsubjectrulesreviews", "authorization.k8s.io"),
+        Review::Subject => ("selfsubjectreviews", "authentication.k8s.io"),
+    };
+    let create_review = Attributes {
+        verb: "create",
+        group,
+        resource: plural,
+        subresource: None,
+        namespace: None,
+        name: None,
+    };
+    // Authenticated users have system:basic-user; anyone else needs a rule.
+    let refused =
+        policy.is_some_and(|p| !user.is_authenticated() && !p.allows(&user, &create_review));
+    if refused {
         return (
             StatusCode::FORBIDDEN,
             Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",

@@ -17,7 +17,6 @@ use super::field::FieldError;
 use super::kind::Kind;
 use super::patch::{self, PatchType};
 use super::request::{self, Query, RequestInfo, Target, Verb};
-use super::restart;
 use super::schema::{self, FieldValidation};
 use super::ssa::{self, Writer};
 use super::status::ResourceRef;
@@ -25,6 +24,7 @@ use super::status::{self, ApiError, MODIFIED};
 use super::table::{self, Repr};
 use super::watch::{self, WatchParams};
 use super::{meta, validate, Shared};
+use super::{protobuf, restart};
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(handle).with_state(shared)
@@ -101,7 +101,22 @@ async fn serve_request(
         Err(e) => e.into_response(),
         Ok((Target::NonResource(what), _)) => super::discovery::serve(&what, &sh.address),
         Ok((Target::Review(review, token), _)) => {
-            super::review::serve(sh, review, token.as_deref(), &body)
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|c| c.to_str().ok());
+            if protobuf::is_protobuf(content_type) {
+                match protobuf::to_json(protobuf::Body::Review(review), &body) {
+                    Ok(json) => super::review::serve(
+                        sh,
+                        review,
+                        token.as_deref(),
+                        json.to_string().as_bytes(),
+                    ),
+                    Err(e) => e.into_response(),
+                }
+            } else {
+                super::review::serve(sh, review, token.as_deref(), &body)
+            }
         }
         Ok((Target::Resource(info), query)) => {
             tracing::trace!(
@@ -174,8 +189,16 @@ fn serve(
             sh.bookmark_interval(),
         )),
         Verb::Create => {
-            require_json(headers)?;
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|c| c.to_str().ok());
             let mode = FieldValidation::from_query(query)?;
+            if info.kind == Kind::Namespace && protobuf::is_protobuf(content_type) {
+                // `kubectl create namespace` sends protobuf.
+                let json = protobuf::to_json(protobuf::Body::Namespace, body)?.to_string();
+                return create(sh, info, json.as_bytes(), mode, &w).map(written);
+            }
+            require_json(headers)?;
             create(sh, info, body, mode, &w).map(written)
         }
         Verb::Update => {

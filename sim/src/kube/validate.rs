@@ -82,15 +82,16 @@ pub fn qualified_name(value: &str) -> Vec<String> {
         )
     };
     let parts: Vec<&str> = value.split('/').collect();
-    let (prefix, name) =
-        match parts.as_slice() {
-            [name] => (None, *name),
-            [prefix, name] => (Some(*prefix), *name),
-            _ => return vec![
+    let (prefix, name) = match parts.as_slice() {
+        [name] => (None, *name),
+        [prefix, name] => (Some(*prefix), *name),
+        _ => {
+            return vec![
                 format!("a qualified name {}", name_msg())
                     + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
-            ],
-        };
+            ]
+        }
+    };
     let mut errs = Vec::new();
     if let Some(prefix) = prefix {
         if prefix.is_empty() {
