@@ -297,19 +297,23 @@ fn list(sh: &Shared, info: &RequestInfo, query: &Query, repr: Repr) -> Result<Re
         Some(token) => Some(decode_continue(token)?),
         None => None,
     };
-    let (stored, rv) = sh.store.list(info.kind, info.ns());
+    let after_token = |o: &Value| {
+        after.as_ref().is_none_or(|(ns, n)| {
+            (
+                meta::namespace(o).unwrap_or_default(),
+                meta::name(o).unwrap_or_default(),
+            ) > (ns.as_str(), n.as_str())
+        })
+    };
+    // Selectors match the stored form directly except for events.k8s.io (renamed fields).
+    let direct = info.kind != Kind::EventV1;
+    let (stored, rv) = sh.store.list_matching(info.kind, info.ns(), |o| {
+        after_token(o) && (!direct || selectors.matches(o))
+    });
     let mut items: Vec<Value> = stored
         .into_iter()
-        .filter(|o| {
-            after.as_ref().is_none_or(|(ns, n)| {
-                (
-                    meta::namespace(o).unwrap_or_default(),
-                    meta::name(o).unwrap_or_default(),
-                ) > (ns.as_str(), n.as_str())
-            })
-        })
         .map(|o| view(info.kind, o))
-        .filter(|o| selectors.matches(o))
+        .filter(|o| direct || selectors.matches(o))
         .collect();
     let mut list_meta = json!({"resourceVersion": rv.to_string()});
     if limit > 0 && items.len() > limit {

@@ -124,6 +124,31 @@ impl Store {
         (Inner::list(&inner, kind.storage(), ns), inner.rv)
     }
 
+    /// Like [`Store::list`], copying only the objects `keep` accepts (a selective list
+    /// of a big kind copies what it returns, not the whole kind).
+    pub fn list_matching(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        keep: impl Fn(&Value) -> bool,
+    ) -> (Vec<Value>, u64) {
+        let inner = self.lock();
+        let Some(m) = inner.objects.get(&kind.storage()) else {
+            return (Vec::new(), inner.rv);
+        };
+        let objects = match ns {
+            Some(ns) => m
+                .range((ns.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
+                .map(|(_, v)| v)
+                .filter(|v| keep(v))
+                .cloned()
+                .collect(),
+            None => m.values().filter(|v| keep(v)).cloned().collect(),
+        };
+        (objects, inner.rv)
+    }
+
     /// Stores a new object: fills uid, creationTimestamp and resourceVersion,
     /// resolves `generateName`.
     pub fn create(&self, kind: Kind, ns: Option<&str>, obj: Value) -> Result<Value, ApiError> {
