@@ -328,10 +328,8 @@ pub fn decode(v: &Value) -> FieldSet {
     let mut out = FieldSet::new();
     fn go(v: &Value, path: &mut Path, out: &mut FieldSet) {
         let Some(m) = v.as_object() else { return };
-        if m.is_empty() || m.contains_key(".") {
-            if !path.is_empty() {
-                out.insert(path.clone());
-            }
+        if (m.is_empty() || m.contains_key(".")) && !path.is_empty() {
+            out.insert(path.clone());
         }
         for (k, child) in m {
             if let Some(e) = Elem::decode(k) {
