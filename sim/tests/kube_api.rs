@@ -67,6 +67,9 @@ fn api_error<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> (u16, String) {
 #[tokio::test]
 async fn lease_crud_and_conflicts() -> TestResult {
     let sim = KubeSim::start().await?;
+    sim.upsert_object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "pinip"}}),
+    )?;
     let leases: Api<Lease> = Api::namespaced(client(&sim).await?, "pinip");
 
     let created = leases
@@ -689,7 +692,7 @@ async fn malformed_requests_get_status_errors() -> TestResult {
             }
         }
     };
-    let leases = "/apis/coordination.k8s.io/v1/namespaces/ns/leases";
+    let leases = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
     assert_eq!(
         send("POST", leases, "application/json", "{not json").await,
         (400, "BadRequest".into())
@@ -740,7 +743,8 @@ async fn malformed_requests_get_status_errors() -> TestResult {
             "{}"
         )
         .await,
-        (415, "UnsupportedMediaType".into())
+        (422, "Invalid".into()),
+        "an apply without fieldManager is refused (PatchOptions validation)"
     );
     assert_eq!(
         send("GET", "/api/v1/nodes?labelSelector=a%20in%20b", "", "").await,

@@ -42,6 +42,9 @@ pub struct ResourceDef {
     /// Whether a `/status` subresource exists (writes to the main resource
     /// then leave `.status` alone, as the real strategies do).
     pub has_status: bool,
+    /// Whether `PUT` to a missing object creates it (the strategy's
+    /// `AllowCreateOnUpdate`: Leases and Events yes, Nodes, Namespaces and Pods no).
+    pub create_on_update: bool,
 }
 
 const VERBS: &[&str] = &[
@@ -60,6 +63,7 @@ const NODE: ResourceDef = ResourceDef {
     categories: &[],
     verbs: VERBS,
     has_status: true,
+    create_on_update: false,
 };
 
 const NAMESPACE: ResourceDef = ResourceDef {
@@ -74,6 +78,7 @@ const NAMESPACE: ResourceDef = ResourceDef {
     categories: &[],
     verbs: VERBS,
     has_status: true,
+    create_on_update: false,
 };
 
 const POD: ResourceDef = ResourceDef {
@@ -88,6 +93,7 @@ const POD: ResourceDef = ResourceDef {
     categories: &["all"],
     verbs: VERBS,
     has_status: true,
+    create_on_update: false,
 };
 
 const LEASE: ResourceDef = ResourceDef {
@@ -102,6 +108,7 @@ const LEASE: ResourceDef = ResourceDef {
     categories: &[],
     verbs: VERBS,
     has_status: false,
+    create_on_update: true,
 };
 
 const EVENT: ResourceDef = ResourceDef {
@@ -116,6 +123,7 @@ const EVENT: ResourceDef = ResourceDef {
     categories: &[],
     verbs: VERBS,
     has_status: false,
+    create_on_update: true,
 };
 
 const EVENT_V1: ResourceDef = ResourceDef {
@@ -130,6 +138,7 @@ const EVENT_V1: ResourceDef = ResourceDef {
     categories: &[],
     verbs: VERBS,
     has_status: false,
+    create_on_update: true,
 };
 
 /// Every served resource, in discovery order.

@@ -9,18 +9,27 @@ mod counts;
 mod discovery;
 mod events;
 mod faults;
+mod field;
 mod kind;
 mod kubeconfig;
+mod managed;
 mod meta;
 mod openapi;
 mod patch;
+mod protobuf;
 mod rbac;
 mod request;
+mod restart;
+mod review;
 mod routes;
+mod schema;
 mod selector;
+mod ssa;
 mod status;
 mod store;
 mod table;
+mod traffic;
+mod validate;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -37,7 +46,9 @@ pub use faults::Faults;
 pub use kind::{Kind, ResourceDef};
 pub use kubeconfig::CONTEXT;
 pub use rbac::{Denial, Rbac, RbacError, UserInfo};
+pub use restart::Restart;
 pub use status::ApiError;
+pub use traffic::ClientTraffic;
 
 use faults::{Fault, FaultState};
 use store::Store;
@@ -49,7 +60,15 @@ pub const DEFAULT_TOKEN: &str = "pinip-sim";
 pub const DEFAULT_BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Namespaces every real cluster has.
-const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+/// Namespaces every real cluster has, and the one `deploy/base/namespace.yaml` creates
+/// (the agent's `LEASE_NAMESPACE` in the manifests and in `pinip simulate`).
+pub const SYSTEM_NAMESPACES: &[&str] = &[
+    "default",
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "pinip-system",
+];
 
 /// Server state shared by the handle and the HTTP handlers.
 pub(crate) struct Shared {
@@ -60,6 +79,10 @@ pub(crate) struct Shared {
     /// RBAC, once [`KubeSim::enforce_rbac`] turned it on.
     rbac: Mutex<Option<rbac::Enforcement>>,
     shutdown: CancellationToken,
+    /// The restart fault: phases, listener generations, the count.
+    restarts: restart::Restarts,
+    /// Requests and response bytes per client.
+    traffic: traffic::Traffic,
     /// `127.0.0.1:PORT`, as advertised in discovery.
     address: String,
 }
@@ -86,6 +109,56 @@ impl Shared {
     }
 }
 
+/// Serves until shutdown; a restart closes the listener (and with it every
+/// connection and watch), waits the down time and binds the same port again.
+async fn serve_loop(shared: Arc<Shared>, listener: tokio::net::TcpListener, addr: SocketAddr) {
+    let mut listener = Some(listener);
+    loop {
+        let l = match listener.take() {
+            Some(l) => l,
+            None => match rebind(addr, &shared.shutdown).await {
+                Some(l) => l,
+                None => return,
+            },
+        };
+        shared.restarts.back(&shared.shutdown);
+        let generation = shared.restarts.generation();
+        let app = routes::router(shared.clone());
+        let served = axum::serve(l, app)
+            .with_graceful_shutdown(generation.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "kube simulator stopped serving");
+        }
+        if shared.shutdown.is_cancelled() {
+            return;
+        }
+        let down = shared.restarts.take_down().unwrap_or_default();
+        tracing::debug!(?down, "kube simulator restarting");
+        tokio::select! {
+            _ = tokio::time::sleep(down) => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Binds the port of a restarting server again (SO_REUSEADDR is set by tokio on Unix;
+/// a port still held elsewhere is retried briefly).
+async fn rebind(addr: SocketAddr, shutdown: &CancellationToken) -> Option<tokio::net::TcpListener> {
+    for _ in 0..200 {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => return Some(l),
+            Err(e) => tracing::debug!(error = %e, "kube simulator: port not free yet"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            _ = shutdown.cancelled() => return None,
+        }
+    }
+    tracing::warn!(%addr, "kube simulator could not bind its port again");
+    None
+}
+
 /// Handle to a running simulated API server. Cheap to clone.
 #[derive(Clone)]
 pub struct KubeSim {
@@ -108,13 +181,16 @@ impl KubeSim {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or_default();
+        let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared {
             store: Arc::new(Store::new(seed)),
             faults: Mutex::new(FaultState::default()),
             counts: Mutex::new(RequestCounts::default()),
             bookmark_interval: Mutex::new(DEFAULT_BOOKMARK_INTERVAL),
             rbac: Mutex::new(None),
-            shutdown: CancellationToken::new(),
+            restarts: restart::Restarts::new(&shutdown),
+            traffic: traffic::Traffic::default(),
+            shutdown,
             address: addr.to_string(),
         });
         let sim = KubeSim { shared, addr };
@@ -124,16 +200,7 @@ impl KubeSim {
                 "metadata": {"name": ns}, "status": {"phase": "Active"},
             }))?;
         }
-        let app = routes::router(sim.shared.clone());
-        let stop = sim.shared.shutdown.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::warn!(error = %e, "kube simulator stopped serving");
-            }
-        });
+        tokio::spawn(serve_loop(sim.shared.clone(), listener, addr));
         tracing::debug!(%addr, "kube simulator listening");
         Ok(sim)
     }
@@ -224,7 +291,13 @@ impl KubeSim {
             ApiError::BadRequest(format!("unsupported object type {api_version}/{kind_name}"))
         })?;
         let name = meta::name(&obj)
-            .ok_or_else(|| ApiError::invalid(kind.def(), "", "metadata.name: Required value"))?
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    kind.def(),
+                    "",
+                    vec![field::FieldError::required("metadata.name", "")],
+                )
+            })?
             .to_string();
         let ns = kind
             .def()
@@ -301,6 +374,7 @@ impl KubeSim {
 
     pub fn reset_request_counts(&self) {
         *self.shared.counts() = RequestCounts::default();
+        self.shared.traffic.reset();
     }
 
     /// Replaces the injected faults; the PRNG restarts from `faults.seed`.
@@ -318,6 +392,9 @@ impl KubeSim {
     /// token ([`DEFAULT_TOKEN`]) stays a cluster admin unless `policy` maps it.
     pub fn enforce_rbac(&self, mut policy: Rbac) {
         policy.add_default_token(DEFAULT_TOKEN, UserInfo::admin());
+        for token in self.shared.traffic.registered_tokens() {
+            policy.add_default_token(&token, UserInfo::admin());
+        }
         *lock(&self.shared.rbac) = Some(rbac::Enforcement {
             policy,
             denials: Vec::new(),
@@ -330,6 +407,41 @@ impl KubeSim {
             .as_ref()
             .map(|e| e.denials.clone())
             .unwrap_or_default()
+    }
+
+    /// Restarts the API server (the restart fault): the listener closes now (connections
+    /// refused, watches cut) for `plan.down`, then requests meet 503, 401 and 403 for the
+    /// other durations in turn before the server serves normally. Returns at once.
+    pub fn restart(&self, plan: Restart) {
+        self.shared.restarts.begin(plan);
+    }
+
+    /// How many restarts [`KubeSim::restart`] began.
+    pub fn restarts(&self) -> u64 {
+        self.shared.restarts.count()
+    }
+
+    /// Requests with bearer `token` are counted as client `client` (see
+    /// [`KubeSim::client_traffic`]); with RBAC enforced the token acts as an admin
+    /// unless the policy maps it.
+    pub fn register_client(&self, token: &str, client: &str) {
+        self.shared.traffic.register(token, client);
+        if let Some(e) = lock(&self.shared.rbac).as_mut() {
+            e.policy.add_default_token(token, UserInfo::admin());
+        }
+    }
+
+    /// Writes a kubeconfig whose bearer token is registered as client `client`.
+    pub fn write_client_kubeconfig(&self, path: &Path, client: &str) -> anyhow::Result<String> {
+        let token = format!("{DEFAULT_TOKEN}-client-{client}");
+        self.register_client(&token, client);
+        kubeconfig::write(path, &self.url(), &token)?;
+        Ok(token)
+    }
+
+    /// Requests and response body bytes per client, since start or the last reset.
+    pub fn client_traffic(&self) -> BTreeMap<String, ClientTraffic> {
+        self.shared.traffic.snapshot()
     }
 
     /// Stops serving: no new connections, open watches end.

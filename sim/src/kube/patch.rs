@@ -12,10 +12,12 @@ pub enum PatchType {
     Merge,
     StrategicMerge,
     Json,
+    /// Server-side apply (`application/apply-patch+yaml`), served by `ssa.rs`.
+    Apply,
 }
 
 const ACCEPTED: &str = "application/json-patch+json, application/merge-patch+json, \
-                        application/strategic-merge-patch+json";
+                        application/strategic-merge-patch+json, application/apply-patch+yaml";
 
 impl PatchType {
     pub fn from_content_type(ct: Option<&str>) -> Result<Self, ApiError> {
@@ -26,7 +28,7 @@ impl PatchType {
             Some("application/merge-patch+json") => Ok(PatchType::Merge),
             Some("application/strategic-merge-patch+json") => Ok(PatchType::StrategicMerge),
             Some("application/json-patch+json") => Ok(PatchType::Json),
-            // Server-side apply and anything else.
+            Some("application/apply-patch+yaml") => Ok(PatchType::Apply),
             _ => Err(ApiError::UnsupportedMediaType(ACCEPTED.into())),
         }
     }
@@ -35,6 +37,9 @@ impl PatchType {
 /// Applies `body` to `current`, returning the patched object.
 pub fn apply(kind: PatchType, current: &Value, body: &[u8]) -> Result<Value, ApiError> {
     match kind {
+        PatchType::Apply => Err(ApiError::Internal(
+            "an apply patch is not a merge of the body".into(),
+        )),
         PatchType::Merge | PatchType::StrategicMerge => {
             let patch: Value = serde_json::from_slice(body)
                 .map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))?;
@@ -120,7 +125,11 @@ mod tests {
             PatchType::from_content_type(Some("application/merge-patch+json; charset=utf-8")).ok(),
             Some(PatchType::Merge)
         );
-        assert!(PatchType::from_content_type(Some("application/apply-patch+yaml")).is_err());
+        assert_eq!(
+            PatchType::from_content_type(Some("application/apply-patch+yaml")).ok(),
+            Some(PatchType::Apply)
+        );
+        assert!(PatchType::from_content_type(Some("application/yaml")).is_err());
         assert!(PatchType::from_content_type(None).is_err());
     }
 }

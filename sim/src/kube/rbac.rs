@@ -66,7 +66,7 @@ impl UserInfo {
         }
     }
 
-    fn is_authenticated(&self) -> bool {
+    pub(crate) fn is_authenticated(&self) -> bool {
         self.groups.contains("system:authenticated")
     }
 }
@@ -313,6 +313,39 @@ impl Rbac {
         self.tokens.entry(token.to_string()).or_insert(user);
     }
 
+    /// The rules `user` has in `namespace` (cluster-wide grants included), as the
+    /// `resourceRules` of a SelfSubjectRulesReview.
+    pub(crate) fn rules_of(&self, user: &UserInfo, namespace: &str) -> Vec<Value> {
+        if user.groups.contains(MASTERS_GROUP) {
+            return vec![json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})];
+        }
+        self.grants
+            .iter()
+            .filter(|g| g.namespace.as_deref().is_none_or(|ns| ns == namespace))
+            .filter(|g| g.subjects.iter().any(|s| s.applies_to(user)))
+            .flat_map(|g| g.rules.iter())
+            .filter(|r| !r.verbs.is_empty())
+            .map(|r| {
+                let mut v =
+                    json!({"verbs": r.verbs, "apiGroups": r.api_groups, "resources": r.resources});
+                if !r.resource_names.is_empty() {
+                    v["resourceNames"] = json!(r.resource_names);
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// Who `token` is (anonymous without one), `None` for a token nobody issued.
+    pub(crate) fn user(&self, token: Option<&str>) -> Option<UserInfo> {
+        self.authenticate(token)
+    }
+
+    /// The user name a token authenticates as, if it is known.
+    pub(crate) fn user_of(&self, token: &str) -> Option<String> {
+        self.tokens.get(token).map(|u| u.name.clone())
+    }
+
     /// Who a request is: the token's user, the anonymous user without a token, or
     /// `None` for a token nobody issued.
     fn authenticate(&self, token: Option<&str>) -> Option<UserInfo> {
@@ -424,6 +457,8 @@ impl super::Shared {
                 }
                 decision
             }
+            // Self-reviews authorize themselves (review.rs).
+            Target::Review(..) => Decision::Allow,
         };
         match decision {
             Decision::Allow => None,
@@ -467,6 +502,17 @@ fn forbidden_status(user: &UserInfo, attrs: &Attributes) -> Value {
         "status": "Failure", "message": message, "reason": "Forbidden",
         "details": details, "code": 403,
     })
+}
+
+/// The 403 of a server whose RBAC caches are not synced yet: every request is denied
+/// with the usual message and the reason the authorizer gives at start-up.
+pub(crate) fn forbidden_while_starting(user: &str, attrs: &Attributes) -> Decision {
+    let user = UserInfo::new(user, &[]);
+    let mut status = forbidden_status(&user, attrs);
+    if let Some(m) = status.get("message").and_then(Value::as_str) {
+        status["message"] = json!(format!("{m}: RBAC: the authorization cache is not ready"));
+    }
+    Decision::Forbidden(status)
 }
 
 /// Go's `%q` for the plain strings that appear here.

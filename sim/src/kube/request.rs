@@ -93,11 +93,24 @@ pub enum NonResource {
     Health,
 }
 
+/// The self-reviews every authenticated user may create (`system:basic-user`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Review {
+    /// authorization.k8s.io/v1 SelfSubjectAccessReview (`kubectl auth can-i VERB RES`).
+    Access,
+    /// authorization.k8s.io/v1 SelfSubjectRulesReview (`kubectl auth can-i --list`).
+    Rules,
+    /// authentication.k8s.io/v1 SelfSubjectReview (`kubectl auth whoami`).
+    Subject,
+}
+
 /// What a request is for.
 #[derive(Clone, Debug)]
 pub enum Target {
     NonResource(NonResource),
     Resource(RequestInfo),
+    /// A self-review (POST only), with the request's bearer token.
+    Review(Review, Option<String>),
 }
 
 /// The bearer token of a request, if any.
@@ -132,7 +145,23 @@ pub fn resolve(
             Err(ApiError::MethodNotAllowed)
         }
     };
+    let review = |r| {
+        if method == Method::POST {
+            Ok(Target::Review(r, bearer(headers)))
+        } else {
+            Err(ApiError::MethodNotAllowed)
+        }
+    };
     let (group, rest): (&str, &[&str]) = match segs.as_slice() {
+        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] => {
+            return review(Review::Access)
+        }
+        ["apis", "authorization.k8s.io", "v1", "selfsubjectrulesreviews"] => {
+            return review(Review::Rules)
+        }
+        ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"] => {
+            return review(Review::Subject)
+        }
         ["version"] => return non_resource(NonResource::Version),
         ["healthz" | "livez" | "readyz", ..] => return non_resource(NonResource::Health),
         ["openapi", ..] => return non_resource(NonResource::OpenApi(segs[1..].join("/"))),
@@ -232,7 +261,7 @@ mod tests {
             .collect();
         match resolve(&method, path, &q, &HeaderMap::new())? {
             Target::Resource(i) => Ok(i),
-            Target::NonResource(n) => panic!("unexpected {n:?}"),
+            other => panic!("unexpected {other:?}"),
         }
     }
 

@@ -3,8 +3,10 @@
 
 use serde_json::Value;
 
+use super::field::FieldError;
 use super::kind::Kind;
 use super::status::ApiError;
+use super::validate;
 
 #[derive(Debug, Clone, PartialEq)]
 enum LabelReq {
@@ -63,6 +65,35 @@ fn parse_set(key: &str, rest: &str, term: &str) -> Result<(String, Vec<String>),
     Ok((key.trim().to_string(), values))
 }
 
+/// `validateLabelKey` / `validateLabelValue` of `labels.NewRequirement`, with the
+/// parser's "unable to parse requirement" prefix.
+fn validate_requirement(req: &LabelReq) -> Result<(), ApiError> {
+    let (key, values): (&str, Vec<&str>) = match req {
+        LabelReq::Exists(k) | LabelReq::NotExists(k) => (k, vec![]),
+        LabelReq::Eq(k, v) | LabelReq::NotEq(k, v) => (k, vec![v.as_str()]),
+        LabelReq::In(k, vs) | LabelReq::NotIn(k, vs) => {
+            (k, vs.iter().map(String::as_str).collect())
+        }
+    };
+    let refuse = |field: String, value: &str, errs: Vec<String>| {
+        ApiError::BadRequest(format!(
+            "unable to parse requirement: {}",
+            FieldError::invalid(&field, value, &errs.join("; "))
+        ))
+    };
+    let errs = validate::qualified_name(key);
+    if !errs.is_empty() {
+        return Err(refuse("key".into(), key, errs));
+    }
+    for (i, v) in values.iter().enumerate() {
+        let errs = validate::label_value(v);
+        if !errs.is_empty() {
+            return Err(refuse(format!("values[{i}][{key}]"), v, errs));
+        }
+    }
+    Ok(())
+}
+
 impl LabelSelector {
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
@@ -97,6 +128,7 @@ impl LabelSelector {
             if key.is_empty() {
                 return Err(bad_label(term));
             }
+            validate_requirement(&req)?;
             reqs.push(req);
         }
         Ok(LabelSelector(reqs))
@@ -116,7 +148,10 @@ impl LabelSelector {
     }
 }
 
-/// Field paths the real server indexes for each kind; others are rejected.
+/// Field labels each kind's conversion function accepts (`pkg/apis/core/v1/conversion.go`,
+/// `pkg/apis/events/v1/conversion.go`, the default `metadata.*` pair); others are 400
+/// "field label not supported". core/v1 Events know `involvedObject.*`, events.k8s.io/v1
+/// Events `regarding.*`, never the other spelling.
 fn supported_fields(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Node => &["metadata.name", "spec.unschedulable"],
@@ -145,6 +180,7 @@ fn supported_fields(kind: Kind) -> &'static [&'static str] {
             "involvedObject.fieldPath",
             "reason",
             "reportingComponent",
+            "source",
             "type",
         ],
         Kind::EventV1 => &[
@@ -155,8 +191,11 @@ fn supported_fields(kind: Kind) -> &'static [&'static str] {
             "regarding.name",
             "regarding.uid",
             "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
             "reason",
             "reportingController",
+            "source",
             "type",
         ],
     }

@@ -5,6 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use super::field::{aggregate, FieldError};
 use super::kind::ResourceDef;
 
 /// Every way a request can fail, with the real server's wording.
@@ -22,18 +23,22 @@ pub enum ApiError {
         name: String,
         detail: String,
     },
-    /// A field-level validation failure (422 with the kind named).
-    #[error("{group_kind} \"{name}\" is invalid: {detail}", group_kind = resource.group_kind())]
+    /// A field-level validation failure (422 with the kind named, one cause per field).
+    #[error("{group_kind} \"{name}\" is invalid: {agg}", group_kind = resource.group_kind(), agg = aggregate(errors))]
     Invalid {
         resource: ResourceRef,
         name: String,
-        detail: String,
+        errors: Vec<FieldError>,
     },
     /// 422 without a named object, e.g. a failed JSON-patch `test` op.
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
     BadRequest(String),
+    /// Server-side apply would change fields other managers own (409, with one
+    /// `FieldManagerConflict` cause per field).
+    #[error("{message}")]
+    ApplyConflict { message: String, causes: Vec<Value> },
     #[error("the server could not find the requested resource")]
     UnknownPath,
     #[error("the server does not allow this method on the requested resource")]
@@ -118,18 +123,29 @@ impl ApiError {
         }
     }
 
-    pub fn invalid(def: &ResourceDef, name: &str, detail: impl Into<String>) -> Self {
+    pub fn invalid(def: &ResourceDef, name: &str, errors: Vec<FieldError>) -> Self {
         ApiError::Invalid {
             resource: def.into(),
             name: name.to_string(),
-            detail: detail.into(),
+            errors,
+        }
+    }
+
+    /// `Ok` for no errors, else 422 Invalid with every one of them.
+    pub fn check(def: &ResourceDef, name: &str, errors: Vec<FieldError>) -> Result<(), Self> {
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(def, name, errors))
         }
     }
 
     pub fn code(&self) -> StatusCode {
         match self {
             ApiError::NotFound { .. } | ApiError::UnknownPath => StatusCode::NOT_FOUND,
-            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::AlreadyExists { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::ApplyConflict { .. } => StatusCode::CONFLICT,
             ApiError::Invalid { .. } | ApiError::Unprocessable(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -147,7 +163,7 @@ impl ApiError {
         match self {
             ApiError::NotFound { .. } | ApiError::UnknownPath => "NotFound",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
             ApiError::Invalid { .. } | ApiError::Unprocessable(_) => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
@@ -170,13 +186,14 @@ impl ApiError {
             ApiError::Invalid {
                 resource,
                 name,
-                detail,
+                errors,
             } => Some(json!({
                 "name": name,
                 "group": resource.group,
                 "kind": resource.kind,
-                "causes": [{"reason": "FieldValueInvalid", "message": detail}],
+                "causes": errors.iter().map(FieldError::cause).collect::<Vec<_>>(),
             })),
+            ApiError::ApplyConflict { causes, .. } => Some(json!({"causes": causes})),
             ApiError::UnknownPath => Some(json!({})),
             ApiError::Internal(m) => Some(json!({"causes": [{"message": m}]})),
             ApiError::Unavailable(_) => Some(json!({"retryAfterSeconds": RETRY_AFTER_SECS})),

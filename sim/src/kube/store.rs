@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use super::faults::SplitMix64;
+use super::field::FieldError;
 use super::kind::Kind;
 use super::meta;
 use super::status::ApiError;
@@ -123,59 +124,36 @@ impl Store {
         (Inner::list(&inner, kind.storage(), ns), inner.rv)
     }
 
+    /// Like [`Store::list`], copying only the objects `keep` accepts (a selective list
+    /// of a big kind copies what it returns, not the whole kind).
+    pub fn list_matching(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        keep: impl Fn(&Value) -> bool,
+    ) -> (Vec<Value>, u64) {
+        let inner = self.lock();
+        let Some(m) = inner.objects.get(&kind.storage()) else {
+            return (Vec::new(), inner.rv);
+        };
+        let objects = match ns {
+            Some(ns) => m
+                .range((ns.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
+                .map(|(_, v)| v)
+                .filter(|v| keep(v))
+                .cloned()
+                .collect(),
+            None => m.values().filter(|v| keep(v)).cloned().collect(),
+        };
+        (objects, inner.rv)
+    }
+
     /// Stores a new object: fills uid, creationTimestamp and resourceVersion,
     /// resolves `generateName`.
-    pub fn create(&self, kind: Kind, ns: Option<&str>, mut obj: Value) -> Result<Value, ApiError> {
-        let def = kind.def();
-        let kind = kind.storage();
+    pub fn create(&self, kind: Kind, ns: Option<&str>, obj: Value) -> Result<Value, ApiError> {
         let mut inner = self.lock();
-        let name = match meta::name(&obj) {
-            Some(n) => n.to_string(),
-            None => match meta::str_field(&obj, "generateName") {
-                Some(prefix) => loop {
-                    let candidate = format!("{prefix}{}", inner.random_suffix());
-                    if !inner.contains(kind, ns, &candidate) {
-                        break candidate;
-                    }
-                },
-                None => {
-                    return Err(ApiError::invalid(
-                        def,
-                        "",
-                        "metadata.name: Required value: name or generateName is required",
-                    ))
-                }
-            },
-        };
-        if inner.contains(kind, ns, &name) {
-            return Err(ApiError::AlreadyExists {
-                resource: def.into(),
-                name,
-            });
-        }
-        let uid = inner.new_uid();
-        let rv = inner.rv + 1;
-        {
-            let m = meta::metadata_mut(&mut obj);
-            m.insert("name".into(), json!(name));
-            match ns {
-                Some(ns) => m.insert("namespace".into(), json!(ns)),
-                None => m.remove("namespace"),
-            };
-            m.insert("uid".into(), json!(uid));
-            m.insert("creationTimestamp".into(), json!(meta::now()));
-            m.insert("resourceVersion".into(), json!(rv.to_string()));
-            m.remove("deletionTimestamp");
-        }
-        inner.commit(
-            &self.tx,
-            kind,
-            ns,
-            &name,
-            EventType::Added,
-            Some(obj.clone()),
-        );
-        Ok(obj)
+        inner.create(&self.tx, kind, ns, obj)
     }
 
     /// Read-modify-write of one object under the lock (the equivalent of the
@@ -189,6 +167,25 @@ impl Store {
         name: &str,
         f: impl FnOnce(&Value) -> Result<Value, ApiError>,
     ) -> Result<Value, ApiError> {
+        self.update_or_create(kind, ns, name, |cur| match cur {
+            Some(cur) => f(cur).map(Some),
+            None => Ok(None),
+        })
+        .map(|(v, _)| v)
+    }
+
+    /// Like [`Store::update`], but `f` also sees a missing object (`None`) and may
+    /// return the object to create in its place (create-on-update, as the real
+    /// server's `Update` does for strategies that allow it) or `None` for NotFound.
+    /// The flag tells whether the object was created. One lock: no other write
+    /// falls between the read and the write.
+    pub fn update_or_create(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        name: &str,
+        f: impl FnOnce(Option<&Value>) -> Result<Option<Value>, ApiError>,
+    ) -> Result<(Value, bool), ApiError> {
         let def = kind.def();
         let kind = kind.storage();
         let mut inner = self.lock();
@@ -196,9 +193,17 @@ impl Store {
             .objects
             .get(&kind)
             .and_then(|m| m.get(&key(ns, name)))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(def, name))?;
-        let mut next = f(&current)?;
+            .cloned();
+        let Some(current) = current else {
+            let Some(mut new) = f(None)? else {
+                return Err(ApiError::not_found(def, name));
+            };
+            meta::metadata_mut(&mut new).insert("name".into(), json!(name));
+            return inner.create(&self.tx, kind, ns, new).map(|v| (v, true));
+        };
+        let Some(mut next) = f(Some(&current))? else {
+            return Err(ApiError::not_found(def, name));
+        };
         if !next.is_object() {
             return Err(ApiError::BadRequest("object must be a JSON object".into()));
         }
@@ -224,7 +229,7 @@ impl Store {
             }
         }
         if next == current {
-            return Ok(current);
+            return Ok((current, false));
         }
         let rv = inner.rv + 1;
         meta::metadata_mut(&mut next).insert("resourceVersion".into(), json!(rv.to_string()));
@@ -236,7 +241,7 @@ impl Store {
             EventType::Modified,
             Some(next.clone()),
         );
-        Ok(next)
+        Ok((next, false))
     }
 
     /// Removes an object after `check` accepted the stored one (used for
@@ -297,6 +302,61 @@ impl Store {
 }
 
 impl Inner {
+    fn create(
+        &mut self,
+        tx: &broadcast::Sender<Arc<Change>>,
+        kind: Kind,
+        ns: Option<&str>,
+        mut obj: Value,
+    ) -> Result<Value, ApiError> {
+        let def = kind.def();
+        let kind = kind.storage();
+        let name = match meta::name(&obj) {
+            Some(n) => n.to_string(),
+            None => match meta::str_field(&obj, "generateName") {
+                Some(prefix) => loop {
+                    let candidate = format!("{prefix}{}", self.random_suffix());
+                    if !self.contains(kind, ns, &candidate) {
+                        break candidate;
+                    }
+                },
+                None => {
+                    return Err(ApiError::invalid(
+                        def,
+                        "",
+                        vec![FieldError::required(
+                            "metadata.name",
+                            "name or generateName is required",
+                        )],
+                    ))
+                }
+            },
+        };
+        if self.contains(kind, ns, &name) {
+            return Err(ApiError::AlreadyExists {
+                resource: def.into(),
+                name,
+            });
+        }
+        let uid = self.new_uid();
+        let rv = self.rv + 1;
+        {
+            let m = meta::metadata_mut(&mut obj);
+            m.insert("name".into(), json!(name));
+            match ns {
+                Some(ns) => m.insert("namespace".into(), json!(ns)),
+                None => m.remove("namespace"),
+            };
+            m.insert("uid".into(), json!(uid));
+            m.insert("creationTimestamp".into(), json!(meta::now()));
+            // A version in a create (or a create-on-update) is not a precondition.
+            m.insert("resourceVersion".into(), json!(rv.to_string()));
+            m.remove("deletionTimestamp");
+        }
+        self.commit(tx, kind, ns, &name, EventType::Added, Some(obj.clone()));
+        Ok(obj)
+    }
+
     fn list(&self, kind: Kind, ns: Option<&str>) -> Vec<Value> {
         let Some(m) = self.objects.get(&kind) else {
             return Vec::new();

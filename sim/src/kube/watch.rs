@@ -101,6 +101,12 @@ impl Filter {
                 return None;
             }
         }
+        // Hot path: every change is offered to every watch of its kind (1000 agents each
+        // watching their own Node). Match on the stored object first and clone only what
+        // is sent; only events.k8s.io needs the converted view to match.
+        if self.kind != Kind::EventV1 {
+            return self.selectors.matches(stored).then(|| stored.clone());
+        }
         let v = view(self.kind, stored.clone());
         self.selectors.matches(&v).then_some(v)
     }
