@@ -13,6 +13,8 @@ pub mod fake;
 pub mod filter;
 #[cfg(feature = "gcp")]
 pub mod gcp;
+#[cfg(feature = "oci")]
+pub mod oci;
 pub mod order;
 mod provider;
 mod types;

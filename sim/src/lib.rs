@@ -3,3 +3,4 @@
 pub mod compute;
 pub mod ec2;
 pub mod kube;
+pub mod oci;
