@@ -134,10 +134,12 @@ async fn every_method_the_provider_calls_is_covered_by_the_role() {
             "{method} needs {permission}, which the role does not grant"
         );
     }
-    // Everything in the table is really called (no stale rows).
+    // Everything in the table is really called (no stale rows), except the operation
+    // reads the provider falls back to only when `wait` fails (providers/src/gcp/operation.rs).
+    let fallbacks = ["zoneOperations.get", "regionOperations.get"];
     for (method, _) in REQUIRED {
         assert!(
-            called.iter().any(|m| m == method),
+            fallbacks.contains(method) || called.iter().any(|m| m == method),
             "{method} is listed but never called"
         );
     }

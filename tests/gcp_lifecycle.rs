@@ -349,7 +349,7 @@ async fn gcp_order_by_and_unusable_ipv6_addresses_never_block_a_node() {
     let mut agents = Vec::new();
     for node in &world.nodes {
         let mut settings = quick(&world, &node.name);
-        settings.pool.order_by = Some("name".into());
+        settings.cloud.pool.order_by = Some("name".into());
         agents.push(world.spawn_agent(settings).await.unwrap());
     }
     for agent in &mut agents {

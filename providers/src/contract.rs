@@ -18,6 +18,8 @@ pub struct ContractWorld {
     /// How many pool addresses were seeded (at least 2), all free; besides them the cloud
     /// holds at least one address outside the pool.
     pub pool_size: usize,
+    /// Whatever keeps the test cloud running until the contract is done.
+    pub guard: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// How a cloud's tests set up a [`ContractWorld`].

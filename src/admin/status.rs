@@ -1,5 +1,5 @@
 //! Where an agent stands, published on a watch channel: readiness, `pinip simulate`'s
-//! progress and (later) metrics read it.
+//! progress and the examples read it.
 
 use std::net::IpAddr;
 use std::time::Duration;

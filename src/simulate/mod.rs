@@ -45,7 +45,7 @@ pub enum SimCloud {
     Fake,
     /// The EC2 simulator (Query API over HTTP), driven by the real AWS provider.
     Aws,
-    /// The Compute simulator (arrives with the GCP provider).
+    /// The Compute simulator.
     Gcp,
 }
 

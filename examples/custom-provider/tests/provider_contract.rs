@@ -259,3 +259,50 @@ async fn the_demo_runs_end_to_end() {
             >= 1
     );
 }
+
+/// The same contract every built-in provider runs (`pinip_providers::contract`).
+struct NimbusSetup;
+
+#[async_trait::async_trait]
+impl pinip_providers::contract::ContractSetup for NimbusSetup {
+    async fn world(&self) -> Result<pinip_providers::contract::ContractWorld, String> {
+        let cloud = NimbusCloud::start(TOKEN).await.map_err(|e| e.to_string())?;
+        for (id, last) in [("vm-1", 1u8), ("vm-2", 2)] {
+            cloud.add_instance(id, "z1", IpAddr::from([10, 0, 0, last]));
+        }
+        for n in 1..=3u8 {
+            cloud.add_address(
+                &format!("a{n}"),
+                IpAddr::from([203, 0, 113, n]),
+                &[("pool", "egress")],
+            );
+        }
+        cloud.add_address(
+            "other",
+            IpAddr::from([203, 0, 113, 9]),
+            &[("pool", "other")],
+        );
+        let pool = PoolSpec {
+            filter: vec!["labels.pool=egress".into()],
+            order_by: None,
+            family: IpFamily::V4,
+        };
+        let config = NimbusConfig {
+            endpoint: cloud.endpoint(),
+            token: TOKEN.into(),
+        };
+        let provider = NimbusProvider::new(config, &pool).map_err(|e| e.to_string())?;
+        Ok(pinip_providers::contract::ContractWorld {
+            provider: std::sync::Arc::new(provider),
+            instances: [instance_ref("vm-1"), instance_ref("vm-2")],
+            pool_size: 3,
+            guard: Some(Box::new(cloud)),
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_nimbus_provider_keeps_the_provider_contract() {
+    let report = pinip_providers::contract::check_provider_contract(&NimbusSetup).await;
+    assert!(report.is_ok(), "{report:?}");
+}

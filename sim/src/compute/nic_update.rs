@@ -302,11 +302,8 @@ mod tests {
     #[test]
     fn the_one_step_swap_is_refused_and_the_two_step_one_works() {
         let mut s = state();
-        let one_step = update(
-            &mut s,
-            "node-1",
-            &assign(&fp(&s, "node-1"), "2600:1900:4000:abcd::"),
-        );
+        let body = assign(&fp(&s, "node-1"), "2600:1900:4000:abcd::");
+        let one_step = update(&mut s, "node-1", &body);
         assert_eq!(one_step.unwrap_err().status, 400);
         to_ipv4_only(&mut s, "node-1");
         assert_eq!(s.instances["node-1"].nic.ipv6_access_config, None);
@@ -343,17 +340,15 @@ mod tests {
         let mut s = state();
         to_ipv4_only(&mut s, "node-1");
         for ip in ["2600:1900:4000:abce::", "2600:1900:4000:abcf::"] {
-            let refused = update(&mut s, "node-1", &assign(&fp(&s, "node-1"), ip)).unwrap_err();
+            let body = assign(&fp(&s, "node-1"), ip);
+            let refused = update(&mut s, "node-1", &body).unwrap_err();
             assert_eq!((refused.status, refused.reason), (400, "invalid"), "{ip}");
         }
         let body = assign(&fp(&s, "node-1"), "2600:1900:4000:abcd::");
         assert_eq!(update(&mut s, "node-1", &body), Ok(None));
         to_ipv4_only(&mut s, "node-2");
-        let taken = update(
-            &mut s,
-            "node-2",
-            &assign(&fp(&s, "node-2"), "2600:1900:4000:abcd::"),
-        );
+        let body = assign(&fp(&s, "node-2"), "2600:1900:4000:abcd::");
+        let taken = update(&mut s, "node-2", &body);
         assert_eq!(
             taken.unwrap().unwrap().code,
             "IP_IN_USE_BY_ANOTHER_RESOURCE"
