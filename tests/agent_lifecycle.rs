@@ -3,7 +3,6 @@
 //! Waits are bounded; nothing asserts on timing.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use pinip::admin::status::AgentStatus;
@@ -14,7 +13,14 @@ use pinip_providers::{ErrorClass, IpFamily};
 use pinip_sim::kube::Kind;
 use serde_json::{json, Value};
 
+mod kit;
+
 const WAIT: Duration = Duration::from_secs(30);
+const KIT: kit::Kit = kit::Kit {
+    wait: WAIT,
+    retry: Duration::from_millis(500),
+    lease: Duration::from_secs(1),
+};
 
 async fn world(nodes: usize, pool: usize) -> SimulatedWorld {
     world_with_latency(nodes, pool, Duration::ZERO).await
@@ -30,35 +36,6 @@ async fn world_with_latency(nodes: usize, pool: usize, cloud_latency: Duration) 
     })
     .await
     .expect("simulated world starts")
-}
-
-/// Settings with short timers so the tests run in seconds.
-fn quick(world: &SimulatedWorld, node: &str) -> pinip::config::Settings {
-    let mut s = world.settings_for(node);
-    s.retry.interval = Duration::from_millis(500);
-    s.claims.duration = Duration::from_secs(1);
-    s
-}
-
-async fn wait_status(
-    agent: &mut AgentHandle,
-    what: &str,
-    pred: impl Fn(&AgentStatus) -> bool,
-) -> AgentStatus {
-    agent
-        .wait_until(what, WAIT, pred)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn assigned(agent: &mut AgentHandle) -> (IpAddr, bool) {
-    agent.address(WAIT).await.unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn eventually(what: &str, check: impl FnMut() -> bool) {
-    pinip::simulate::eventually(what, WAIT, check)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn node_annotation(world: &SimulatedWorld, node: &str) -> Option<String> {
@@ -84,14 +61,14 @@ async fn twenty_agents_racing_for_ten_addresses_end_with_ten_distinct_assignment
     // Start all twenty at once, so they really race.
     let mut settings = Vec::new();
     for node in &world.nodes {
-        let mut s = quick(&world, &node.name);
+        let mut s = KIT.settings(&world, &node.name);
         // Ordered candidates: everybody goes for the head of the list first.
         s.cloud.pool.order_by = Some("PublicIp".into());
         settings.push(s);
     }
     let mut agents = world.spawn_agents(settings).await.unwrap();
     let mut addresses = BTreeSet::new();
-    eventually("10 assignments and 10 waiting agents", || {
+    KIT.eventually("10 assignments and 10 waiting agents", || {
         let states: Vec<AgentStatus> = agents.iter().map(|a| a.status.borrow().clone()).collect();
         states.iter().filter(|s| s.is_ready()).count() == 10
             && states
@@ -135,8 +112,11 @@ async fn twenty_agents_racing_for_ten_addresses_end_with_ten_distinct_assignment
 async fn a_restarted_agent_keeps_its_address_with_zero_cloud_writes() {
     let world = world(1, 3).await;
     let node = world.nodes[0].name.clone();
-    let mut first = world.spawn_agent(quick(&world, &node)).await.unwrap();
-    let (address, adopted) = assigned(&mut first).await;
+    let mut first = world
+        .spawn_agent(KIT.settings(&world, &node))
+        .await
+        .unwrap();
+    let (address, adopted) = KIT.assigned(&mut first).await;
     assert!(!adopted);
     assert_eq!(
         first.stop().await.unwrap(),
@@ -146,8 +126,11 @@ async fn a_restarted_agent_keeps_its_address_with_zero_cloud_writes() {
     let writes_before = world.cloud.write_calls();
     let patches_before = world.kube.request_counts().verb("patch");
 
-    let mut second = world.spawn_agent(quick(&world, &node)).await.unwrap();
-    let (again, adopted) = assigned(&mut second).await;
+    let mut second = world
+        .spawn_agent(KIT.settings(&world, &node))
+        .await
+        .unwrap();
+    let (again, adopted) = KIT.assigned(&mut second).await;
     assert_eq!((again, adopted), (address, true));
     assert_eq!(
         world.cloud.write_calls(),
@@ -169,8 +152,11 @@ async fn an_agent_killed_between_claim_and_attach_frees_the_address_once_its_lea
     let world = world(2, 1).await;
     let (a, b) = (world.nodes[0].clone(), world.nodes[1].clone());
     world.fake().expect("fake cloud").hang_attach(&a.instance);
-    let crashed = world.spawn_agent(quick(&world, &a.name)).await.unwrap();
-    eventually("a's claim", || {
+    let crashed = world
+        .spawn_agent(KIT.settings(&world, &a.name))
+        .await
+        .unwrap();
+    KIT.eventually("a's claim", || {
         leases(&world)
             .iter()
             .any(|l| l.pointer("/spec/holderIdentity") == Some(&json!(a.name)))
@@ -178,8 +164,11 @@ async fn an_agent_killed_between_claim_and_attach_frees_the_address_once_its_lea
     .await;
     crashed.kill();
 
-    let mut survivor = world.spawn_agent(quick(&world, &b.name)).await.unwrap();
-    let (address, _) = assigned(&mut survivor).await;
+    let mut survivor = world
+        .spawn_agent(KIT.settings(&world, &b.name))
+        .await
+        .unwrap();
+    let (address, _) = KIT.assigned(&mut survivor).await;
     assert_eq!(world.cloud.attached_to(&b.instance), vec![address]);
     assert!(world.cloud.attached_to(&a.instance).is_empty());
     let claims = leases(&world);
@@ -200,20 +189,26 @@ async fn an_agent_killed_between_claim_and_attach_frees_the_address_once_its_lea
 async fn a_deleted_nodes_address_is_released_and_goes_to_a_waiting_node() {
     let world = world(2, 1).await;
     let (a, b) = (world.nodes[0].clone(), world.nodes[1].clone());
-    let mut first = world.spawn_agent(quick(&world, &a.name)).await.unwrap();
-    let (address, _) = assigned(&mut first).await;
-    let mut waiting = world.spawn_agent(quick(&world, &b.name)).await.unwrap();
-    wait_status(&mut waiting, "pool exhausted", |s| {
+    let mut first = world
+        .spawn_agent(KIT.settings(&world, &a.name))
+        .await
+        .unwrap();
+    let (address, _) = KIT.assigned(&mut first).await;
+    let mut waiting = world
+        .spawn_agent(KIT.settings(&world, &b.name))
+        .await
+        .unwrap();
+    KIT.status(&mut waiting, "pool exhausted", |s| {
         matches!(s, AgentStatus::PoolExhausted { .. })
     })
     .await;
-    eventually("a PoolExhausted event", || {
+    KIT.eventually("a PoolExhausted event", || {
         events_with_reason(&world, &b.name, "PoolExhausted") > 0
     })
     .await;
 
     assert!(world.kube.delete_node(&a.name));
-    wait_status(&mut first, "release", |s| {
+    KIT.status(&mut first, "release", |s| {
         matches!(s, AgentStatus::WaitingForNode(_))
     })
     .await;
@@ -221,7 +216,7 @@ async fn a_deleted_nodes_address_is_released_and_goes_to_a_waiting_node() {
         world.cloud.attached_to(&a.instance).is_empty(),
         "released from the deleted node"
     );
-    let (taken, _) = assigned(&mut waiting).await;
+    let (taken, _) = KIT.assigned(&mut waiting).await;
     assert_eq!(taken, address, "the freed address goes to the waiting node");
     assert_eq!(
         node_annotation(&world, &b.name).as_deref(),
@@ -238,16 +233,16 @@ async fn release_on_exit_false_keeps_the_address_even_when_the_node_is_deleted()
     let world = world(2, 1).await;
     let (node, other) = (world.nodes[0].clone(), world.nodes[1].clone());
     let never = |name: &str| {
-        let mut settings = quick(&world, name);
+        let mut settings = KIT.settings(&world, name);
         settings.release.on_exit = pinip::domain::exit_decision::ReleasePolicy::Never;
         // Periodic sweeps too, so a sweep runs even if a watch misses the deletion.
         settings.sweep_interval = Duration::from_secs(1);
         settings
     };
     let mut agent = world.spawn_agent(never(&node.name)).await.unwrap();
-    let (address, _) = assigned(&mut agent).await;
+    let (address, _) = KIT.assigned(&mut agent).await;
     let mut waiting = world.spawn_agent(never(&other.name)).await.unwrap();
-    wait_status(&mut waiting, "pool exhausted", |s| {
+    KIT.status(&mut waiting, "pool exhausted", |s| {
         matches!(s, AgentStatus::PoolExhausted { .. })
     })
     .await;
@@ -259,13 +254,13 @@ async fn release_on_exit_false_keeps_the_address_even_when_the_node_is_deleted()
     // Both agents see the deletion; whichever takes the sweep token sweeps.
     let swept_before = sweeps(&agent) + sweeps(&waiting);
     assert!(world.kube.delete_node(&node.name));
-    wait_status(&mut agent, "waiting for the node", |s| {
+    KIT.status(&mut agent, "waiting for the node", |s| {
         matches!(s, AgentStatus::WaitingForNode(_))
     })
     .await;
     // The deletion also triggers a sweep: it must leave the address on the deleted
     // node's instance too, with its claim, and the waiting node waits on.
-    eventually("a sweep after the deletion", || {
+    KIT.eventually("a sweep after the deletion", || {
         sweeps(&agent) + sweeps(&waiting) > swept_before
     })
     .await;
@@ -288,8 +283,11 @@ async fn release_on_exit_false_keeps_the_address_even_when_the_node_is_deleted()
 async fn shutdown_releases_only_when_the_node_is_going_away() {
     let world = world(1, 2).await;
     let node = world.nodes[0].clone();
-    let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
-    let (address, _) = assigned(&mut agent).await;
+    let mut agent = world
+        .spawn_agent(KIT.settings(&world, &node.name))
+        .await
+        .unwrap();
+    let (address, _) = KIT.assigned(&mut agent).await;
     world.kube.update_node(&node.name, |n| {
         n["spec"]["taints"] = json!([{"key": "ToBeDeletedByClusterAutoscaler", "value": "1700000000", "effect": "NoSchedule"}]);
     });
@@ -321,11 +319,11 @@ async fn the_taint_is_lifted_once_the_node_reports_the_address() {
             {"key": "someone.else/keep-me", "effect": "NoSchedule"},
         ]);
     });
-    let mut settings = quick(&world, &node.name);
+    let mut settings = KIT.settings(&world, &node.name);
     settings.taint.key = Some("pinip.dev/not-ready".into());
     let mut agent = world.spawn_agent(settings).await.unwrap();
-    let (address, _) = assigned(&mut agent).await;
-    eventually("the taint removed", || {
+    let (address, _) = KIT.assigned(&mut agent).await;
+    KIT.eventually("the taint removed", || {
         let n = world.kube.get(Kind::Node, None, &node.name).unwrap();
         let taints = n
             .pointer("/spec/taints")
@@ -342,7 +340,7 @@ async fn the_taint_is_lifted_once_the_node_reports_the_address() {
         "lifted after the node reported {address}: {reported}"
     );
     // The Event is recorded right after the patch.
-    eventually("the TaintRemoved event", || {
+    KIT.eventually("the TaintRemoved event", || {
         events_with_reason(&world, &node.name, "TaintRemoved") == 1
     })
     .await;
@@ -354,10 +352,10 @@ async fn the_taint_is_lifted_once_the_node_reports_the_address() {
 async fn an_address_detached_by_hand_is_reattached_same_address_first() {
     let world = world(1, 5).await;
     let node = world.nodes[0].clone();
-    let mut settings = quick(&world, &node.name);
+    let mut settings = KIT.settings(&world, &node.name);
     settings.verify_interval = Duration::from_millis(300);
     let mut agent = world.spawn_agent(settings).await.unwrap();
-    let (address, _) = assigned(&mut agent).await;
+    let (address, _) = KIT.assigned(&mut agent).await;
     let id = world
         .cloud
         .addresses()
@@ -366,11 +364,11 @@ async fn an_address_detached_by_hand_is_reattached_same_address_first() {
         .unwrap()
         .id;
     world.fake().expect("fake cloud").detach_by_hand(&id);
-    eventually("a re-attach event", || {
+    KIT.eventually("a re-attach event", || {
         events_with_reason(&world, &node.name, "AddressReattached") > 0
     })
     .await;
-    eventually("the same address back", || {
+    KIT.eventually("the same address back", || {
         world.cloud.attached_to(&node.instance) == vec![address]
     })
     .await;
@@ -383,8 +381,11 @@ async fn missing_permission_is_reported_and_retried_until_fixed() {
     let world = world(1, 1).await;
     let node = world.nodes[0].clone();
     world.fake().expect("fake cloud").deny(op::ATTACH);
-    let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
-    eventually("a PermissionDenied event", || {
+    let mut agent = world
+        .spawn_agent(KIT.settings(&world, &node.name))
+        .await
+        .unwrap();
+    KIT.eventually("a PermissionDenied event", || {
         events_with_reason(&world, &node.name, "PermissionDenied") > 0
     })
     .await;
@@ -397,7 +398,7 @@ async fn missing_permission_is_reported_and_retried_until_fixed() {
         "no claim left behind by the failed attempts"
     );
     world.fake().expect("fake cloud").allow(op::ATTACH);
-    assigned(&mut agent).await;
+    KIT.assigned(&mut agent).await;
     agent.stop().await.unwrap();
     world.shutdown();
 }
@@ -414,8 +415,11 @@ async fn transient_cloud_failures_are_retried() {
         .fake()
         .expect("fake cloud")
         .fail_next(op::ATTACH, ErrorClass::Transient);
-    let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
-    assigned(&mut agent).await;
+    let mut agent = world
+        .spawn_agent(KIT.settings(&world, &node.name))
+        .await
+        .unwrap();
+    KIT.assigned(&mut agent).await;
     let failed = world
         .fake()
         .expect("fake cloud")
@@ -434,8 +438,11 @@ async fn a_node_without_provider_id_is_waited_for() {
     world
         .kube
         .add_node("late-node", None, Default::default(), Vec::new());
-    let mut agent = world.spawn_agent(quick(&world, "late-node")).await.unwrap();
-    wait_status(
+    let mut agent = world
+        .spawn_agent(KIT.settings(&world, "late-node"))
+        .await
+        .unwrap();
+    KIT.status(
         &mut agent,
         "waiting for providerID",
         |s| matches!(s, AgentStatus::WaitingForNode(why) if why.contains("providerID")),
@@ -446,7 +453,7 @@ async fn a_node_without_provider_id_is_waited_for() {
     world.kube.update_node("late-node", |n| {
         n["spec"]["providerID"] = json!(format!("fake:///{}/{}", sim.zone, sim.instance))
     });
-    assigned(&mut agent).await;
+    KIT.assigned(&mut agent).await;
     agent.stop().await.unwrap();
     world.shutdown();
 }
@@ -461,7 +468,7 @@ async fn an_unsupported_provider_id_is_a_clear_configuration_error() {
         Vec::new(),
     );
     let agent = world
-        .spawn_agent(quick(&world, "azure-node"))
+        .spawn_agent(KIT.settings(&world, "azure-node"))
         .await
         .unwrap();
     let error = agent.stop_when_done().await.unwrap_err();
@@ -481,8 +488,11 @@ async fn an_address_attached_before_pinip_is_adopted_and_its_ownership_recorded_
     let fake = world.fake().expect("fake cloud");
     let first = world.cloud.addresses()[0].clone();
     fake.attach_by_hand(&first.id, &node.instance);
-    let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
-    let (address, adopted) = assigned(&mut agent).await;
+    let mut agent = world
+        .spawn_agent(KIT.settings(&world, &node.name))
+        .await
+        .unwrap();
+    let (address, adopted) = KIT.assigned(&mut agent).await;
     assert_eq!((address, adopted), (first.ip, true));
     let recorded = world
         .cloud
@@ -504,8 +514,11 @@ async fn an_address_attached_before_pinip_is_adopted_and_its_ownership_recorded_
     agent.stop().await.unwrap();
 
     // The next restart finds the record right and writes nothing.
-    let mut again = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
-    assert_eq!(assigned(&mut again).await, (address, true));
+    let mut again = world
+        .spawn_agent(KIT.settings(&world, &node.name))
+        .await
+        .unwrap();
+    assert_eq!(KIT.assigned(&mut again).await, (address, true));
     assert_eq!(world.cloud.write_calls(), 1);
     again.stop().await.unwrap();
     world.shutdown();

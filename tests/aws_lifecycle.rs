@@ -3,16 +3,22 @@
 //! bounded; nothing asserts on timing.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pinip::admin::status::AgentStatus;
-use pinip::simulate::{AgentHandle, AwsSim, SimulatedCloud, SimulatedWorld, WorldSpec};
+use pinip::simulate::{AwsSim, SimulatedCloud, SimulatedWorld, WorldSpec};
 use pinip_providers::IpFamily;
 use serde_json::Value;
 
+mod kit;
+
 const WAIT: Duration = Duration::from_secs(30);
+const KIT: kit::Kit = kit::Kit {
+    wait: WAIT,
+    retry: Duration::from_millis(500),
+    lease: Duration::from_secs(1),
+};
 
 async fn world(nodes: usize, pool: usize, family: IpFamily) -> (SimulatedWorld, Arc<AwsSim>) {
     let aws = Arc::new(AwsSim::start().await.expect("EC2 simulator starts"));
@@ -31,34 +37,6 @@ async fn world(nodes: usize, pool: usize, family: IpFamily) -> (SimulatedWorld, 
     (world, aws)
 }
 
-fn quick(world: &SimulatedWorld, node: &str) -> pinip::config::Settings {
-    let mut s = world.settings_for(node);
-    s.retry.interval = Duration::from_millis(500);
-    s.claims.duration = Duration::from_secs(1);
-    s
-}
-
-async fn wait_status(
-    agent: &mut AgentHandle,
-    what: &str,
-    pred: impl Fn(&AgentStatus) -> bool,
-) -> AgentStatus {
-    agent
-        .wait_until(what, WAIT, pred)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn assigned(agent: &mut AgentHandle) -> (IpAddr, bool) {
-    agent.address(WAIT).await.unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn eventually(what: &str, check: impl FnMut() -> bool) {
-    pinip::simulate::eventually(what, WAIT, check)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn events(world: &SimulatedWorld, node: &str, reason: &str) -> Vec<String> {
     world
         .events(node, reason)
@@ -70,11 +48,15 @@ fn events(world: &SimulatedWorld, node: &str, reason: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_agents_get_ten_distinct_elastic_ips_for_at_most_five_ec2_calls_each() {
     let (world, aws) = world(10, 12, IpFamily::V4).await;
-    let settings = world.nodes.iter().map(|n| quick(&world, &n.name)).collect();
+    let settings = world
+        .nodes
+        .iter()
+        .map(|n| KIT.settings(&world, &n.name))
+        .collect();
     let mut agents = world.spawn_agents(settings).await.unwrap();
     let mut seen = BTreeSet::new();
     for agent in &mut agents {
-        let (address, adopted) = assigned(agent).await;
+        let (address, adopted) = KIT.assigned(agent).await;
         assert!(!adopted);
         assert!(seen.insert(address), "{address} given twice");
         let instance = &world.node(&agent.node).unwrap().instance;
@@ -112,12 +94,18 @@ async fn ten_agents_get_ten_distinct_elastic_ips_for_at_most_five_ec2_calls_each
 async fn a_restarted_agent_adopts_its_elastic_ip_without_any_ec2_write() {
     let (world, aws) = world(1, 2, IpFamily::V4).await;
     let node = world.nodes[0].clone();
-    let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
-    let (address, _) = assigned(&mut agent).await;
+    let mut agent = world
+        .spawn_agent(KIT.settings(&world, &node.name))
+        .await
+        .unwrap();
+    let (address, _) = KIT.assigned(&mut agent).await;
     agent.stop().await.unwrap();
     let writes = aws.ec2().write_calls();
-    let mut again = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
-    assert_eq!(assigned(&mut again).await, (address, true));
+    let mut again = world
+        .spawn_agent(KIT.settings(&world, &node.name))
+        .await
+        .unwrap();
+    assert_eq!(KIT.assigned(&mut again).await, (address, true));
     assert_eq!(aws.ec2().write_calls(), writes, "adoption wrote to EC2");
     again.stop().await.unwrap();
     world.shutdown();
@@ -127,21 +115,27 @@ async fn a_restarted_agent_adopts_its_elastic_ip_without_any_ec2_write() {
 async fn a_deleted_nodes_elastic_ip_is_disassociated_and_goes_to_a_waiting_node() {
     let (world, aws) = world(2, 1, IpFamily::V4).await;
     let (a, b) = (world.nodes[0].clone(), world.nodes[1].clone());
-    let mut first = world.spawn_agent(quick(&world, &a.name)).await.unwrap();
-    let (address, _) = assigned(&mut first).await;
-    let mut waiting = world.spawn_agent(quick(&world, &b.name)).await.unwrap();
-    wait_status(&mut waiting, "pool exhausted", |s| {
+    let mut first = world
+        .spawn_agent(KIT.settings(&world, &a.name))
+        .await
+        .unwrap();
+    let (address, _) = KIT.assigned(&mut first).await;
+    let mut waiting = world
+        .spawn_agent(KIT.settings(&world, &b.name))
+        .await
+        .unwrap();
+    KIT.status(&mut waiting, "pool exhausted", |s| {
         matches!(s, AgentStatus::PoolExhausted { .. })
     })
     .await;
     assert!(world.kube.delete_node(&a.name));
-    wait_status(&mut first, "release", |s| {
+    KIT.status(&mut first, "release", |s| {
         matches!(s, AgentStatus::WaitingForNode(_))
     })
     .await;
     assert!(world.cloud.attached_to(&a.instance).is_empty());
     assert!(aws.ec2().call_counts()["DisassociateAddress"] >= 1);
-    let (taken, _) = assigned(&mut waiting).await;
+    let (taken, _) = KIT.assigned(&mut waiting).await;
     assert_eq!(taken, address);
     let record = world
         .cloud
@@ -169,8 +163,11 @@ async fn missing_ec2_permission_is_reported_by_name_and_retried_until_granted() 
     let (world, aws) = world(1, 1, IpFamily::V4).await;
     let node = world.nodes[0].clone();
     aws.ec2().deny("AssociateAddress");
-    let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
-    eventually("a PermissionDenied event", || {
+    let mut agent = world
+        .spawn_agent(KIT.settings(&world, &node.name))
+        .await
+        .unwrap();
+    KIT.eventually("a PermissionDenied event", || {
         !events(&world, &node.name, "PermissionDenied").is_empty()
     })
     .await;
@@ -181,7 +178,7 @@ async fn missing_ec2_permission_is_reported_by_name_and_retried_until_granted() 
     );
     assert!(world.cloud.attached_to(&node.instance).is_empty());
     aws.ec2().allow("AssociateAddress");
-    assigned(&mut agent).await;
+    KIT.assigned(&mut agent).await;
     agent.stop().await.unwrap();
     world.shutdown();
 }
@@ -190,11 +187,15 @@ async fn missing_ec2_permission_is_reported_by_name_and_retried_until_granted() 
 async fn ipv6_agents_get_distinct_static_ipv6_addresses_on_their_primary_enis() {
     // Pool 2001:db8::1..6; ::1 to ::3 are AWS's own, so three addresses for three nodes.
     let (world, aws) = world(3, 6, IpFamily::V6).await;
-    let settings = world.nodes.iter().map(|n| quick(&world, &n.name)).collect();
+    let settings = world
+        .nodes
+        .iter()
+        .map(|n| KIT.settings(&world, &n.name))
+        .collect();
     let mut agents = world.spawn_agents(settings).await.unwrap();
     let mut seen = BTreeSet::new();
     for agent in &mut agents {
-        let (address, _) = assigned(agent).await;
+        let (address, _) = KIT.assigned(agent).await;
         assert!(address.is_ipv6());
         assert!(seen.insert(address));
         let instance = &world.node(&agent.node).unwrap().instance;

@@ -7,12 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pinip::agent::Exit;
-use pinip::simulate::{AgentHandle, GcpSim, SimulatedCloud, SimulatedWorld, WorldSpec};
+use pinip::simulate::{GcpSim, SimulatedCloud, SimulatedWorld, WorldSpec};
 use pinip_providers::IpFamily;
 use pinip_sim::compute::Failure;
 use serde_json::{json, Value};
 
+mod kit;
+
 const WAIT: Duration = Duration::from_secs(60);
+const KIT: kit::Kit = kit::Kit {
+    wait: WAIT,
+    retry: Duration::from_millis(500),
+    lease: Duration::from_secs(2),
+};
 
 async fn world(nodes: usize, pool: usize, family: IpFamily) -> (SimulatedWorld, Arc<GcpSim>) {
     let gcp = Arc::new(GcpSim::start().await.expect("compute simulator starts"));
@@ -29,23 +36,6 @@ async fn world(nodes: usize, pool: usize, family: IpFamily) -> (SimulatedWorld, 
     .await
     .expect("simulated world starts");
     (world, gcp)
-}
-
-fn quick(world: &SimulatedWorld, node: &str) -> pinip::config::Settings {
-    let mut s = world.settings_for(node);
-    s.retry.interval = Duration::from_millis(500);
-    s.claims.duration = Duration::from_secs(2);
-    s
-}
-
-async fn assigned(agent: &mut AgentHandle) -> (IpAddr, bool) {
-    agent.address(WAIT).await.unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn eventually(what: &str, check: impl FnMut() -> bool) {
-    pinip::simulate::eventually(what, WAIT, check)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn events(world: &SimulatedWorld, node: &str, reason: &str) -> Vec<String> {
@@ -82,11 +72,16 @@ async fn gcp_nodes_get_static_ipv4_addresses_with_ownership_labels() {
     let (world, gcp) = world(4, 5, IpFamily::V4).await;
     let mut agents = Vec::new();
     for node in &world.nodes {
-        agents.push(world.spawn_agent(quick(&world, &node.name)).await.unwrap());
+        agents.push(
+            world
+                .spawn_agent(KIT.settings(&world, &node.name))
+                .await
+                .unwrap(),
+        );
     }
     let mut seen = Vec::new();
     for agent in &mut agents {
-        let (address, adopted) = assigned(agent).await;
+        let (address, adopted) = KIT.assigned(agent).await;
         assert!(!adopted);
         let node = world.node(&agent.node).unwrap().clone();
         assert_eq!(gcp.attached_to(&node.instance), vec![address]);
@@ -119,12 +114,18 @@ async fn gcp_nodes_get_static_ipv4_addresses_with_ownership_labels() {
 async fn gcp_a_restarted_agent_adopts_its_address_with_zero_cloud_writes() {
     let (world, gcp) = world(1, 2, IpFamily::V4).await;
     let node = world.nodes[0].name.clone();
-    let mut first = world.spawn_agent(quick(&world, &node)).await.unwrap();
-    let (address, _) = assigned(&mut first).await;
+    let mut first = world
+        .spawn_agent(KIT.settings(&world, &node))
+        .await
+        .unwrap();
+    let (address, _) = KIT.assigned(&mut first).await;
     assert_eq!(first.stop().await.unwrap(), Exit::Kept(address));
     let writes = gcp.write_calls();
-    let mut second = world.spawn_agent(quick(&world, &node)).await.unwrap();
-    assert_eq!(assigned(&mut second).await, (address, true));
+    let mut second = world
+        .spawn_agent(KIT.settings(&world, &node))
+        .await
+        .unwrap();
+    assert_eq!(KIT.assigned(&mut second).await, (address, true));
     assert_eq!(
         gcp.write_calls(),
         writes,
@@ -146,8 +147,11 @@ async fn gcp_a_failed_add_after_the_ephemeral_ip_was_removed_is_retried_and_the_
             message: "backend failure".into(),
         },
     );
-    let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
-    let (address, _) = assigned(&mut agent).await;
+    let mut agent = world
+        .spawn_agent(KIT.settings(&world, &node.name))
+        .await
+        .unwrap();
+    let (address, _) = KIT.assigned(&mut agent).await;
     let counts = gcp.call_counts();
     assert_eq!(
         counts["instances.deleteAccessConfig"], 2,
@@ -168,8 +172,11 @@ async fn gcp_a_failed_add_after_the_ephemeral_ip_was_removed_is_retried_and_the_
 async fn gcp_release_on_node_removal_leaves_an_ephemeral_ipv4_and_clears_ownership() {
     let (world, gcp) = world(1, 1, IpFamily::V4).await;
     let node = world.nodes[0].clone();
-    let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
-    let (address, _) = assigned(&mut agent).await;
+    let mut agent = world
+        .spawn_agent(KIT.settings(&world, &node.name))
+        .await
+        .unwrap();
+    let (address, _) = KIT.assigned(&mut agent).await;
     remove_node_soon(&world, &node.name);
     assert_eq!(agent.stop().await.unwrap(), Exit::Released(address));
     assert!(gcp.attached_to(&node.instance).is_empty());
@@ -196,10 +203,15 @@ async fn gcp_ipv6_nodes_get_static_ipv6_and_release_restores_an_ephemeral_one() 
     let (world, gcp) = world(3, 3, IpFamily::V6).await;
     let mut agents = Vec::new();
     for node in &world.nodes {
-        agents.push(world.spawn_agent(quick(&world, &node.name)).await.unwrap());
+        agents.push(
+            world
+                .spawn_agent(KIT.settings(&world, &node.name))
+                .await
+                .unwrap(),
+        );
     }
     for agent in &mut agents {
-        let (address, _) = assigned(agent).await;
+        let (address, _) = KIT.assigned(agent).await;
         assert!(address.is_ipv6());
         let instance = world.node(&agent.node).unwrap().instance.clone();
         assert_eq!(gcp.attached_to(&instance), vec![address]);
@@ -231,8 +243,11 @@ async fn gcp_a_missing_permission_is_reported_by_name_and_retried_until_granted(
     let (world, gcp) = world(1, 1, IpFamily::V4).await;
     let node = world.nodes[0].clone();
     gcp.compute().deny("instances.deleteAccessConfig");
-    let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
-    eventually("a PermissionDenied event", || {
+    let mut agent = world
+        .spawn_agent(KIT.settings(&world, &node.name))
+        .await
+        .unwrap();
+    KIT.eventually("a PermissionDenied event", || {
         !events(&world, &node.name, "PermissionDenied").is_empty()
     })
     .await;
@@ -247,7 +262,7 @@ async fn gcp_a_missing_permission_is_reported_by_name_and_retried_until_granted(
         "the ephemeral IP is untouched"
     );
     gcp.compute().allow("instances.deleteAccessConfig");
-    assigned(&mut agent).await;
+    KIT.assigned(&mut agent).await;
     agent.stop().await.unwrap();
     world.shutdown();
 }
@@ -264,8 +279,11 @@ async fn gcp_throttling_is_retried() {
             message: "Quota exceeded".into(),
         },
     );
-    let mut agent = world.spawn_agent(quick(&world, &node.name)).await.unwrap();
-    assigned(&mut agent).await;
+    let mut agent = world
+        .spawn_agent(KIT.settings(&world, &node.name))
+        .await
+        .unwrap();
+    KIT.assigned(&mut agent).await;
     agent.stop().await.unwrap();
     world.shutdown();
 }
@@ -274,7 +292,7 @@ async fn gcp_throttling_is_retried() {
 async fn gcp_a_filter_the_api_rejects_stops_the_agent_with_a_clear_error() {
     let (world, gcp) = world(1, 1, IpFamily::V4).await;
     let node = world.nodes[0].clone();
-    let mut settings = quick(&world, &node.name);
+    let mut settings = KIT.settings(&world, &node.name);
     settings.cloud.pool.filter = vec!["(labels.kubeip=reserved) OR (labels.team=edge)".into()];
     let agent = world.spawn_agent(settings).await.unwrap();
     let error = agent.stop_when_done().await.unwrap_err();
@@ -299,12 +317,12 @@ async fn gcp_random_throttling_and_server_errors_end_in_distinct_assignments_and
     });
     let mut settings = Vec::new();
     for node in &world.nodes {
-        settings.push(quick(&world, &node.name));
+        settings.push(KIT.settings(&world, &node.name));
     }
     let mut agents = world.spawn_agents(settings).await.unwrap();
     let mut addresses = Vec::new();
     for agent in &mut agents {
-        addresses.push(assigned(agent).await.0);
+        addresses.push(KIT.assigned(agent).await.0);
     }
     // Agents are done; no swap is in flight, so every node must have an external IPv4.
     gcp.compute()
@@ -348,12 +366,12 @@ async fn gcp_order_by_and_unusable_ipv6_addresses_never_block_a_node() {
     );
     let mut agents = Vec::new();
     for node in &world.nodes {
-        let mut settings = quick(&world, &node.name);
+        let mut settings = KIT.settings(&world, &node.name);
         settings.cloud.pool.order_by = Some("name".into());
         agents.push(world.spawn_agent(settings).await.unwrap());
     }
     for agent in &mut agents {
-        let (address, _) = assigned(agent).await;
+        let (address, _) = KIT.assigned(agent).await;
         assert!(
             !address.to_string().starts_with("2001:db8:fff"),
             "a misfit was assigned: {address}"
@@ -382,15 +400,19 @@ async fn every_compute_fault(family: IpFamily) {
             Duration::from_millis(5),
             21,
         ));
-    let settings = world.nodes.iter().map(|n| quick(&world, &n.name)).collect();
+    let settings = world
+        .nodes
+        .iter()
+        .map(|n| KIT.settings(&world, &n.name))
+        .collect();
     let mut agents = world.spawn_agents(settings).await.unwrap();
     let mut addresses = Vec::new();
     for agent in &mut agents {
-        addresses.push(assigned(agent).await.0);
+        addresses.push(KIT.assigned(agent).await.0);
     }
     gcp.compute()
         .set_faults(pinip_sim::compute::Faults::default());
-    eventually("every accepted write has landed", || {
+    KIT.eventually("every accepted write has landed", || {
         gcp.compute().running_operations() == 0
     })
     .await;

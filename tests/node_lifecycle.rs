@@ -12,13 +12,18 @@ use pinip_providers::IpFamily;
 use pinip_sim::kube::Kind;
 use serde_json::Value;
 
+mod kit;
+
 const WAIT: Duration = Duration::from_secs(40);
+const KIT: kit::Kit = kit::Kit {
+    wait: WAIT,
+    retry: Duration::from_millis(400),
+    lease: Duration::from_secs(1),
+};
 const SWEEP: Duration = Duration::from_secs(2);
 
 fn quick(world: &SimulatedWorld, node: &str) -> pinip::config::Settings {
-    let mut s = world.settings_for(node);
-    s.retry.interval = Duration::from_millis(400);
-    s.claims.duration = Duration::from_secs(1);
+    let mut s = KIT.settings(world, node);
     s.sweep_interval = SWEEP;
     s
 }

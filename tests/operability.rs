@@ -5,14 +5,21 @@ use std::time::Duration;
 
 use pinip::admin::status::AgentStatus;
 use pinip::admin::AdminServer;
-use pinip::simulate::{AgentHandle, SimulatedWorld, WorldSpec, LEASE_NAMESPACE};
+use pinip::simulate::{SimulatedWorld, WorldSpec, LEASE_NAMESPACE};
 use pinip_providers::IpFamily;
 use pinip_sim::kube::Kind;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+mod kit;
+
 const WAIT: Duration = Duration::from_secs(30);
+const KIT: kit::Kit = kit::Kit {
+    wait: WAIT,
+    retry: Duration::from_millis(300),
+    lease: Duration::from_secs(1),
+};
 
 async fn world(nodes: usize, pool: usize) -> SimulatedWorld {
     SimulatedWorld::start(WorldSpec {
@@ -24,20 +31,6 @@ async fn world(nodes: usize, pool: usize) -> SimulatedWorld {
     })
     .await
     .expect("simulated world starts")
-}
-
-fn quick(world: &SimulatedWorld, node: &str) -> pinip::config::Settings {
-    let mut s = world.settings_for(node);
-    s.retry.interval = Duration::from_millis(300);
-    s.claims.duration = Duration::from_secs(1);
-    s
-}
-
-async fn wait_for(agent: &mut AgentHandle, what: &str, pred: impl Fn(&AgentStatus) -> bool) {
-    agent
-        .wait_until(what, WAIT, pred)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A plain HTTP/1.0 GET on loopback: (status code, body).
@@ -69,8 +62,14 @@ fn events(world: &SimulatedWorld, node: &str, reason: &str) -> usize {
 async fn readyz_turns_ready_once_the_address_is_published_and_metrics_say_so() {
     let world = world(2, 1).await;
     let (a, b) = (world.nodes[0].clone(), world.nodes[1].clone());
-    let mut first = world.spawn_agent(quick(&world, &a.name)).await.unwrap();
-    let mut waiting = world.spawn_agent(quick(&world, &b.name)).await.unwrap();
+    let mut first = world
+        .spawn_agent(KIT.settings(&world, &a.name))
+        .await
+        .unwrap();
+    let mut waiting = world
+        .spawn_agent(KIT.settings(&world, &b.name))
+        .await
+        .unwrap();
 
     // Serve the waiting agent's status and metrics the way `pinip run` does.
     let stop = CancellationToken::new();
@@ -84,8 +83,9 @@ async fn readyz_turns_ready_once_the_address_is_published_and_metrics_say_so() {
     let addr = server.local_addr().unwrap();
     tokio::spawn(server.serve(stop.clone()));
 
-    wait_for(&mut first, "an address", AgentStatus::is_ready).await;
-    wait_for(&mut waiting, "pool exhausted", |s| {
+    KIT.status(&mut first, "an address", AgentStatus::is_ready)
+        .await;
+    KIT.status(&mut waiting, "pool exhausted", |s| {
         matches!(s, AgentStatus::PoolExhausted { .. })
     })
     .await;
@@ -103,7 +103,8 @@ async fn readyz_turns_ready_once_the_address_is_published_and_metrics_say_so() {
 
     // Free the address: the waiting node gets it and turns ready.
     world.kube.delete_node(&a.name);
-    wait_for(&mut waiting, "an address", AgentStatus::is_ready).await;
+    KIT.status(&mut waiting, "an address", AgentStatus::is_ready)
+        .await;
     let (code, _) = get(addr, "/readyz").await;
     assert_eq!(code, 200);
     let (_, metrics) = get(addr, "/metrics").await;
@@ -144,7 +145,7 @@ async fn readyz_turns_ready_once_the_address_is_published_and_metrics_say_so() {
 async fn dry_run_decides_but_writes_nothing() {
     let world = world(1, 2).await;
     let node = world.nodes[0].clone();
-    let mut settings = quick(&world, &node.name);
+    let mut settings = KIT.settings(&world, &node.name);
     settings.dry_run = true;
     settings.taint.key = Some("pinip.dev/not-ready".into());
     world.kube.update_node(&node.name, |n| {
@@ -152,7 +153,8 @@ async fn dry_run_decides_but_writes_nothing() {
     });
     let writes_before = world.kube.request_counts();
     let mut agent = world.spawn_agent(settings).await.unwrap();
-    wait_for(&mut agent, "a decision", AgentStatus::is_ready).await;
+    KIT.status(&mut agent, "a decision", AgentStatus::is_ready)
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     agent.stop().await.unwrap();
 
@@ -197,13 +199,17 @@ async fn the_taint_is_lifted_when_no_address_can_be_had() {
             n["spec"]["taints"] = json!([{"key": "pinip.dev/not-ready", "effect": "NoSchedule"}])
         });
     }
-    let mut first = world.spawn_agent(quick(&world, &a.name)).await.unwrap();
-    wait_for(&mut first, "an address", AgentStatus::is_ready).await;
-    let mut settings = quick(&world, &b.name);
+    let mut first = world
+        .spawn_agent(KIT.settings(&world, &a.name))
+        .await
+        .unwrap();
+    KIT.status(&mut first, "an address", AgentStatus::is_ready)
+        .await;
+    let mut settings = KIT.settings(&world, &b.name);
     settings.taint.key = Some("pinip.dev/not-ready".into());
     settings.taint.give_up = Some(Duration::from_millis(500));
     let mut unlucky = world.spawn_agent(settings).await.unwrap();
-    wait_for(&mut unlucky, "pool exhausted", |s| {
+    KIT.status(&mut unlucky, "pool exhausted", |s| {
         matches!(s, AgentStatus::PoolExhausted { .. })
     })
     .await;

@@ -281,7 +281,10 @@ async fn cli_lists_every_page_and_reads_the_network() {
             "--all",
         ])
         .await;
-    assert_eq!(ids(&private_ips), [o.node.private_ip_id.clone()]);
+    assert_eq!(
+        ids(&private_ips),
+        std::slice::from_ref(&o.node.private_ip_id)
+    );
     assert_eq!(private_ips[0]["is-primary"], true);
     let private_ip = o
         .cli(&[

@@ -154,7 +154,7 @@ mod tests {
         );
         let r = FieldError::required("metadata.name", "name or generateName is required");
         assert_eq!(
-            aggregate(&[r.clone()]),
+            aggregate(std::slice::from_ref(&r)),
             "metadata.name: Required value: name or generateName is required"
         );
         assert_eq!(

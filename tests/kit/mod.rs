@@ -1,0 +1,61 @@
+//! The kit the integration tests share: short-timer settings and bounded waits on
+//! agents, instead of a copy in every file. Each test file names its own timings once
+//! (`const KIT: Kit = Kit { … }`); everything else is common.
+
+// Every test binary uses part of the kit.
+#![allow(dead_code)]
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use pinip::admin::status::AgentStatus;
+use pinip::config::Settings;
+use pinip::simulate::{AgentHandle, SimulatedWorld};
+
+/// A test file's timings.
+pub struct Kit {
+    /// The longest any wait may take before the test fails (never a speed assertion).
+    pub wait: Duration,
+    /// `RETRY_INTERVAL` of the agents.
+    pub retry: Duration,
+    /// `LEASE_DURATION` of the agents.
+    pub lease: Duration,
+}
+
+impl Kit {
+    /// The world's settings for `node`, with this kit's short timers.
+    pub fn settings(&self, world: &SimulatedWorld, node: &str) -> Settings {
+        let mut s = world.settings_for(node);
+        s.retry.interval = self.retry;
+        s.claims.duration = self.lease;
+        s
+    }
+
+    /// Wait until the agent's status satisfies `pred`; fails the test after `wait`.
+    pub async fn status(
+        &self,
+        agent: &mut AgentHandle,
+        what: &str,
+        pred: impl Fn(&AgentStatus) -> bool,
+    ) -> AgentStatus {
+        agent
+            .wait_until(what, self.wait, pred)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The agent's address once assigned, and whether it was adopted.
+    pub async fn assigned(&self, agent: &mut AgentHandle) -> (IpAddr, bool) {
+        agent
+            .address(self.wait)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Poll `check` until it holds; fails the test after `wait`.
+    pub async fn eventually(&self, what: &str, check: impl FnMut() -> bool) {
+        pinip::simulate::eventually(what, self.wait, check)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
