@@ -53,5 +53,6 @@ USER 65532:65532
 # Liveness and readiness are the DaemonSet's httpGet probes on the admin port, so there
 # is no Docker HEALTHCHECK (Kubernetes ignores it, and the image has no shell to run one).
 # checkov:skip=CKV_DOCKER_2: health is probed by Kubernetes (/healthz, /readyz on ADMIN_ADDR)
+# checkov:skip=CKV_DOCKER_7: the base images are the build arguments BUILD_IMAGE and RUNTIME_IMAGE, both with pinned tags; checkov does not expand ARG defaults in FROM
 ENTRYPOINT ["/usr/local/bin/pinip"]
 CMD ["run"]
