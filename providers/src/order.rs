@@ -29,6 +29,38 @@ pub struct OrderError {
     pub reason: String,
 }
 
+/// `ORDER_BY`'s shape on every cloud: a field, then optionally `asc` or `desc`.
+/// Returns the field and whether the order is descending; Err is the reason.
+pub fn split_direction(input: &str) -> Result<(&str, bool), String> {
+    let mut words = input.split_whitespace();
+    let field = words.next().ok_or_else(|| "it is empty".to_string())?;
+    let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(format!(
+                "the direction must be `asc` or `desc`, not `{other}`"
+            ))
+        }
+    };
+    if words.next().is_some() {
+        return Err("too many words".into());
+    }
+    Ok((field, descending))
+}
+
+/// Compare two optional sort keys: present values in the asked direction, absent ones
+/// last whatever the direction (KubeIP panics on such fields).
+pub fn absent_last<T: Ord>(a: Option<T>, b: Option<T>, descending: bool) -> Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) if descending => y.cmp(&x),
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+}
+
 impl OrderBy {
     /// Parse `Tag:env`, `PublicIp desc`, `AllocationId asc`. `extra` lets a provider accept
     /// more field names (returning its own key for them is not needed: they map to a tag-like lookup).
@@ -37,20 +69,7 @@ impl OrderBy {
             input: input.to_string(),
             reason: reason.to_string(),
         };
-        let mut words = input.split_whitespace();
-        let field = words.next().ok_or_else(|| fail("it is empty"))?;
-        let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
-            None | Some("asc") => false,
-            Some("desc") => true,
-            Some(other) => {
-                return Err(fail(&format!(
-                    "the direction must be `asc` or `desc`, not `{other}`"
-                )))
-            }
-        };
-        if words.next().is_some() {
-            return Err(fail("too many words"));
-        }
+        let (field, descending) = split_direction(input).map_err(|r| fail(&r))?;
         let key = if let Some(tag) = field
             .strip_prefix("Tag:")
             .or_else(|| field.strip_prefix("tag:"))
@@ -75,16 +94,11 @@ impl OrderBy {
     }
 
     fn compare(&self, a: &PoolAddress, b: &PoolAddress) -> Ordering {
-        let ordered = |ord: Ordering| if self.descending { ord.reverse() } else { ord };
+        let desc = self.descending;
         match &self.key {
-            OrderKey::PublicIp => ordered(a.ip.cmp(&b.ip)),
-            OrderKey::AllocationId => ordered(a.id.cmp(&b.id)),
-            OrderKey::Tag(key) => match (a.labels.get(key), b.labels.get(key)) {
-                (Some(x), Some(y)) => ordered(x.cmp(y)),
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => Ordering::Equal,
-            },
+            OrderKey::PublicIp => absent_last(Some(a.ip), Some(b.ip), desc),
+            OrderKey::AllocationId => absent_last(Some(&a.id), Some(&b.id), desc),
+            OrderKey::Tag(key) => absent_last(a.labels.get(key), b.labels.get(key), desc),
         }
     }
 }

@@ -4,59 +4,15 @@
 //! `KUBECTL` to use a binary that is not on PATH.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use pinip_sim::kube::{Kind, KubeSim};
 use serde_json::{json, Value};
 
+mod kubectl_support;
+
+use kubectl_support::{write, Kubectl};
+
 type TestResult = anyhow::Result<()>;
-
-fn kubectl_binary() -> String {
-    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into())
-}
-
-/// Runs kubectl against the simulator, isolated from the user's ~/.kube.
-struct Kubectl {
-    kubeconfig: PathBuf,
-    home: PathBuf,
-}
-
-impl Kubectl {
-    async fn run(&self, args: &[&str]) -> anyhow::Result<Output> {
-        let mut cmd = tokio::process::Command::new(kubectl_binary());
-        cmd.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.home.join("cache"))
-            .arg("--request-timeout=20s")
-            .args(args)
-            .env("HOME", &self.home)
-            .env_remove("KUBECONFIG")
-            .kill_on_drop(true);
-        match cmd.output().await {
-            Ok(out) => Ok(out),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "kubectl not found ({}): install kubectl (CI installs it) or set KUBECTL to its path",
-                kubectl_binary()
-            ),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Runs kubectl and requires success; returns stdout.
-    async fn ok(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = self.run(args).await?;
-        anyhow::ensure!(
-            out.status.success(),
-            "kubectl {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-}
 
 fn lease_yaml(resource_version: Option<&str>, holder: &str) -> String {
     let rv = resource_version
@@ -73,12 +29,6 @@ metadata:
   leaseDurationSeconds: 15
 "
     )
-}
-
-fn write(dir: &Path, name: &str, contents: &str) -> anyhow::Result<String> {
-    let path = dir.join(name);
-    std::fs::write(&path, contents)?;
-    Ok(path.to_string_lossy().into_owned())
 }
 
 #[tokio::test]
@@ -99,7 +49,7 @@ async fn kubectl_conformance() -> TestResult {
     };
 
     // Human table output (server-side Table) lists the nodes.
-    let table = k.ok(&["get", "nodes"]).await?;
+    let table = k.stdout(&["get", "nodes"]).await?;
     assert!(
         table.contains("NAME") && table.contains("STATUS"),
         "{table}"
@@ -110,9 +60,9 @@ async fn kubectl_conformance() -> TestResult {
     );
     assert!(table.contains("Ready"), "{table}");
     // Short names come from discovery.
-    assert!(k.ok(&["get", "no", "node-a"]).await?.contains("node-a"));
+    assert!(k.stdout(&["get", "no", "node-a"]).await?.contains("node-a"));
 
-    let json_list: Value = serde_json::from_str(&k.ok(&["get", "nodes", "-o", "json"]).await?)?;
+    let json_list: Value = serde_json::from_str(&k.stdout(&["get", "nodes", "-o", "json"]).await?)?;
     let names: Vec<&str> = json_list["items"]
         .as_array()
         .map(|items| {
@@ -126,10 +76,10 @@ async fn kubectl_conformance() -> TestResult {
 
     // Create from a manifest, with kubectl's default (strict) validation.
     let manifest = write(dir.path(), "lease.yaml", &lease_yaml(None, "node-a"))?;
-    let created = k.ok(&["create", "-f", &manifest]).await?;
+    let created = k.stdout(&["create", "-f", &manifest]).await?;
     assert!(created.contains("pinip-test created"), "{created}");
     let got: Value = serde_json::from_str(
-        &k.ok(&["get", "lease", "pinip-test", "-n", "pinip", "-o", "json"])
+        &k.stdout(&["get", "lease", "pinip-test", "-n", "pinip", "-o", "json"])
             .await?,
     )?;
     assert_eq!(got["spec"]["holderIdentity"], "node-a");
@@ -165,7 +115,7 @@ async fn kubectl_conformance() -> TestResult {
         "fresh.yaml",
         &lease_yaml(Some(&current), "node-c"),
     )?;
-    let replaced = k.ok(&["replace", "-f", &fresh]).await?;
+    let replaced = k.stdout(&["replace", "-f", &fresh]).await?;
     assert!(replaced.contains("pinip-test replaced"), "{replaced}");
     let holder = sim
         .get(Kind::Lease, Some("pinip"), "pinip-test")
@@ -173,7 +123,7 @@ async fn kubectl_conformance() -> TestResult {
     assert_eq!(holder, Some(json!("node-c")));
 
     // Table output for leases shows the holder.
-    let leases = k.ok(&["get", "leases", "-n", "pinip"]).await?;
+    let leases = k.stdout(&["get", "leases", "-n", "pinip"]).await?;
     assert!(
         leases.contains("pinip-test") && leases.contains("node-c"),
         "{leases}"
@@ -181,7 +131,7 @@ async fn kubectl_conformance() -> TestResult {
 
     // Delete, then NotFound.
     let deleted = k
-        .ok(&["delete", "lease", "pinip-test", "-n", "pinip"])
+        .stdout(&["delete", "lease", "pinip-test", "-n", "pinip"])
         .await?;
     assert!(deleted.contains("deleted"), "{deleted}");
     let out = k
@@ -195,13 +145,13 @@ async fn kubectl_conformance() -> TestResult {
     );
 
     // Label, then select by label; describe works (it also lists pods and events).
-    k.ok(&["label", "node", "node-a", "pinip.io/eligible=true"])
+    k.stdout(&["label", "node", "node-a", "pinip.io/eligible=true"])
         .await?;
     let selected = k
-        .ok(&["get", "nodes", "-l", "pinip.io/eligible=true", "-o", "name"])
+        .stdout(&["get", "nodes", "-l", "pinip.io/eligible=true", "-o", "name"])
         .await?;
     assert_eq!(selected.trim(), "node/node-a");
-    let described = k.ok(&["describe", "node", "node-a"]).await?;
+    let described = k.stdout(&["describe", "node", "node-a"]).await?;
     assert!(described.contains("fake://a"), "{described}");
 
     sim.shutdown();

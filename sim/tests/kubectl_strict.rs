@@ -5,94 +5,15 @@
 //! (CI installs it); `KUBECTL` names another binary.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use pinip_sim::kube::{Kind, KubeSim, Rbac};
 use serde_json::json;
 
+mod kubectl_support;
+
+use kubectl_support::{kubectl, texts, write};
+
 type TestResult = anyhow::Result<()>;
-
-fn kubectl_binary() -> String {
-    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into())
-}
-
-/// kubectl against one kubeconfig, isolated from the user's ~/.kube.
-struct Kubectl {
-    kubeconfig: PathBuf,
-    home: PathBuf,
-}
-
-impl Kubectl {
-    async fn run(&self, args: &[&str]) -> anyhow::Result<Output> {
-        let mut cmd = tokio::process::Command::new(kubectl_binary());
-        cmd.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.home.join("cache"))
-            .arg("--request-timeout=20s")
-            .args(args)
-            .env("HOME", &self.home)
-            .env_remove("KUBECONFIG")
-            .kill_on_drop(true);
-        match cmd.output().await {
-            Ok(out) => Ok(out),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "kubectl not found ({}): install kubectl (CI installs it) or set KUBECTL to its path",
-                kubectl_binary()
-            ),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Success required; stdout and stderr.
-    async fn ok(&self, args: &[&str]) -> anyhow::Result<(String, String)> {
-        let out = self.run(args).await?;
-        let (stdout, stderr) = texts(&out);
-        anyhow::ensure!(
-            out.status.success(),
-            "kubectl {args:?} failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
-            out.status
-        );
-        Ok((stdout, stderr))
-    }
-
-    /// Failure required; stderr.
-    async fn fails(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = self.run(args).await?;
-        let (stdout, stderr) = texts(&out);
-        anyhow::ensure!(
-            !out.status.success(),
-            "kubectl {args:?} succeeded:\nstdout: {stdout}\nstderr: {stderr}"
-        );
-        Ok(stderr)
-    }
-}
-
-fn texts(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn kubectl(sim: &KubeSim, dir: &Path, token: Option<&str>) -> anyhow::Result<Kubectl> {
-    let kubeconfig = dir.join(format!("kubeconfig-{}", token.unwrap_or("default")));
-    match token {
-        Some(t) => sim.write_kubeconfig_with_token(&kubeconfig, t)?,
-        None => sim.write_kubeconfig(&kubeconfig)?,
-    }
-    Ok(Kubectl {
-        kubeconfig,
-        home: dir.to_path_buf(),
-    })
-}
-
-fn write(dir: &Path, name: &str, contents: &str) -> anyhow::Result<String> {
-    let path = dir.join(name);
-    std::fs::write(&path, contents)?;
-    Ok(path.to_string_lossy().into_owned())
-}
 
 fn lease(name: &str, namespace: &str, spec: &str) -> String {
     format!(

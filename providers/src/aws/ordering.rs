@@ -7,6 +7,8 @@
 
 use std::cmp::Ordering;
 
+use crate::order::{absent_last, split_direction};
+
 use super::eip::EipRecord;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,20 +61,7 @@ impl AwsOrder {
             input: input.to_string(),
             reason,
         };
-        let mut words = input.split_whitespace();
-        let field = words.next().ok_or_else(|| fail("it is empty".into()))?;
-        let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
-            None | Some("asc") => false,
-            Some("desc") => true,
-            Some(other) => {
-                return Err(fail(format!(
-                    "the direction must be `asc` or `desc`, not `{other}`"
-                )))
-            }
-        };
-        if words.next().is_some() {
-            return Err(fail("too many words".into()));
-        }
+        let (field, descending) = split_direction(input).map_err(fail)?;
         let field = match field.split_once(':') {
             Some((prefix, key)) if prefix.eq_ignore_ascii_case("tag") => {
                 if key.is_empty() {
@@ -103,19 +92,7 @@ impl AwsOrder {
     }
 
     fn compare(&self, a: &EipRecord, b: &EipRecord) -> Ordering {
-        let directed = |ord: Ordering| if self.descending { ord.reverse() } else { ord };
-        fn absent_last<T: Ord>(
-            a: Option<T>,
-            b: Option<T>,
-            directed: impl Fn(Ordering) -> Ordering,
-        ) -> Ordering {
-            match (a, b) {
-                (Some(x), Some(y)) => directed(x.cmp(&y)),
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => Ordering::Equal,
-            }
-        }
+        let directed = self.descending;
         let text = |r: &EipRecord| -> Option<String> {
             match &self.field {
                 AwsOrderField::Tag(key) => r.tags.get(key).cloned(),

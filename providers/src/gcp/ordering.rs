@@ -9,6 +9,8 @@
 //! last in either direction; ties keep the API's order (by name).
 
 use std::cmp::Ordering;
+
+use crate::order::{absent_last, split_direction};
 use std::net::IpAddr;
 
 use super::wire::Address;
@@ -44,20 +46,7 @@ impl GcpOrder {
             input: input.to_string(),
             reason,
         };
-        let mut words = input.split_whitespace();
-        let field = words.next().ok_or_else(|| fail("it is empty".into()))?;
-        let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
-            None | Some("asc") => false,
-            Some("desc") => true,
-            Some(other) => {
-                return Err(fail(format!(
-                    "the direction must be `asc` or `desc`, not `{other}`"
-                )))
-            }
-        };
-        if words.next().is_some() {
-            return Err(fail("too many words".into()));
-        }
+        let (field, descending) = split_direction(input).map_err(fail)?;
         let key = match field.strip_prefix("labels.") {
             Some("") => return Err(fail("the label key is empty".into())),
             Some(label) => GcpOrderKey::Label(label.to_string()),
@@ -81,19 +70,7 @@ impl GcpOrder {
     }
 
     fn compare(&self, a: &Address, b: &Address) -> Ordering {
-        let directed = |ord: Ordering| if self.descending { ord.reverse() } else { ord };
-        fn absent_last<T: Ord>(
-            a: Option<T>,
-            b: Option<T>,
-            directed: impl Fn(Ordering) -> Ordering,
-        ) -> Ordering {
-            match (a, b) {
-                (Some(x), Some(y)) => directed(x.cmp(&y)),
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => Ordering::Equal,
-            }
-        }
+        let directed = self.descending;
         let text = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
         match &self.key {
             GcpOrderKey::Name => absent_last(Some(&a.name), Some(&b.name), directed),
@@ -132,55 +109,8 @@ impl GcpOrder {
 /// with the offset of the zone it was created in) as (seconds since 1970 UTC, nanos),
 /// so addresses created either side of a daylight-saving change still sort by time.
 pub fn instant_of(text: &str) -> Option<(i64, u32)> {
-    let text = text.trim();
-    let (date, time) = text.split_once(['T', 't', ' '])?;
-    let mut d = date.splitn(3, '-');
-    let (year, month, day): (i64, i64, i64) = (
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-    );
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || time.len() < 8 {
-        return None;
-    }
-    let (clock, zone) = match time.find(['Z', 'z', '+', '-']) {
-        Some(at) => time.split_at(at),
-        None => return None,
-    };
-    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
-    let mut t = hms.splitn(3, ':');
-    let (h, m, s): (i64, i64, i64) = (
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-    );
-    if h > 23 || m > 59 || s > 60 || !fraction.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let nanos: u32 = format!("{:0<9}", &fraction[..fraction.len().min(9)])
-        .parse()
-        .ok()?;
-    let offset = match zone {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = if zone.starts_with('-') { -1 } else { 1 };
-            let (oh, om) = zone[1..].split_once(':')?;
-            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
-        }
-    };
-    let days = days_from_civil(year, month, day);
-    Some((days * 86_400 + h * 3600 + m * 60 + s - offset, nanos))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let at = chrono::DateTime::parse_from_rfc3339(text.trim()).ok()?;
+    Some((at.timestamp(), at.timestamp_subsec_nanos()))
 }
 
 #[cfg(test)]
