@@ -245,3 +245,57 @@ async fn a_rollout_restarting_every_agent_changes_no_address_and_writes_nothing_
     }
     world.shutdown();
 }
+
+/// EC2 associates, then tags: when the tag write fails, the address is on our instance
+/// with no ownership record. If the node then vanishes before its agent's next pass
+/// adopts the address, the failed attempt's claim is the only record that leads the
+/// sweep to it (EC2 chaos seed 3 in CI found the address stuck on a dead instance).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_done_attach_keeps_its_claim_so_the_sweep_frees_the_address_of_a_vanished_node() {
+    let aws = Arc::new(AwsSim::start().await.expect("EC2 simulator starts"));
+    let spec = WorldSpec {
+        nodes: 2,
+        pool: 1,
+        family: IpFamily::V4,
+        cloud_latency: Duration::ZERO,
+        seed: 13,
+    };
+    let world = SimulatedWorld::start_on(spec, aws.clone()).await.unwrap();
+    let (first, second) = (world.nodes[0].clone(), world.nodes[1].clone());
+    let address = world.pool_addresses()[0].ip;
+
+    aws.ec2().fail_next("CreateTags", "InternalError");
+    let mut settings = quick(&world, &first.name);
+    // One failure makes the agent report Stalled: the failed pass has finished.
+    settings.retry.attempts = 1;
+    settings.retry.interval = Duration::from_secs(30);
+    let mut doomed = world.spawn_agent(settings).await.unwrap();
+    KIT.status(&mut doomed, "the half-done attach", |s| {
+        matches!(s, AgentStatus::Stalled(_))
+    })
+    .await;
+    assert_eq!(world.cloud.attached_to(&first.instance), vec![address]);
+    assert_eq!(
+        claim_holders(&world),
+        vec![first.name.clone()],
+        "the failed attempt's claim is kept while the address is on our instance"
+    );
+
+    // The node vanishes before the agent's next pass; its instance keeps running.
+    doomed.kill();
+    assert!(world.kube.delete_node(&first.name));
+
+    let mut waiting = world
+        .spawn_agent(quick(&world, &second.name))
+        .await
+        .unwrap();
+    let (got, _) = KIT.assigned(&mut waiting).await;
+    assert_eq!(
+        got, address,
+        "the sweep freed the address for the waiting node"
+    );
+    assert!(world.cloud.attached_to(&first.instance).is_empty());
+    assert_eq!(claim_holders(&world), vec![second.name.clone()]);
+    waiting.stop().await.unwrap();
+    world.shutdown();
+}

@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::report::{exhausted_note, humanize, Outcome};
-use super::{cloud, sleep_or_shutdown, Agent, AgentError, Held, NodeContext};
+use super::{cloud, explain_forbidden, sleep_or_shutdown, Agent, AgentError, Held, NodeContext};
 use crate::cluster::claim_store::{Claim, ClaimAttempt, ClaimError};
+use crate::cluster::errors::is_forbidden;
 use crate::domain::claim_record::Phase;
 use crate::domain::retry::FailureHint;
 use crate::domain::selection::{candidates, held_by};
@@ -68,6 +69,8 @@ impl Agent {
         let mut failures: u32 = 0;
         let mut taint_given_up = false;
         let mut publication_cleared = false;
+        // The reason last written on the Node (`pinip.dev/waiting`), so it changes once.
+        let mut waiting_shown: Option<&'static str> = None;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(None);
@@ -94,6 +97,10 @@ impl Agent {
                         free,
                         policy.interval,
                     );
+                    let why =
+                        format!("pool exhausted: {matched} addresses match the pool, none is free");
+                    self.show_waiting(ctx, &mut waiting_shown, "pool-exhausted", &why)
+                        .await;
                     let exhausted = Outcome::PoolExhausted {
                         matched,
                         free,
@@ -103,6 +110,9 @@ impl Agent {
                     policy.interval
                 }
                 Err(PassError::Config(message)) => return Err(AgentError::Config(message)),
+                Err(PassError::Kube(e)) if is_forbidden(&e) && self.denial_persists(&e) => {
+                    return Err(explain_forbidden(&e))
+                }
                 Err(error) => {
                     failures += 1;
                     let text = error.to_string();
@@ -121,6 +131,8 @@ impl Agent {
                             "{failures} attempts in a row failed (last: {error}); still trying every {}",
                             humanize(policy.interval)
                         );
+                        self.show_waiting(ctx, &mut waiting_shown, "stalled", &note)
+                            .await;
                         let stalled = Outcome::Stalled { error: &text, note };
                         self.report.report(Some(&ctx.notifier), stalled).await;
                     }
@@ -130,6 +142,25 @@ impl Agent {
             self.maybe_give_up_taint(ctx, &mut taint_given_up).await;
             if !sleep_or_shutdown(delay, shutdown).await {
                 return Ok(None);
+            }
+        }
+    }
+
+    /// Write why the node waits on its Node, once per change of `kind`; best effort.
+    async fn show_waiting(
+        &self,
+        ctx: &NodeContext,
+        shown: &mut Option<&'static str>,
+        kind: &'static str,
+        why: &str,
+    ) {
+        if *shown == Some(kind) {
+            return;
+        }
+        match ctx.publisher.publish_waiting(why).await {
+            Ok(()) => *shown = Some(kind),
+            Err(e) => {
+                debug!(error = %e, "could not say on the Node why it waits; trying again later")
             }
         }
     }
@@ -172,6 +203,7 @@ impl Agent {
         shutdown: &CancellationToken,
     ) -> Result<Pass, PassError> {
         let pool = cloud(ctx.provider.list_pool()).await?;
+        self.report.report(None, Outcome::pool_seen(&pool)).await;
         if let Some(mine) = held_by(&pool, &ctx.instance.id).into_iter().next() {
             let adopted = ctx.claims.ensure_held(mine.ip).await?;
             self.repair_ownership(ctx, mine).await;
@@ -184,11 +216,6 @@ impl Agent {
         }
         let ordered = self.settings.cloud.pool.order_by.is_some();
         let free = candidates(&pool, &self.settings.node.name, ordered, preferred);
-        let seen = Outcome::PoolSeen {
-            matched: pool.len(),
-            free: pool.iter().filter(|a| a.is_free()).count(),
-        };
-        self.report.report(None, seen).await;
         if free.is_empty() {
             return Ok(Pass::Exhausted {
                 matched: pool.len(),
@@ -234,12 +261,18 @@ impl Agent {
                     })));
                 }
                 Err(e) => {
-                    // A fresh claim goes back. Our held claim (the address our node still
-                    // publishes) stays, keeping the address reserved while we retry, unless
-                    // the cloud says the address is no longer to be had.
+                    // A fresh claim goes back, and our held claim (the address our node
+                    // still publishes) too if the cloud says the address is no longer to
+                    // be had; but never a claim on an address the cloud shows on our
+                    // instance. An attach can fail after the cloud attached (EC2
+                    // associates, then tags): the claim, which names our instance, is
+                    // then the only record that the address is ours, and the one a sweep
+                    // follows if this node vanishes before the next pass adopts it.
                     let unavailable =
                         matches!(e.class, ErrorClass::Conflict | ErrorClass::NotFound);
-                    if claim.phase == Phase::Claiming || unavailable {
+                    let give_back = (claim.phase == Phase::Claiming || unavailable)
+                        && !self.may_be_on_our_instance(ctx, candidate.ip).await;
+                    if give_back {
                         if let Err(release_error) = ctx.claims.release(&claim).await {
                             warn!(error = %release_error, "could not release a claim after a failed attach; it expires after LEASE_DURATION");
                         }
@@ -256,6 +289,23 @@ impl Agent {
             matched: pool.len(),
             free: free.len(),
         })
+    }
+
+    /// After a failed attach: could the cloud have attached `address` to us anyway?
+    /// True unless a fresh read says it did not.
+    async fn may_be_on_our_instance(&self, ctx: &NodeContext, address: IpAddr) -> bool {
+        match cloud(ctx.provider.list_pool()).await {
+            Ok(pool) => {
+                self.report.report(None, Outcome::pool_seen(&pool)).await;
+                held_by(&pool, &ctx.instance.id)
+                    .iter()
+                    .any(|held| held.ip == address)
+            }
+            Err(e) => {
+                debug!(%address, error = %e, "could not re-read the pool after a failed attach; keeping the claim");
+                true
+            }
+        }
     }
 
     /// The instance as the cloud describes it, read once per node.

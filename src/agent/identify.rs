@@ -6,8 +6,8 @@ use kube::Api;
 use pinip_providers::InstanceRef;
 use tokio_util::sync::CancellationToken;
 
-use super::report::Outcome;
-use super::{sleep_or_shutdown, Agent, AgentError};
+use super::report::{humanize, Outcome};
+use super::{explain_forbidden, sleep_or_shutdown, Agent, AgentError};
 use crate::cluster::errors::is_forbidden;
 use crate::domain::identity::{parse_provider_id, ProviderIdError};
 use crate::domain::retry::Backoff;
@@ -44,11 +44,13 @@ impl Agent {
                     }
                 }
                 Ok(None) => format!("node {name} does not exist (yet)"),
-                Err(e) if is_forbidden(&e) => {
-                    return Err(AgentError::Config(format!(
-                        "not allowed to read node {name}: {e}; grant get, list, watch and patch on nodes (deploy/base/rbac.yaml)"
-                    )))
+                Err(e) if is_forbidden(&e) && self.denial_persists(&e) => {
+                    return Err(explain_forbidden(&e))
                 }
+                Err(e) if is_forbidden(&e) => format!(
+                    "not allowed to read node {name}: {e}; retrying (an API server that has just started denies for a moment; a denial that lasts {} stops the agent)",
+                    humanize(self.settings.permission_grace)
+                ),
                 Err(e) => format!("could not read node {name}: {e}"),
             };
             let retry_in = delays.next().unwrap_or(self.settings.retry.interval);

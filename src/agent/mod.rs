@@ -7,10 +7,11 @@ mod identify;
 mod release;
 mod report;
 mod steady;
+mod sweep_leader;
 pub mod sweeper;
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
@@ -34,6 +35,7 @@ use crate::cluster::publish::{self, NodePublisher};
 use crate::config::Settings;
 use crate::domain::claim_record::Holder;
 use crate::domain::exit_decision::{decide_on_exit, ExitDecision};
+use crate::domain::retry::DenialStreak;
 use report::{HowAssigned, Outcome, Reporter};
 use sweeper::Sweeper;
 
@@ -95,6 +97,7 @@ pub struct Agent {
     providers: Arc<dyn ProviderFactory>,
     report: Reporter,
     wall_clock: Option<WallClock>,
+    denials: Mutex<DenialStreak>,
 }
 
 impl Agent {
@@ -110,6 +113,7 @@ impl Agent {
             providers,
             report,
             wall_clock: None,
+            denials: Mutex::new(DenialStreak::default()),
         };
         (agent, status)
     }
@@ -119,6 +123,16 @@ impl Agent {
     pub fn with_wall_clock(mut self, clock: WallClock) -> Agent {
         self.wall_clock = Some(clock);
         self
+    }
+
+    /// Has this 403 persisted for PERMISSION_GRACE (then it is a configuration error)?
+    fn denial_persists(&self, e: &kube::Error) -> bool {
+        let mut streak = self.denials.lock().unwrap_or_else(|p| p.into_inner());
+        streak.persists(
+            &e.to_string(),
+            self.report.elapsed(),
+            self.settings.permission_grace,
+        )
     }
 
     /// The agent's metrics, for the admin server.
@@ -164,12 +178,16 @@ impl Agent {
                 served
             };
             let (served, ()) = tokio::join!(serving, sweeping);
-            match served.map_err(explain_forbidden) {
+            match served {
                 Ok(Some(exit)) => return Ok(exit),
                 // The Node was deleted and its address released: wait for it to come back.
                 Ok(None) => continue,
-                // A transient API failure: start over from the Node (adoption makes that
-                // safe: what the node holds is kept), after a pause.
+                Err(AgentError::Kube(e)) if is_forbidden(&e) && self.denial_persists(&e) => {
+                    return Err(explain_forbidden(&e))
+                }
+                // A transient API failure, or a 403 that has not persisted yet (a
+                // restarting API server denies for a moment): start over from the Node
+                // (adoption makes that safe: what the node holds is kept), after a pause.
                 Err(AgentError::Kube(e)) => {
                     warn!(error = %e, "Kubernetes API call failed; starting over from the Node");
                     if !sleep_or_shutdown(Duration::from_secs(1), shutdown).await {
@@ -263,10 +281,12 @@ impl Agent {
         let mut first_assignment = true;
         loop {
             let Some(held) = self.acquire(ctx, preferred, shutdown).await? else {
-                // Stopped while (re-)acquiring: the claim of the address the node still
-                // publishes stays, reserving it for the next agent (docs/design.md,
-                // "stopped while re-acquiring"); claims of anything else are leftovers.
-                ctx.claims.release_leftovers(preferred).await.ok();
+                // Stopped while (re-)acquiring: every claim stays. The one on the address
+                // the node still publishes reserves it for the next agent; one whose
+                // attach failed half-way may be the only record of an address already on
+                // our instance. The next agent drops what it does not hold, a sweep does
+                // if the node is gone, and a `claiming` claim expires after LEASE_DURATION
+                // (docs/design.md, "stopped while acquiring").
                 return Ok(Some(Exit::NothingHeld));
             };
             let address = held.address.ip;
@@ -369,14 +389,12 @@ impl Agent {
     }
 }
 
-/// A 403 from the API server is a deployment problem: say which manifest to fix.
-fn explain_forbidden(error: AgentError) -> AgentError {
-    match error {
-        AgentError::Kube(e) if is_forbidden(&e) => AgentError::Config(format!(
-            "the Kubernetes API refused a call: {e}; apply the RBAC of deploy/base/rbac.yaml (nodes: get, list, watch, patch; leases in LEASE_NAMESPACE: create, get, list, update, delete; events.k8s.io events in default: create, patch)"
-        )),
-        other => other,
-    }
+/// A 403 that persisted for PERMISSION_GRACE is a deployment problem: say what to grant.
+fn explain_forbidden(e: &kube::Error) -> AgentError {
+    AgentError::Config(format!(
+        "the Kubernetes API kept refusing a call for PERMISSION_GRACE: {e}; apply the RBAC of deploy/base/rbac.yaml or the Helm chart ({})",
+        crate::cluster::permissions::summary()
+    ))
 }
 
 /// A cloud call with a deadline; a call that hangs becomes a transient error.

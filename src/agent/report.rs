@@ -111,6 +111,17 @@ pub(crate) enum Outcome<'a> {
     },
 }
 
+impl Outcome<'_> {
+    /// What one read of the pool says: every read sets the pool gauges, not only the
+    /// read of a fresh claim (the free count went stale while addresses were taken).
+    pub(crate) fn pool_seen(pool: &[pinip_providers::PoolAddress]) -> Outcome<'static> {
+        Outcome::PoolSeen {
+            matched: pool.len(),
+            free: pool.iter().filter(|a| a.is_free()).count(),
+        }
+    }
+}
+
 /// Turns outcomes into telemetry. Cheap to clone; every part of the agent holds one.
 #[derive(Clone)]
 pub(crate) struct Reporter {

@@ -101,7 +101,10 @@ impl Agent {
     async fn verify(&self, ctx: &NodeContext, held: &Held) -> Option<SteadyExit> {
         let address = held.address.ip;
         let pool = match cloud(ctx.provider.list_pool()).await {
-            Ok(pool) => pool,
+            Ok(pool) => {
+                self.report.report(None, Outcome::pool_seen(&pool)).await;
+                pool
+            }
             Err(e) => {
                 warn!(error = %e, "could not verify the attachment; will check again");
                 return None;

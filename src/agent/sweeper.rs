@@ -1,39 +1,31 @@
 //! The sweep: after abrupt node loss (instance terminated, Node deleted with no agent
 //! left to release), free the addresses and claims their nodes left behind.
 //!
-//! Every agent runs the loop; a sweep token (the Lease `pinip-sweep`, written with a
-//! resourceVersion-guarded replace) lets one agent per interval do the work. Sweeping
-//! is idempotent (detach only from the vanished owner's instance, claim deletes guarded
-//! by resourceVersion), so a token race costs nothing but a duplicate read.
+//! One elected agent sweeps (`agent::sweep_leader`, `domain::sweep_leadership`): only it
+//! reads every claim and Node. Sweeping is idempotent (detach only from the vanished
+//! owner's instance, claim deletes guarded by resourceVersion), so two leaders for a
+//! moment cost nothing but a duplicate read.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
-use kube::core::PartialObjectMeta;
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::api::{DeleteParams, ListParams, Preconditions};
 use kube::Api;
 use pinip_providers::{InstanceRef, ProviderHandle};
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::admin::metrics::{Metrics, SweepResult};
+use crate::admin::metrics::Metrics;
 use crate::cluster::claim_store::list_claims;
-use crate::cluster::errors::{is_conflict_or_gone, status_code};
+use crate::cluster::errors::is_conflict_or_gone;
 use crate::domain::claim_record::ClaimRecord;
 use crate::domain::exit_decision::ReleasePolicy;
 use crate::domain::identity::parse_provider_id;
 use crate::domain::sweep_plan::{plan, LiveNodes, Published};
 
+/// The Lease that elects the sweeper.
 pub const SWEEP_LEASE: &str = "pinip-sweep";
-/// Sweeps triggered by a Node deletion are at least this far apart.
-const MIN_SPACING: Duration = Duration::from_secs(5);
 
 pub struct Sweeper {
     pub leases: Api<Lease>,
@@ -59,119 +51,6 @@ pub struct SweepOutcome {
 }
 
 impl Sweeper {
-    /// Sweep every `interval` (jittered per node) and soon after any Node is deleted.
-    pub async fn run(self, stop: CancellationToken) {
-        let offset =
-            Duration::from_millis(crate::domain::selection::stable_hash(&self.node_name) % 1000);
-        let mut tick = tokio::time::interval_at(
-            tokio::time::Instant::now() + self.interval + offset,
-            self.interval,
-        );
-        // Metadata only: every agent runs this, so keep each watch small.
-        let node_metadata: Api<PartialObjectMeta<Node>> =
-            Api::all(self.nodes.clone().into_client());
-        let deletions = watcher(node_metadata, watcher::Config::default())
-            .default_backoff()
-            .filter_map(|event| async move {
-                match event {
-                    Ok(watcher::Event::Delete(_)) => Some(()),
-                    _ => None,
-                }
-            })
-            .boxed();
-        let mut deletions = deletions;
-        loop {
-            let min_age = tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tick.tick() => self.interval,
-                Some(()) = deletions.next() => MIN_SPACING,
-            };
-            match self.take_token(min_age).await {
-                Ok(true) => match self.sweep().await {
-                    Ok(outcome) => {
-                        self.metrics.swept(SweepResult::Swept);
-                        self.metrics.sweep_freed.inc_by(outcome.freed as u64);
-                        if (outcome.freed, outcome.claims_dropped) != (0, 0) {
-                            info!(
-                                freed = outcome.freed,
-                                claims_dropped = outcome.claims_dropped,
-                                kept = outcome.kept,
-                                "sweep done"
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        self.metrics.swept(SweepResult::Failed);
-                        warn!(error = %e, "sweep failed; the next one retries");
-                    }
-                },
-                Ok(false) => debug!("another agent swept recently"),
-                Err(e) => debug!(error = %e, "could not take the sweep token"),
-            }
-        }
-    }
-
-    /// Take the sweep token if the last sweep is older than `min_age` (on our clock; a
-    /// skewed clock only makes sweeps a little more or less frequent).
-    pub async fn take_token(&self, min_age: Duration) -> Result<bool, kube::Error> {
-        if self.dry_run {
-            return Ok(true);
-        }
-        let now = Timestamp::now();
-        let lease = |rv: Option<String>| Lease {
-            metadata: ObjectMeta {
-                name: Some(SWEEP_LEASE.into()),
-                resource_version: rv,
-                labels: Some(BTreeMap::from([(
-                    "app.kubernetes.io/managed-by".to_string(),
-                    "pinip-sweep".to_string(),
-                )])),
-                ..ObjectMeta::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(self.node_name.clone()),
-                lease_duration_seconds: Some(self.interval.as_secs().max(1) as i32),
-                renew_time: Some(MicroTime(now)),
-                ..LeaseSpec::default()
-            }),
-        };
-        let Some(existing) = self.leases.get_opt(SWEEP_LEASE).await? else {
-            return match self
-                .leases
-                .create(&PostParams::default(), &lease(None))
-                .await
-            {
-                Ok(_) => Ok(true),
-                Err(e) if status_code(&e) == Some(409) => Ok(false),
-                Err(e) => Err(e),
-            };
-        };
-        let last = existing
-            .spec
-            .as_ref()
-            .and_then(|s| s.renew_time.as_ref())
-            .map(|t| t.0);
-        let age = last
-            .map(|t| now.duration_since(t))
-            .and_then(|d| Duration::try_from(d).ok());
-        if age.is_some_and(|age| age < min_age) {
-            return Ok(false);
-        }
-        match self
-            .leases
-            .replace(
-                SWEEP_LEASE,
-                &PostParams::default(),
-                &lease(existing.metadata.resource_version.clone()),
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if is_conflict_or_gone(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     /// One sweep: read nodes, pool and claims; free what vanished nodes left behind.
     pub async fn sweep(&self) -> anyhow::Result<SweepOutcome> {
         // Read order matters: claims, then the pool, then the Nodes. A node that joins
@@ -186,6 +65,8 @@ impl Sweeper {
         // changes after we read it is never dropped.
         let claims: Vec<ClaimRecord> = list_claims(&self.leases).await?;
         let pool = self.provider.list_pool().await?;
+        self.metrics
+            .pool_seen(pool.len(), pool.iter().filter(|a| a.is_free()).count());
         let node_list = self.nodes.list(&ListParams::default()).await?.items;
         let published: Published = node_list
             .iter()

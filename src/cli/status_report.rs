@@ -9,7 +9,9 @@ use k8s_openapi::api::core::v1::Node;
 use pinip_providers::PoolAddress;
 use serde::Serialize;
 
-use crate::cluster::publish::{ADDRESS_KEY, ASSIGNED_AT_ANNOTATION, ASSIGNED_LABEL};
+use crate::cluster::publish::{
+    ADDRESS_KEY, ASSIGNED_AT_ANNOTATION, ASSIGNED_LABEL, WAITING_ANNOTATION,
+};
 use crate::domain::claim_record::{ClaimRecord, Phase};
 use crate::domain::identity::parse_provider_id;
 
@@ -21,6 +23,8 @@ pub struct NodeLine {
     pub instance: Option<String>,
     /// The `pinip.dev/assigned` label: "true", "false" (taint given up), or absent.
     pub assigned: Option<String>,
+    /// Why its agent holds no address yet (`pinip.dev/waiting`), for a waiting node.
+    pub waiting: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -86,7 +90,15 @@ pub fn build(nodes: &[Node], claims: &[ClaimRecord], pool: Option<&[PoolAddress]
             .as_ref()
             .and_then(|l| l.get(ASSIGNED_LABEL))
             .cloned();
-        if address.is_none() && assigned.is_none() && !claims.iter().any(|c| c.holder == name) {
+        let waiting = annotations
+            .and_then(|a| a.get(WAITING_ANNOTATION))
+            .filter(|_| address.is_none())
+            .cloned();
+        let served = address.is_some()
+            || assigned.is_some()
+            || waiting.is_some()
+            || claims.iter().any(|c| c.holder == name);
+        if !served {
             continue; // not a node of the pool
         }
         if let Some(a) = &address {
@@ -100,6 +112,7 @@ pub fn build(nodes: &[Node], claims: &[ClaimRecord], pool: Option<&[PoolAddress]
             address,
             instance,
             assigned,
+            waiting,
         });
     }
     for (address, holders) in &published {
@@ -209,10 +222,11 @@ pub fn render_table(report: &StatusReport) -> String {
         "NODE", "ADDRESS", "SINCE", "INSTANCE"
     );
     for n in &report.nodes {
-        let address = match (&n.address, n.assigned.as_deref()) {
-            (Some(a), _) => a.clone(),
-            (None, Some("false")) => "(none: taint given up)".into(),
-            (None, _) => "(waiting)".into(),
+        let address = match (&n.address, n.assigned.as_deref(), &n.waiting) {
+            (Some(a), _, _) => a.clone(),
+            (None, Some("false"), _) => "(none: taint given up)".into(),
+            (None, _, Some(why)) => format!("(waiting: {why})"),
+            (None, _, None) => "(waiting)".into(),
         };
         out.push_str(&format!(
             "{:<24} {:<40} {:<28} {}\n",
@@ -324,6 +338,34 @@ mod tests {
             owner: None,
             labels: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_waiting_node_is_listed_with_its_reason_and_a_node_without_an_agent_is_not() {
+        let mut waiting = node("node-w", "i-w", None);
+        waiting.metadata.annotations = Some(
+            [(
+                WAITING_ANNOTATION.to_string(),
+                "pool exhausted: 2 addresses match the pool, none is free".to_string(),
+            )]
+            .into(),
+        );
+        let nodes = [
+            node("node-a", "i-a", Some("192.0.2.1")),
+            waiting,
+            node("node-x", "i-x", None),
+        ];
+        let claims = [claim("node-a", "i-a", "192.0.2.1", Phase::Held)];
+        let report = build(&nodes, &claims, None);
+        let names: Vec<&str> = report.nodes.iter().map(|n| n.node.as_str()).collect();
+        assert_eq!(names, ["node-a", "node-w"]);
+        assert_eq!(
+            report.nodes[1].waiting.as_deref(),
+            Some("pool exhausted: 2 addresses match the pool, none is free")
+        );
+        let table = render_table(&report);
+        assert!(table.contains("(waiting: pool exhausted"), "{table}");
+        assert!(report.stale.is_empty(), "{:?}", report.stale);
     }
 
     #[test]

@@ -23,15 +23,16 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::Api;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
 use crate::cluster::errors::{is_conflict_or_gone, status_code, with_retries};
 use crate::domain::claim_record::{
-    judge, lease_name, ClaimRecord, Holder, HolderState, Phase, Verdict, ADDRESS_ANNOTATION,
-    CLUSTER_ANNOTATION, INSTANCE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PHASE_ANNOTATION,
+    holder_label_value, judge, lease_name, ClaimRecord, Holder, HolderState, Phase, Verdict,
+    ADDRESS_ANNOTATION, CLUSTER_ANNOTATION, HOLDER_LABEL, INSTANCE_ANNOTATION, MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE, PHASE_ANNOTATION,
 };
 use crate::domain::identity::parse_provider_id;
 
@@ -56,6 +57,22 @@ pub async fn list_claims(leases: &Api<Lease>) -> Result<Vec<ClaimRecord>, kube::
         .iter()
         .filter_map(ClaimRecord::from_lease)
         .collect())
+}
+
+/// Every write to an existing Lease: a JSON merge patch that carries the
+/// resourceVersion it was made against. The API server refuses it with 409 if anyone
+/// wrote the Lease since, and with 404 if it is gone: unlike a `PUT`, which on a Lease
+/// *creates* a missing object even with a resourceVersion in the body, a patch never
+/// resurrects a claim that a release, a leftover drop or a sweep just deleted.
+pub async fn guarded_write(
+    leases: &Api<Lease>,
+    name: &str,
+    lease: &Lease,
+) -> Result<Lease, kube::Error> {
+    debug_assert!(lease.metadata.resource_version.is_some());
+    leases
+        .patch(name, &PatchParams::default(), &Patch::Merge(lease))
+        .await
 }
 
 /// A claim this node holds.
@@ -138,10 +155,10 @@ impl ClaimStore {
             metadata: ObjectMeta {
                 name: Some(lease_name(&address)),
                 resource_version,
-                labels: Some(BTreeMap::from([(
-                    MANAGED_BY_LABEL.to_string(),
-                    MANAGED_BY_VALUE.to_string(),
-                )])),
+                labels: Some(BTreeMap::from([
+                    (MANAGED_BY_LABEL.to_string(), MANAGED_BY_VALUE.to_string()),
+                    (HOLDER_LABEL.to_string(), holder_label_value(&self.me.node)),
+                ])),
                 annotations: Some(BTreeMap::from([
                     (ADDRESS_ANNOTATION.to_string(), address.to_string()),
                     (INSTANCE_ANNOTATION.to_string(), self.me.instance.clone()),
@@ -249,11 +266,7 @@ impl ClaimStore {
                     Phase::Claiming
                 };
                 let takeover = self.lease(address, phase, Some(record.resource_version.clone()));
-                match self
-                    .leases
-                    .replace(&name, &PostParams::default(), &takeover)
-                    .await
-                {
+                match guarded_write(&self.leases, &name, &takeover).await {
                     Ok(replaced) => {
                         if !ours {
                             info!(address = %address, previous_holder = %record.holder, %reason, "took over a stale claim");
@@ -313,11 +326,7 @@ impl ClaimStore {
             return Ok(());
         }
         let lease = self.lease(claim.address, phase, Some(claim.resource_version.clone()));
-        match self
-            .leases
-            .replace(&claim.name, &PostParams::default(), &lease)
-            .await
-        {
+        match guarded_write(&self.leases, &claim.name, &lease).await {
             Ok(written) => {
                 claim.resource_version = written.metadata.resource_version.unwrap_or_default();
                 claim.phase = phase;
@@ -385,11 +394,7 @@ impl ClaimStore {
                     }
                     let rv = existing.metadata.resource_version.clone();
                     let lease = self.lease(address, Phase::Held, rv);
-                    match self
-                        .leases
-                        .replace(&name, &PostParams::default(), &lease)
-                        .await
-                    {
+                    match guarded_write(&self.leases, &name, &lease).await {
                         Ok(written) => {
                             return Ok(Adopted {
                                 claim: self.claim_from(&written, address, Phase::Held),
@@ -440,9 +445,24 @@ impl ClaimStore {
         }
     }
 
-    /// Every pinip claim in the namespace (for status, sweeps and leftovers).
-    pub async fn list_all(&self) -> Result<Vec<ClaimRecord>, kube::Error> {
-        list_claims(&self.leases).await
+    /// The claims that name this node, found by the holder label on the server: an
+    /// agent's reads do not grow with the cluster. (A claim written before the label
+    /// existed is not found here; it expires, or the sweep drops it.)
+    pub async fn list_mine(&self) -> Result<Vec<ClaimRecord>, kube::Error> {
+        let selector = format!(
+            "{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{HOLDER_LABEL}={}",
+            holder_label_value(&self.me.node)
+        );
+        let listed = self
+            .leases
+            .list(&ListParams::default().labels(&selector))
+            .await?;
+        Ok(listed
+            .items
+            .iter()
+            .filter_map(ClaimRecord::from_lease)
+            .filter(|r| r.holder == self.me.node)
+            .collect())
     }
 
     /// Drop claims this node holds for addresses other than `keep` (left behind by a
@@ -454,8 +474,8 @@ impl ClaimStore {
         let mut released = 0;
         // Transient API errors are retried here: a leftover nobody drops would keep a free
         // address reserved (the sweep catches what still slips through).
-        for record in with_retries(|| self.list_all()).await? {
-            if record.holder != self.me.node || (keep.is_some() && record.address == keep) {
+        for record in with_retries(|| self.list_mine()).await? {
+            if keep.is_some() && record.address == keep {
                 continue;
             }
             let Some(address) = record.address else {

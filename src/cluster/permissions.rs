@@ -45,13 +45,15 @@ pub const REQUIRED: &[Permission] = &[
         verbs: &["get", "list", "watch", "patch"],
         scope: Scope::Cluster,
     },
-    // create: claim (claim::try_claim, ensure_held); get: read an existing claim;
-    // list: leftover claims (claim::list_all); update: renew, mark held, take over
-    // (claim::rewrite, try_claim, ensure_held); delete: release (claim::release).
+    // create: claim (claim_store::try_claim, ensure_held), the sweep token; get: read an
+    // existing claim or the token; list: own leftover claims (claim_store::list_mine, by
+    // the holder label), the sweep's claims (sweeper); patch: renew, mark held, take over,
+    // take the token, always resourceVersion-guarded (claim_store::guarded_write; no
+    // `update`: a PUT creates a missing Lease); delete: release (claim_store::release).
     Permission {
         group: "coordination.k8s.io",
         resource: "leases",
-        verbs: &["create", "get", "list", "update", "delete"],
+        verbs: &["create", "get", "list", "patch", "delete"],
         scope: Scope::LeaseNamespace,
     },
     // events::Notifier through kube-runtime's Recorder: create a new Event, patch its
@@ -63,6 +65,27 @@ pub const REQUIRED: &[Permission] = &[
         scope: Scope::EventNamespace,
     },
 ];
+
+/// The grants in one line, for the message of a persistent 403.
+pub fn summary() -> String {
+    REQUIRED
+        .iter()
+        .map(|p| {
+            let group = if p.group.is_empty() {
+                String::new()
+            } else {
+                format!("{}.", p.group)
+            };
+            let scope = match p.scope {
+                Scope::Cluster => "cluster-wide".to_string(),
+                Scope::LeaseNamespace => "in LEASE_NAMESPACE".to_string(),
+                Scope::EventNamespace => format!("in {EVENT_NAMESPACE}"),
+            };
+            format!("{group}{} {scope}: {}", p.resource, p.verbs.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 #[cfg(test)]
 mod tests {
@@ -99,6 +122,21 @@ mod tests {
                 .any(|q| (q.group, q.resource, q.scope) == (p.group, p.resource, p.scope));
             assert!(!twin, "{p:?} is listed twice; merge the verbs");
         }
+    }
+
+    #[test]
+    fn the_summary_names_every_grant() {
+        let text = summary();
+        assert!(
+            text.contains("nodes cluster-wide: get, list, watch, patch"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "coordination.k8s.io.leases in LEASE_NAMESPACE: create, get, list, patch, delete"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub fn has_taint(node: &Node, key: &str) -> bool {
 }
 
 pub const ASSIGNED_AT_ANNOTATION: &str = "pinip.dev/assigned-at";
+/// Why a node an agent serves holds no address (pool exhausted, stalled), so `pinip
+/// status` lists it; removed when an address is published.
+pub const WAITING_ANNOTATION: &str = "pinip.dev/waiting";
 
 /// The merge patch that takes a publication off a Node.
 fn cleared_publication() -> Value {
@@ -187,10 +190,16 @@ impl NodePublisher {
     /// Annotation + label with the address, `assigned=true`, and since when.
     pub async fn publish_address(&self, ip: &IpAddr) -> Result<(), kube::Error> {
         let patch = json!({"metadata": {
-            "annotations": {ADDRESS_KEY: ip.to_string(), ASSIGNED_AT_ANNOTATION: Timestamp::now().to_string()},
+            "annotations": {ADDRESS_KEY: ip.to_string(), ASSIGNED_AT_ANNOTATION: Timestamp::now().to_string(), WAITING_ANNOTATION: null},
             "labels": {ADDRESS_KEY: address_label_value(ip), ASSIGNED_LABEL: "true"},
         }});
         self.merge(&patch, "publish the address").await
+    }
+
+    /// Say on the Node why it holds no address (one write per change of reason).
+    pub async fn publish_waiting(&self, why: &str) -> Result<(), kube::Error> {
+        let patch = json!({"metadata": {"annotations": {WAITING_ANNOTATION: why}}});
+        self.merge(&patch, "say why the node waits").await
     }
 
     /// No address could be had: say so, so mixed pools can schedule around it.

@@ -17,6 +17,12 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, String> {
     }
     let text = text.strip_prefix('+').unwrap_or(text);
     if text.chars().all(|c| c.is_ascii_digit()) {
+        // Never suggest a value that is then refused: "0s" is zero too.
+        if text.chars().all(|c| c == '0') {
+            return Err(format!(
+                "{text:?} is zero; it must be greater than zero, with a unit (e.g. 30s, 1m)"
+            ));
+        }
         return Err(format!(
             "{text:?} has no unit; write {text}s for seconds (units: ms, s, m, h)"
         ));
@@ -85,5 +91,24 @@ mod tests {
             assert!(!err.is_empty(), "{bad}");
         }
         assert!(parse_go_duration("60").unwrap_err().contains("60s"));
+    }
+
+    #[test]
+    fn no_hint_suggests_a_value_that_is_then_refused() {
+        for bad in ["0", "00", "60", "-1m", "", "1x"] {
+            let err = parse_go_duration(bad).unwrap_err();
+            for word in err
+                .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')' || c == ';')
+            {
+                let word = word.trim_matches(|c: char| c == '"' || c == '.');
+                if word.starts_with(|c: char| c.is_ascii_digit()) && word.ends_with(['s', 'm', 'h'])
+                {
+                    assert!(
+                        parse_go_duration(word).is_ok(),
+                        "{bad}: the hint {word} is refused: {err}"
+                    );
+                }
+            }
+        }
     }
 }

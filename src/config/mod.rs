@@ -83,6 +83,9 @@ pub struct RunArgs {
     /// How often one agent (chosen through the Lease `pinip-sweep`) frees addresses and claims of vanished nodes.
     #[arg(long, env = "SWEEP_INTERVAL", allow_hyphen_values = true, default_value = "5m", value_parser = duration("SWEEP_INTERVAL"))]
     pub sweep_interval: Duration,
+    /// How long the Kubernetes API must keep refusing the same call (403) before the agent stops with a configuration error (exit 2); shorter denials, as from an API server that has just started, are retried.
+    #[arg(long, env = "PERMISSION_GRACE", allow_hyphen_values = true, default_value = "30s", value_parser = duration("PERMISSION_GRACE"))]
+    pub permission_grace: Duration,
     /// Address of the admin server (/healthz, /readyz, /metrics); `off` disables it.
     #[arg(long, env = "ADMIN_ADDR", default_value = "0.0.0.0:9090", value_parser = parse_admin_addr)]
     pub admin_addr: AdminAddr,
@@ -140,6 +143,8 @@ pub struct Settings {
     pub verify_interval: Duration,
     /// How often the elected agent sweeps what vanished nodes left.
     pub sweep_interval: Duration,
+    /// How long the same 403 must persist before it is a configuration error.
+    pub permission_grace: Duration,
     pub kubeconfig: Option<PathBuf>,
     pub admin_addr: Option<SocketAddr>,
     /// Decide and log, write nothing to the cloud or the cluster.
@@ -223,6 +228,7 @@ impl Settings {
             },
             verify_interval: args.verify_interval,
             sweep_interval: args.sweep_interval,
+            permission_grace: args.permission_grace,
             kubeconfig: args
                 .kubeconfig
                 .clone()

@@ -19,6 +19,36 @@ pub const INSTANCE_ANNOTATION: &str = "pinip.dev/instance";
 pub const PHASE_ANNOTATION: &str = "pinip.dev/phase";
 pub const CLUSTER_ANNOTATION: &str = "pinip.dev/cluster";
 
+/// The label that lets a node list only its own claims (a server-side selector instead
+/// of every claim in the namespace). Its value is [`holder_label_value`]; the holder
+/// itself is `spec.holderIdentity`, which readers still compare.
+pub const HOLDER_LABEL: &str = "pinip.dev/holder";
+
+/// A node name as a label value. Node names are DNS subdomains of up to 253
+/// characters, label values at most 63 (alphanumerics, `-`, `_`, `.`, alphanumeric at
+/// both ends): a longer name keeps its first 46 characters and gets a hash suffix.
+/// Two names may share a value only if the hash collides; readers filter on
+/// `holderIdentity`, so a collision costs a longer list, never a wrong decision.
+pub fn holder_label_value(node: &str) -> String {
+    const MAX: usize = 63;
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if node.len() <= MAX
+        && node.chars().all(valid)
+        && node.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && node.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        return node.to_string();
+    }
+    let head: String = node.chars().filter(|c| valid(*c)).take(46).collect();
+    let head = head.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let hash = crate::domain::selection::stable_hash(node);
+    if head.is_empty() {
+        format!("h{hash:016x}")
+    } else {
+        format!("{head}-{hash:016x}")
+    }
+}
+
 /// The Lease name of an address: `pinip-203-0-113-10`, `pinip-2001-db8--1`.
 pub fn lease_name(ip: &IpAddr) -> String {
     let mut slug: String = ip
@@ -166,6 +196,36 @@ pub struct Holder {
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    /// What the API server accepts as a label value (`IsValidLabelValue`).
+    fn is_label_value(v: &str) -> bool {
+        v.len() <= 63
+            && (v.is_empty()
+                || v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                    && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+                    && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
+    }
+
+    #[test]
+    fn a_short_node_name_is_its_own_holder_label() {
+        for name in ["node-1", "ip-10-0-1-23.eu-west-1.compute.internal", "a"] {
+            assert_eq!(holder_label_value(name), name);
+        }
+    }
+
+    #[test]
+    fn a_long_node_name_becomes_a_valid_distinct_label_value() {
+        let long_a = format!("{}.a.internal", "x".repeat(60));
+        let long_b = format!("{}.b.internal", "x".repeat(60));
+        let (a, b) = (holder_label_value(&long_a), holder_label_value(&long_b));
+        assert!(is_label_value(&a) && is_label_value(&b), "{a} {b}");
+        assert_ne!(a, b);
+        assert_eq!(a, holder_label_value(&long_a), "stable");
+        let max = "n".repeat(253);
+        assert!(is_label_value(&holder_label_value(&max)));
+        assert!(is_label_value(&holder_label_value("-.-")));
+    }
 
     fn record(phase: Phase) -> ClaimRecord {
         ClaimRecord {

@@ -7,4 +7,5 @@ pub mod exit_decision;
 pub mod identity;
 pub mod retry;
 pub mod selection;
+pub mod sweep_leadership;
 pub mod sweep_plan;

@@ -110,9 +110,84 @@ impl RetryPolicy {
     }
 }
 
+/// `PERMISSION_GRACE`'s default: how long the same permission denial must persist
+/// before the agent calls it a configuration error and stops (exit 2). A kube-apiserver that has just started
+/// answers 403 to requests its RBAC allows until its authorizer has synced (seen for
+/// about 100 ms against a real one); a missing grant stays denied however long we wait.
+pub const PERMISSION_GRACE: Duration = Duration::from_secs(30);
+
+/// A run of 403s with the same message: when it began and when it was last seen.
+/// A different denial, or a gap longer than the grace without one, starts a new run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DenialStreak {
+    current: Option<(String, Duration, Duration)>,
+}
+
+impl DenialStreak {
+    /// Record a denial at `now` (any monotonic reading, e.g. time since start); true
+    /// once the same denial has persisted for `grace`.
+    pub fn persists(&mut self, denial: &str, now: Duration, grace: Duration) -> bool {
+        let first = match &self.current {
+            Some((seen, first, last)) if seen == denial && now.saturating_sub(*last) < grace => {
+                *first
+            }
+            _ => now,
+        };
+        self.current = Some((denial.to_string(), first, now));
+        now.saturating_sub(first) >= grace
+    }
+
+    /// A call went through: whatever was denied before is not denied now.
+    pub fn clear(&mut self) {
+        self.current = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const GRACE: Duration = PERMISSION_GRACE;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn a_start_up_blip_of_denials_is_not_persistent() {
+        let mut streak = DenialStreak::default();
+        assert!(!streak.persists("cannot get nodes", Duration::ZERO, GRACE));
+        assert!(!streak.persists("cannot get nodes", Duration::from_millis(100), GRACE));
+        streak.clear();
+        assert!(!streak.persists("cannot get nodes", secs(40), GRACE));
+    }
+
+    #[test]
+    fn the_same_denial_for_the_whole_grace_is_persistent() {
+        let mut streak = DenialStreak::default();
+        for t in (0..30).step_by(5) {
+            assert!(
+                !streak.persists("cannot patch leases", secs(t), GRACE),
+                "{t}"
+            );
+        }
+        assert!(streak.persists("cannot patch leases", secs(30), GRACE));
+    }
+
+    #[test]
+    fn another_denial_or_a_long_gap_starts_over() {
+        let mut streak = DenialStreak::default();
+        assert!(!streak.persists("a", secs(0), GRACE));
+        assert!(!streak.persists("b", secs(29), GRACE));
+        assert!(!streak.persists("b", secs(58), GRACE));
+        assert!(streak.persists("b", secs(59), GRACE));
+        let mut gap = DenialStreak::default();
+        assert!(!gap.persists("a", secs(0), GRACE));
+        assert!(
+            !gap.persists("a", secs(31), GRACE),
+            "a gap of a whole grace"
+        );
+    }
 
     const POLICY: RetryPolicy = RetryPolicy {
         interval: Duration::from_secs(60),

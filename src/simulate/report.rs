@@ -52,6 +52,17 @@ pub struct CloudCalls {
 pub struct KubeCalls {
     pub total: u64,
     pub by_verb: BTreeMap<String, u64>,
+    /// Requests per node (each agent has its own token): mean and the busiest node.
+    pub per_node: f64,
+    pub per_node_max: u64,
+}
+
+/// Response body bytes the agents read from the API server, watch events included.
+#[derive(Clone, Debug, Serialize)]
+pub struct KubeBytes {
+    pub total: u64,
+    pub per_node: f64,
+    pub per_node_max: u64,
 }
 
 /// One node's line in the table.
@@ -78,6 +89,7 @@ pub struct Report {
     pub time_to_address_ms: Percentiles,
     pub cloud_calls: CloudCalls,
     pub kube_calls: KubeCalls,
+    pub kube_bytes: KubeBytes,
     /// Agents still waiting for an address (alive, pool exhausted).
     pub waiting: usize,
     /// Of those, how many said so in a PoolExhausted Event on their Node.
@@ -222,6 +234,13 @@ pub fn build(
     let by_operation = cloud.call_counts();
     let total: u64 = by_operation.values().sum();
     let counts = kube.request_counts();
+    let traffic = kube.client_traffic();
+    let (requests, bytes): (Vec<u64>, Vec<u64>) = world
+        .nodes
+        .iter()
+        .filter_map(|n| traffic.get(&n.name))
+        .map(|t| (t.requests, t.response_bytes))
+        .unzip();
     Report {
         cloud: cloud.name().to_string(),
         nodes: world.nodes.len(),
@@ -243,12 +262,27 @@ pub fn build(
         kube_calls: KubeCalls {
             total: counts.total,
             by_verb: counts.by_verb,
+            per_node: mean(&requests),
+            per_node_max: requests.iter().copied().max().unwrap_or(0),
+        },
+        kube_bytes: KubeBytes {
+            total: bytes.iter().sum(),
+            per_node: mean(&bytes),
+            per_node_max: bytes.iter().copied().max().unwrap_or(0),
         },
         waiting,
         waiting_with_event,
         chaos: None,
         rows,
     }
+}
+
+fn mean(values: &[u64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mean = values.iter().sum::<u64>() as f64 / values.len() as f64;
+    (mean * 10.0).round() / 10.0
 }
 
 /// Every claim must be `held` and match the cloud: a claim left `claiming`, or held for
@@ -337,6 +371,13 @@ pub fn render_table(report: &Report) -> String {
         report.cloud_calls.by_operation,
         report.kube_calls.total,
         report.kube_calls.by_verb
+    ));
+    out.push_str(&format!(
+        "Kubernetes API per node: {} requests (busiest {}), {} response bytes (busiest {})\n",
+        report.kube_calls.per_node,
+        report.kube_calls.per_node_max,
+        report.kube_bytes.per_node,
+        report.kube_bytes.per_node_max
     ));
     for v in &report.violations {
         out.push_str(&format!("VIOLATION: {v}\n"));

@@ -274,11 +274,23 @@ impl SimulatedWorld {
                 timeout: Duration::from_secs(20),
             },
             verify_interval: Duration::from_secs(300),
+            permission_grace: crate::domain::retry::PERMISSION_GRACE,
             sweep_interval: Duration::from_secs(300),
             kubeconfig: Some(self.kubeconfig.clone()),
             admin_addr: None,
             dry_run: false,
         }
+    }
+
+    /// A Kubernetes client with a token of the node's own, so the simulator counts each
+    /// node's requests and response bytes apart (`KubeSim::client_traffic`), as an API
+    /// server sees the ServiceAccount token of each agent's pod.
+    async fn client_of(&self, node: &str) -> anyhow::Result<kube::Client> {
+        let path = self.kubeconfig.with_file_name(format!("kubeconfig-{node}"));
+        if !path.exists() {
+            self.kube.write_client_kubeconfig(&path, node)?;
+        }
+        kube_client(Some(&path)).await
     }
 
     /// Start an agent in this process (the real agent, over real HTTP).
@@ -292,7 +304,7 @@ impl SimulatedWorld {
         settings: Settings,
         clock: Option<WallClock>,
     ) -> anyhow::Result<AgentHandle> {
-        let client = kube_client(Some(&self.kubeconfig)).await?;
+        let client = self.client_of(&settings.node.name).await?;
         let node = settings.node.name.clone();
         let (mut agent, status) = Agent::new(settings, client, self.cloud.providers());
         if let Some(clock) = clock {
@@ -315,7 +327,7 @@ impl SimulatedWorld {
         let gate = CancellationToken::new();
         let mut handles = Vec::with_capacity(settings.len());
         for s in settings {
-            let client = kube_client(Some(&self.kubeconfig)).await?;
+            let client = self.client_of(&s.node.name).await?;
             let node = s.node.name.clone();
             let (agent, status) = Agent::new(s, client, self.cloud.providers());
             let metrics = agent.metrics();

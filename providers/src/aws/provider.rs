@@ -202,10 +202,25 @@ impl AwsProvider {
         } else {
             None
         };
+        // Other interfaces are resolved to their instances too (one call for all of
+        // them): an association the cloud reports by interface only is that instance's,
+        // never "another instance" (the sweep dropped live nodes' claims over it).
+        let foreign_enis: Vec<String> = records
+            .iter()
+            .filter(|r| r.instance_id.is_none())
+            .filter_map(|r| r.network_interface_id.clone())
+            .filter(|eni| !own.is_some_and(|o| o.owns_eni(eni)))
+            .collect();
+        let eni_instances = self.instances_of(&foreign_enis).await?;
         Ok(records
             .into_iter()
             .filter_map(|r| {
-                let attached_to = holder_of(&r, own);
+                let attached_to = r
+                    .network_interface_id
+                    .as_ref()
+                    .filter(|_| r.instance_id.is_none())
+                    .and_then(|eni| eni_instances.get(eni).cloned())
+                    .or_else(|| holder_of(&r, own));
                 Some(PoolAddress {
                     id: r.allocation_id?,
                     ip: r.public_ip?,
@@ -215,6 +230,42 @@ impl AwsProvider {
                 })
             })
             .collect())
+    }
+
+    /// The instance each of `enis` is attached to (`DescribeNetworkInterfaces`, one
+    /// paginated call); an interface attached to no instance is left out.
+    async fn instances_of(
+        &self,
+        enis: &[String],
+    ) -> Result<BTreeMap<String, String>, ProviderError> {
+        let mut found = BTreeMap::new();
+        if enis.is_empty() {
+            return Ok(found);
+        }
+        let mut pages = self
+            .client
+            .describe_network_interfaces()
+            .set_network_interface_ids(Some(enis.to_vec()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                // An interface deleted since the addresses were read: nothing to resolve.
+                Err(e) => match from_sdk("DescribeNetworkInterfaces", e) {
+                    gone if gone.class == ErrorClass::NotFound => return Ok(found),
+                    other => return Err(other),
+                },
+            };
+            for eni in page.network_interfaces() {
+                let instance = eni.attachment().and_then(|a| present(a.instance_id()));
+                if let (Some(id), Some(instance)) = (present(eni.network_interface_id()), instance)
+                {
+                    found.insert(id, instance);
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// IPv6 blocks of a subnet (`DescribeSubnets`, once).
