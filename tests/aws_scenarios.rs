@@ -279,6 +279,100 @@ async fn ipv6(backend: Backend) {
     provider.detach(&after, &me.reference()).await.unwrap();
 }
 
+/// Several nodes hold addresses associated through their ENIs (moto leaves
+/// `InstanceId` empty there). Every node's listing names each holder's *instance*, so
+/// sweep after sweep drops and frees nothing of a live node, and `pinip status --cloud`
+/// counts nothing as attached elsewhere. (Before, the sweep read `eni-…` as "another
+/// instance" and dropped every live node's claim at every sweep.)
+async fn live_holders_through_their_enis(backend: Backend) {
+    use k8s_openapi::api::core::v1::{Node, NodeSpec};
+    use pinip::domain::claim_record::{lease_name, ClaimRecord, Phase};
+    use pinip::domain::sweep_plan::{plan, LiveNodes, Published};
+
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let node = backend.instance().await;
+        let (id, _) = backend.address(&[("kubeip", "live")]).await;
+        let provider = backend.provider(&node, "live", None);
+        let described = provider.describe_instance(&node.reference()).await.unwrap();
+        let address = find(&provider.list_pool().await.unwrap(), &id);
+        let name = format!("node-{i}");
+        provider
+            .attach(&address, &described, &owner(&node, &name))
+            .await
+            .unwrap();
+        nodes.push((name, node, address.ip));
+    }
+    let live: LiveNodes = nodes
+        .iter()
+        .map(|(name, node, _)| (name.clone(), Some(node.id.clone())))
+        .collect();
+    let published: Published = nodes
+        .iter()
+        .map(|(name, _, ip)| (name.clone(), *ip))
+        .collect();
+    let claims: Vec<ClaimRecord> = nodes
+        .iter()
+        .map(|(name, node, ip)| ClaimRecord {
+            name: lease_name(ip),
+            holder: name.clone(),
+            instance: node.id.clone(),
+            address: Some(*ip),
+            phase: Phase::Held,
+            resource_version: "1".into(),
+            duration: std::time::Duration::from_secs(5),
+        })
+        .collect();
+    // The sweep runs on any node; each sees the same.
+    for (sweeper, node, _) in &nodes {
+        let pool = backend
+            .provider(node, "live", None)
+            .list_pool()
+            .await
+            .unwrap();
+        for (holder, held_by, ip) in &nodes {
+            let listed = pool.iter().find(|a| a.ip == *ip).expect("listed");
+            assert_eq!(
+                listed.attached_to.as_deref(),
+                Some(held_by.id.as_str()),
+                "{}: {sweeper} sees {holder}'s address elsewhere",
+                backend.name()
+            );
+        }
+        let todo = plan(&pool, &live, &published, &claims, "scenario");
+        assert!(
+            todo.drop.is_empty() && todo.free.is_empty(),
+            "{}: a sweep on {sweeper} would touch live nodes: {todo:?}",
+            backend.name()
+        );
+        let k8s_nodes: Vec<Node> = nodes
+            .iter()
+            .map(|(name, n, ip)| {
+                let mut k = Node {
+                    spec: Some(NodeSpec {
+                        provider_id: Some(format!("aws:///{}/{}", n.reference().zone, n.id)),
+                        ..NodeSpec::default()
+                    }),
+                    ..Node::default()
+                };
+                k.metadata.name = Some(name.clone());
+                k.metadata.annotations =
+                    Some([("pinip.dev/address".to_string(), ip.to_string())].into());
+                k
+            })
+            .collect();
+        let status = pinip::cli::status_report::build(&k8s_nodes, &claims, Some(&pool));
+        let summary = status.pool.expect("the pool was read");
+        assert_eq!(
+            (summary.ours, summary.foreign),
+            (3, 0),
+            "{}: {:?}",
+            backend.name(),
+            summary.addresses
+        );
+    }
+}
+
 macro_rules! on_both {
     ($($scenario:ident),* $(,)?) => {
         mod simulator {
@@ -308,5 +402,6 @@ on_both!(
     release,
     exhausted_pool,
     filter_and_order,
-    ipv6
+    ipv6,
+    live_holders_through_their_enis
 );

@@ -113,14 +113,7 @@ impl Storm<'_> {
                 self.start_agent(&node).await?;
             }
         }
-        let crashed: Vec<String> = self
-            .agents
-            .iter()
-            .filter(|(_, a)| a.task.is_finished())
-            .map(|(n, _)| n.clone())
-            .collect();
-        for node in crashed {
-            self.agents.remove(&node);
+        for node in self.reap_crashed().await {
             self.start_agent(&node).await?;
         }
         info!(agents = self.agents.len(), "storm over");

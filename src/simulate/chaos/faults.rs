@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pinip_sim::kube::Faults as KubeFaults;
+use pinip_sim::kube::{Faults as KubeFaults, Restart};
 use tokio::time::Instant;
 
 use super::Storm;
@@ -31,6 +31,20 @@ impl Storm<'_> {
         self.world.kube.set_faults(faults);
         self.clear_kube_at = Some(Instant::now() + self.dice.millis(200, 700));
         self.count("conflict_storm");
+    }
+
+    /// The API server restarts: connections refused, then 503 while it is not ready,
+    /// then 401 and 403 to authorized requests for a moment (what a real kube-apiserver
+    /// did), then normal service. Agents must ride it out wherever they are.
+    pub(super) fn restart_api_server(&mut self) {
+        let plan = Restart {
+            down: self.dice.millis(50, 400),
+            unavailable: self.dice.millis(50, 400),
+            unauthorized: self.dice.millis(20, 150),
+            forbidden: self.dice.millis(50, 300),
+        };
+        self.world.kube.restart(plan);
+        self.count("api_server_restarts");
     }
 
     pub(super) fn cloud_burst(&mut self) {

@@ -197,6 +197,7 @@ impl Storm<'_> {
                 58..=63 => self.crash_mid_claim(),
                 64..=73 => self.delete_node().await?,
                 74..=85 => self.detach_by_hand(),
+                86..=88 => self.restart_api_server(),
                 _ => {} // a quiet moment
             }
         }
@@ -214,15 +215,9 @@ impl Storm<'_> {
             self.world.cloud.set_failure_rates(0.0, 0.0);
             self.clear_cloud_at = None;
         }
-        // Agents that ended by themselves (an error) restart too, like a crashed container.
-        let crashed: Vec<String> = self
-            .agents
-            .iter()
-            .filter(|(_, a)| a.task.is_finished())
-            .map(|(n, _)| n.clone())
-            .collect();
-        for node in crashed {
-            self.agents.remove(&node);
+        // Agents that ended by themselves restart too, like a crashed container; no fault
+        // of the storm is a reason to end, so each one is a violation.
+        for node in self.reap_crashed().await {
             self.restarts.push((node, now + Duration::from_millis(300)));
         }
         let (due, later): (Vec<_>, Vec<_>) =
@@ -249,11 +244,9 @@ impl Storm<'_> {
             if let Some(agent) = self.agents.remove(node) {
                 let outcome = agent.task.await;
                 tracing::warn!(%node, ?outcome, "agent ended by itself; restarting it");
-                *self
-                    .stats
-                    .injected
-                    .entry("agent_crashed_by_itself".into())
-                    .or_default() += 1;
+                self.violations.push(format!(
+                    "the agent of {node} ended by itself (no fault ends an agent): {outcome:?}"
+                ));
             }
         }
         finished
