@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 use super::report::{exhausted_note, humanize, Outcome};
 use super::{cloud, explain_forbidden, sleep_or_shutdown, Agent, AgentError, Held, NodeContext};
 use crate::cluster::claim_store::{Claim, ClaimAttempt, ClaimError};
-use crate::cluster::errors::is_forbidden;
+use crate::cluster::errors::{is_forbidden, is_namespace_missing};
 use crate::domain::claim_record::Phase;
 use crate::domain::retry::FailureHint;
 use crate::domain::selection::{candidates, held_by};
@@ -112,6 +112,12 @@ impl Agent {
                 Err(PassError::Config(message)) => return Err(AgentError::Config(message)),
                 Err(PassError::Kube(e)) if is_forbidden(&e) && self.denial_persists(&e) => {
                     return Err(explain_forbidden(&e))
+                }
+                Err(PassError::Kube(e)) if is_namespace_missing(&e) => {
+                    return Err(AgentError::Config(format!(
+                        "LEASE_NAMESPACE {:?} does not exist ({e}); create it or set LEASE_NAMESPACE to the DaemonSet's namespace",
+                        self.settings.claims.namespace
+                    )))
                 }
                 Err(error) => {
                     failures += 1;

@@ -19,6 +19,15 @@ pub fn is_forbidden(error: &kube::Error) -> bool {
     status_code(error) == Some(403)
 }
 
+/// 404 on a create: the namespace does not exist (NamespaceLifecycle answers
+/// `namespaces "x" not found` before anything else), a configuration error.
+pub fn is_namespace_missing(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 404 && status.message.starts_with("namespaces "),
+        _ => false,
+    }
+}
+
 /// Worth retrying as is: the API server or the path to it had a transient problem.
 pub fn is_retryable(error: &kube::Error) -> bool {
     match error {

@@ -23,6 +23,10 @@ use crate::process::logging::LogLevel;
 
 pub mod duration;
 pub mod filter_syntax;
+mod k8s_names;
+pub mod pool_syntax;
+
+use k8s_names::{check_dns_label, check_dns_subdomain, check_label_value, check_qualified_name};
 
 /// Where KubeIP read the node name when `NODE_NAME` is unset (Downward API volume).
 pub const DOWNWARD_API_NODE_NAME: &str = "/etc/podinfo/nodeName";
@@ -184,7 +188,8 @@ impl Settings {
             .map(|e| e.trim().to_string())
             .filter(|e| !e.is_empty())
             .collect::<Vec<_>>();
-        check_filter(&filter).map_err(ConfigError)?;
+        let form = check_filter(&filter).map_err(ConfigError)?;
+        check_pool_and_cloud(args, &form).map_err(ConfigError)?;
         if let Some(taint) = &args.taint_key {
             check_qualified_name("TAINT_KEY", taint)?;
         }
@@ -255,6 +260,25 @@ fn parse_admin_addr(text: &str) -> Result<AdminAddr, String> {
     }
 }
 
+/// The cloud-side settings, as far as they can be judged before the cloud is known.
+fn check_pool_and_cloud(args: &RunArgs, form: &filter_syntax::FilterForm) -> Result<(), String> {
+    if let Some(order_by) = non_empty(&args.order_by) {
+        pool_syntax::check_order_by(&order_by, form)?;
+    }
+    for (var, value) in [("PROJECT", &args.project), ("REGION", &args.region)] {
+        if let Some(value) = non_empty(value) {
+            pool_syntax::check_identifier(var, &value)?;
+        }
+    }
+    if let Some(endpoint) = non_empty(&args.gcp.compute_endpoint) {
+        pool_syntax::check_endpoint("GCP_COMPUTE_ENDPOINT", &endpoint)?;
+    }
+    if args.taint_give_up.is_some() && non_empty(&args.taint_key).is_none() {
+        return Err("TAINT_GIVE_UP is set without TAINT_KEY: there is no taint to lift; set TAINT_KEY or drop TAINT_GIVE_UP".into());
+    }
+    Ok(())
+}
+
 fn non_empty(value: &Option<String>) -> Option<String> {
     value
         .as_deref()
@@ -283,69 +307,6 @@ fn parse_bool(var: &'static str) -> impl Fn(&str) -> Result<bool, String> + Clon
         other => Err(format!(
             "{var}={other:?} is not a boolean; use true or false"
         )),
-    }
-}
-
-fn check_dns_label(var: &str, value: &str) -> Result<(), ConfigError> {
-    let ok = !value.is_empty()
-        && value.len() <= 63
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
-    ok.then_some(()).ok_or_else(|| {
-        ConfigError(format!(
-            "{var}={value:?} is not a valid namespace name: use lowercase letters, digits and '-', at most 63 characters"
-        ))
-    })
-}
-
-fn check_dns_subdomain(var: &str, value: &str) -> Result<(), ConfigError> {
-    let ok = value.len() <= 253
-        && value.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && !part.starts_with('-')
-                && !part.ends_with('-')
-        });
-    ok.then_some(()).ok_or_else(|| {
-        ConfigError(format!(
-            "{var}={value:?} is not a valid node name (lowercase DNS subdomain); set it from the Downward API spec.nodeName"
-        ))
-    })
-}
-
-/// Label values: written into claims and cloud tags, so they must be safe there.
-fn check_label_value(var: &str, value: &str) -> Result<(), ConfigError> {
-    let ok = !value.is_empty()
-        && value.len() <= 63
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && value.ends_with(|c: char| c.is_ascii_alphanumeric());
-    ok.then_some(()).ok_or_else(|| {
-        ConfigError(format!(
-            "{var}={value:?} is not valid: use 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
-        ))
-    })
-}
-
-fn check_qualified_name(var: &str, value: &str) -> Result<(), ConfigError> {
-    let (prefix, name) = match value.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, value),
-    };
-    let prefix_ok = prefix.is_none_or(|p| check_dns_subdomain(var, p).is_ok());
-    if prefix_ok && check_label_value(var, name).is_ok() {
-        Ok(())
-    } else {
-        Err(ConfigError(format!(
-            "{var}={value:?} is not a valid taint key: use [prefix/]name, e.g. pinip.dev/not-ready"
-        )))
     }
 }
 

@@ -16,7 +16,14 @@ pub fn config_error(message: &str) -> ExitCode {
 
 /// The text of that line (pure, for tests).
 pub fn config_error_line(message: &str, json: bool) -> String {
-    let text = format!("pinip: configuration error: {message}");
+    // One line, whatever the cause's own text looks like (a YAML parser's error spans
+    // several lines with a caret).
+    let flat: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let text = format!("pinip: configuration error: {}", flat.join(" "));
     if json {
         serde_json::json!({
             "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -44,5 +51,13 @@ mod tests {
             serde_json::from_str(&config_error_line("FILTER is bad", true)).unwrap();
         assert_eq!(json["level"], "ERROR");
         assert_eq!(json["message"], "pinip: configuration error: FILTER is bad");
+    }
+
+    #[test]
+    fn a_cause_of_several_lines_becomes_one() {
+        assert_eq!(
+            config_error_line("bad YAML:\n  line 1\n   ^\n", false),
+            "pinip: configuration error: bad YAML: line 1 ^"
+        );
     }
 }

@@ -54,6 +54,12 @@ pub fn classify(
     if code.ends_with(".NotFound") {
         return ErrorClass::NotFound;
     }
+    // A FILTER the cloud refuses ("The filter 'x' is invalid"): the user's to fix.
+    if code == "InvalidParameterValue"
+        && message.is_some_and(|m| m.to_ascii_lowercase().contains("filter"))
+    {
+        return ErrorClass::InvalidInput;
+    }
     // An IPv6 address already on another interface is reported as a bad parameter.
     if code == "InvalidParameterValue"
         && message.is_some_and(|m| m.to_ascii_lowercase().contains("in use"))
@@ -237,11 +243,21 @@ mod tests {
             classify("X", Some("AuthFailure"), None, Some(401)),
             ErrorClass::Permanent
         );
+        // A FILTER EC2 refuses is the user's input to fix (exit 2), not a retry.
         assert_eq!(
             classify(
                 "X",
                 Some("InvalidParameterValue"),
-                Some("bad filter"),
+                Some("The filter 'bogus' is invalid"),
+                Some(400)
+            ),
+            ErrorClass::InvalidInput
+        );
+        assert_eq!(
+            classify(
+                "X",
+                Some("InvalidParameterValue"),
+                Some("bad value"),
                 Some(400)
             ),
             ErrorClass::Permanent
