@@ -97,6 +97,22 @@ impl SimulatedCloud for GcpSim {
             ..Faults::default()
         });
     }
+    /// A chaos burst on Compute: besides 5xx and throttling, every answer the API gives
+    /// a client to survive (`resourceNotReady`, an operation ending in
+    /// `QUOTA_EXCEEDED`, an `operations.wait` that returns early, an empty page with a
+    /// `nextPageToken`). Latency, operation time and the seed stay.
+    fn set_failure_rates(&self, error_rate: f64, throttle_rate: f64) {
+        let current = self.compute.faults();
+        self.compute.set_faults(Faults {
+            error_rate,
+            throttle_rate,
+            not_ready_rate: error_rate,
+            quota_rate: error_rate / 3.0,
+            wait_early_rate: error_rate.max(throttle_rate),
+            empty_page_rate: error_rate,
+            ..current
+        });
+    }
     fn attached_to(&self, instance_id: &str) -> Vec<IpAddr> {
         self.compute.attached_to(instance_id)
     }
