@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use pinip::admin::status::AgentStatus;
 use pinip::agent::AgentError;
-use pinip::simulate::{SimulatedWorld, WorldSpec};
-use pinip_providers::IpFamily;
+use pinip::simulate::SimulatedWorld;
 use pinip_sim::kube::{Kind, Restart};
 
 mod kit;
@@ -21,15 +20,7 @@ const KIT: kit::Kit = kit::Kit {
 };
 
 async fn world() -> SimulatedWorld {
-    SimulatedWorld::start(WorldSpec {
-        nodes: 2,
-        pool: 2,
-        family: IpFamily::V4,
-        cloud_latency: Duration::ZERO,
-        seed: 41,
-    })
-    .await
-    .expect("world")
+    kit::world(2, 2, 41).await
 }
 
 /// Delete a node's object, keeping what is needed to register it again.

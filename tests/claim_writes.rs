@@ -11,20 +11,13 @@ use kube::api::DeleteParams;
 use kube::Api;
 use pinip::cluster::claim_store::{ClaimAttempt, ClaimError, ClaimSettings, ClaimStore};
 use pinip::domain::claim_record::{lease_name, Holder, HOLDER_LABEL};
-use pinip::simulate::{SimulatedWorld, WorldSpec, LEASE_NAMESPACE};
-use pinip_providers::IpFamily;
+use pinip::simulate::{SimulatedWorld, LEASE_NAMESPACE};
 use pinip_sim::kube::Kind;
 
+mod kit;
+
 async fn world() -> SimulatedWorld {
-    SimulatedWorld::start(WorldSpec {
-        nodes: 2,
-        pool: 2,
-        family: IpFamily::V4,
-        cloud_latency: Duration::ZERO,
-        seed: 21,
-    })
-    .await
-    .expect("world starts")
+    kit::world(2, 2, 21).await
 }
 
 async fn store(world: &SimulatedWorld, node: usize) -> ClaimStore {

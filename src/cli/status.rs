@@ -56,8 +56,6 @@ pub struct StatusArgs {
     /// Read the IPv6 pool (with --cloud).
     #[arg(long, env = "IPV6", action = ArgAction::SetTrue)]
     pub ipv6: bool,
-    #[arg(long, env = "CLUSTER_NAME", default_value = "kubernetes")]
-    pub cluster_name: String,
     #[arg(long, env = "PROJECT")]
     pub project: Option<String>,
     #[arg(long, env = "REGION")]

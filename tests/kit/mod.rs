@@ -59,3 +59,16 @@ impl Kit {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 }
+
+/// A world on the in-memory cloud: `nodes` nodes, `pool` IPv4 addresses, no latency.
+pub async fn world(nodes: usize, pool: usize, seed: u64) -> SimulatedWorld {
+    SimulatedWorld::start(pinip::simulate::WorldSpec {
+        nodes,
+        pool,
+        family: pinip_providers::IpFamily::V4,
+        cloud_latency: Duration::ZERO,
+        seed,
+    })
+    .await
+    .expect("the simulated world starts")
+}
