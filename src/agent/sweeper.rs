@@ -56,11 +56,8 @@ impl Sweeper {
         // Read order matters: claims, then the pool, then the Nodes. A node that joins
         // while we read claims its address and attaches it before it can appear in a
         // claim or in the pool; reading the Nodes last means every owner we see in the
-        // first two reads is in the node list unless it really is gone. (Nodes first
-        // made a node that joined mid-sweep look vanished: its fresh address was
-        // detached and its claim dropped while it published the address, and another
-        // node then took and published it too; chaos seed 5 in CI.) Claims before the
-        // pool: a claim written after our pool read could otherwise be judged against
+        // first two reads is in the node list unless it really is gone (docs/design.md,
+        // "a node joins while a sweep runs"). Claims before the pool: a claim written after our pool read could otherwise be judged against
         // a pool that predates it; deletes are resourceVersion-guarded, so a claim that
         // changes after we read it is never dropped.
         let claims: Vec<ClaimRecord> = list_claims(&self.leases).await?;

@@ -86,7 +86,7 @@ pub fn plan(
     // First, what the claims of vanished nodes say: the claim records the instance pinip
     // attached the address to, so it still finds the address when the cloud's ownership
     // record is stale (the record write failed after the attach, and the record still
-    // names an earlier owner; EC2 chaos seed 3). Never for an instance a live node runs,
+    // names an earlier owner; docs/design.md). Never for an instance a live node runs,
     // nor for an address whose record names another cluster.
     for claim in claims {
         let Some(why) = owner_gone(nodes, &claim.holder, &claim.instance) else {
