@@ -75,6 +75,31 @@ fn bad_settings_are_one_line_and_exit_code_2() {
 }
 
 #[test]
+fn with_log_json_even_a_setting_that_does_not_parse_is_a_json_line() {
+    for env in [
+        &[
+            ("NODE_NAME", "n1"),
+            ("LOG_JSON", "true"),
+            ("RETRY_INTERVAL", "0"),
+        ][..],
+        &[("LOG_JSON", "true"), ("FILTER", "Name=tag:kubeip")][..],
+    ] {
+        let output = pinip(&["run"], env);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        let line: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{env:?}: not JSON ({e}): {text}"));
+        assert_eq!(line["level"], "ERROR", "{text}");
+        assert!(
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("pinip: configuration error")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn kubeip_style_settings_are_accepted() {
     // Valid settings get as far as looking for a cluster; that failure is the next line.
     let output = pinip(

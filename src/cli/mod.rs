@@ -92,7 +92,12 @@ pub async fn main_with(providers: Arc<dyn ProviderFactory>) -> ExitCode {
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
-            eprintln!("pinip: configuration error: {first}");
+            // Logging is not set up yet (the settings did not parse), but LOG_JSON may
+            // have: every line the process writes follows it.
+            let json = std::env::var("LOG_JSON").is_ok_and(|v| {
+                matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
+            });
+            eprintln!("{}", crate::process::exit::config_error_line(first, json));
             return ExitCode::from(EXIT_CONFIG);
         }
     };
