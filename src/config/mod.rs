@@ -11,11 +11,11 @@ use clap::{ArgAction, Args};
 use pinip_providers::{IpFamily, PoolSpec};
 
 use crate::cloud::settings::CloudSettings;
-use crate::cloud::{AwsArgs, GcpArgs};
+use crate::cloud::{AwsArgs, GcpArgs, OciArgs};
 use crate::cluster::claim_store::ClaimSettings;
 use crate::cluster::publish::TaintSettings;
 use crate::config::duration::parse_go_duration;
-use crate::config::filter_syntax::check_filter;
+use crate::config::filter_syntax::{check_filter, FilterForm};
 use crate::domain::exit_decision::{ReleasePolicy, ReleaseSettings};
 pub use crate::domain::identity::NodeSettings;
 use crate::domain::retry::RetryPolicy;
@@ -32,7 +32,7 @@ pub struct RunArgs {
     /// Name of the node this agent serves (Downward API `spec.nodeName`).
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,
-    /// GCP project (default: from the node's providerID). Ignored on AWS.
+    /// GCP project (default: from the node's providerID); OCI: the compartment OCID of the reserved public IPs. Ignored on AWS.
     #[arg(long, env = "PROJECT")]
     pub project: Option<String>,
     /// Cloud region (default: derived from the node's zone).
@@ -99,6 +99,8 @@ pub struct RunArgs {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub gcp: GcpArgs,
+    #[command(flatten)]
+    pub oci: OciArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -179,7 +181,13 @@ impl Settings {
             .map(|e| e.trim().to_string())
             .filter(|e| !e.is_empty())
             .collect::<Vec<_>>();
-        check_filter(&filter).map_err(ConfigError)?;
+        let form = check_filter(&filter).map_err(ConfigError)?;
+        let family = if args.ipv6 {
+            IpFamily::V6
+        } else {
+            IpFamily::V4
+        };
+        (args.oci.check(family, form == FilterForm::OciTags)).map_err(ConfigError)?;
         if let Some(taint) = &args.taint_key {
             check_qualified_name("TAINT_KEY", taint)?;
         }
@@ -195,14 +203,11 @@ impl Settings {
                 pool: PoolSpec {
                     filter,
                     order_by: non_empty(&args.order_by),
-                    family: if args.ipv6 {
-                        IpFamily::V6
-                    } else {
-                        IpFamily::V4
-                    },
+                    family,
                 },
                 aws: args.aws.clone(),
                 gcp: args.gcp.clone(),
+                oci: args.oci.clone(),
             },
             claims: ClaimSettings {
                 namespace: args.lease_namespace.clone(),
@@ -466,6 +471,14 @@ mod tests {
                 "FILTER",
             ),
             (&["--node-name", "n", "--filter", "labels.kubeip"], "FILTER"),
+            (
+                &["--node-name", "n", "--filter", "freeformTags.kubeip"],
+                "FILTER",
+            ),
+            (
+                &["--node-name", "n", "--oci-auth", "instance_principal"],
+                "OCI_AUTH",
+            ),
             (&["--node-name", "n", "--admin-addr", "9090"], "ADMIN_ADDR"),
             (
                 &["--node-name", "n", "--taint-give-up", "0s"],
