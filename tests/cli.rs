@@ -172,7 +172,12 @@ async fn stops_with_exit_2_and_changes_nothing(
     sim.add_node("the-node", Some(provider_id), BTreeMap::new(), Vec::new());
     let path = kubeconfig.to_string_lossy().to_string();
     let output = tokio::task::spawn_blocking(move || {
-        let mut vars = vec![("NODE_NAME", "the-node"), ("KUBECONFIG", path.as_str())];
+        // No admin server: tests run side by side, and 9090 may be taken.
+        let mut vars = vec![
+            ("NODE_NAME", "the-node"),
+            ("KUBECONFIG", path.as_str()),
+            ("ADMIN_ADDR", "off"),
+        ];
         vars.extend_from_slice(env);
         pinip(&["run"], &vars)
     })

@@ -61,9 +61,9 @@ fn set(value: &Option<String>) -> Option<&str> {
 impl OciArgs {
     /// Checked at start, before any contact: the authentication mode, the endpoint,
     /// an API key given by halves, and IPV6 with settings that only make sense on OCI.
-    pub fn check(&self, family: IpFamily, oci_filter: bool) -> Result<(), String> {
+    pub fn check(&self, ipv6: bool, oci_filter: bool) -> Result<(), String> {
         match set(&self.auth).map(str::to_ascii_lowercase).as_deref() {
-            None | Some("api_key") => {}
+            None | Some("api_key") | Some("config_file") => {}
             Some(mode @ ("instance_principal" | "workload_identity")) => {
                 return Err(format!(
                     "OCI_AUTH={mode} is not supported yet: pinip signs with an API key (an OCI config file, or OCI_TENANCY_OCID, OCI_USER_OCID, OCI_FINGERPRINT and OCI_PRIVATE_KEY_PATH); see docs/oci.md"
@@ -104,7 +104,7 @@ impl OciArgs {
             ));
         }
         let explicit = oci_filter || set(&self.endpoint).is_some() || set(&self.auth).is_some();
-        if family == IpFamily::V6 && explicit {
+        if ipv6 && explicit {
             return Err(NO_IPV6.to_string());
         }
         Ok(())
@@ -164,13 +164,14 @@ pub fn oci_provider_with(
         .or_else(|| set(&settings.oci.oci_region).map(String::from))
         .or_else(|| instance.region())
         .unwrap_or_default();
-    OciProvider::new(OciSettings {
+    let provider = OciProvider::new(OciSettings {
         compartment: settings.project.clone(),
         region,
         endpoint: set(&settings.oci.endpoint).map(String::from),
         key: loaded.key,
         pool: settings.pool.clone(),
-    })
+    })?;
+    Ok(provider.for_instance(&instance.id))
 }
 
 #[cfg(test)]
@@ -197,53 +198,42 @@ mod tests {
 
     #[test]
     fn bad_oci_settings_are_named() {
-        let cases: &[(&[(&str, &str)], IpFamily, bool, &str)] = &[
+        // (settings, IPV6, an OCI FILTER, what the error names)
+        type Case<'a> = (&'a [(&'a str, &'a str)], bool, bool, &'a str);
+        let cases: &[Case] = &[
             (
                 &[("auth", "instance_principal")],
-                IpFamily::V4,
+                false,
                 false,
                 "not supported yet",
             ),
-            (
-                &[("auth", "workload_identity")],
-                IpFamily::V4,
-                false,
-                "OCI_AUTH",
-            ),
-            (&[("auth", "kerberos")], IpFamily::V4, false, "OCI_AUTH"),
+            (&[("auth", "workload_identity")], false, false, "OCI_AUTH"),
+            (&[("auth", "kerberos")], false, false, "OCI_AUTH"),
             (
                 &[("endpoint", "iaas.example")],
-                IpFamily::V4,
+                false,
                 false,
                 "OCI_CORE_ENDPOINT",
             ),
             (
                 &[("tenancy", "ocid1.tenancy.oc1..a")],
-                IpFamily::V4,
+                false,
                 false,
                 "OCI_FINGERPRINT",
             ),
-            (&[], IpFamily::V6, true, "IPV6"),
-            (
-                &[("endpoint", "http://127.0.0.1:1")],
-                IpFamily::V6,
-                false,
-                "IPV6",
-            ),
+            (&[], true, true, "IPV6"),
+            (&[("endpoint", "http://127.0.0.1:1")], true, false, "IPV6"),
         ];
-        for (pairs, family, oci_filter, expected) in cases {
-            let err = args(pairs).check(*family, *oci_filter).unwrap_err();
+        for (pairs, ipv6, oci_filter, expected) in cases {
+            let err = args(pairs).check(*ipv6, *oci_filter).unwrap_err();
             assert!(err.contains(expected), "{pairs:?}: {err}");
         }
         assert_eq!(
-            args(&[]).check(IpFamily::V6, false),
+            args(&[]).check(true, false),
             Ok(()),
             "IPv6 on another cloud"
         );
-        assert_eq!(
-            args(&[("auth", "API_KEY")]).check(IpFamily::V4, true),
-            Ok(())
-        );
+        assert_eq!(args(&[("auth", "API_KEY")]).check(false, true), Ok(()));
     }
 
     #[tokio::test]

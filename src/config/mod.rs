@@ -182,12 +182,7 @@ impl Settings {
             .filter(|e| !e.is_empty())
             .collect::<Vec<_>>();
         let form = check_filter(&filter).map_err(ConfigError)?;
-        let family = if args.ipv6 {
-            IpFamily::V6
-        } else {
-            IpFamily::V4
-        };
-        (args.oci.check(family, form == FilterForm::OciTags)).map_err(ConfigError)?;
+        (args.oci.check(args.ipv6, form == FilterForm::OciTags)).map_err(ConfigError)?;
         if let Some(taint) = &args.taint_key {
             check_qualified_name("TAINT_KEY", taint)?;
         }
@@ -203,7 +198,11 @@ impl Settings {
                 pool: PoolSpec {
                     filter,
                     order_by: non_empty(&args.order_by),
-                    family,
+                    family: if args.ipv6 {
+                        IpFamily::V6
+                    } else {
+                        IpFamily::V4
+                    },
                 },
                 aws: args.aws.clone(),
                 gcp: args.gcp.clone(),
@@ -471,14 +470,6 @@ mod tests {
                 "FILTER",
             ),
             (&["--node-name", "n", "--filter", "labels.kubeip"], "FILTER"),
-            (
-                &["--node-name", "n", "--filter", "freeformTags.kubeip"],
-                "FILTER",
-            ),
-            (
-                &["--node-name", "n", "--oci-auth", "instance_principal"],
-                "OCI_AUTH",
-            ),
             (&["--node-name", "n", "--admin-addr", "9090"], "ADMIN_ADDR"),
             (
                 &["--node-name", "n", "--taint-give-up", "0s"],

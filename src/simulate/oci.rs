@@ -4,8 +4,9 @@
 //!
 //! Nodes are OKE workers: their providerID is the bare instance OCID
 //! (`ocid1.instance.oc1.iad.…`), each launched with an ephemeral public IP on its primary
-//! private IP, as a node of a public node pool is. The reserved public IPs live in one
-//! compartment, which agents get as `PROJECT` (KubeIP's meaning on OCI).
+//! private IP, as a node of a public node pool is. The reserved public IPs live in the
+//! nodes' compartment, which agents learn from their instance (`PROJECT` unset, as a
+//! user may leave it; a `PROJECT` in the settings is used as given).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -175,7 +176,6 @@ impl SimulatedCloud for OciSimCloud {
         Arc::new(OciSimProviders {
             endpoint: self.sim.url(),
             region: self.sim.region(),
-            compartment: self.compartment.clone(),
             key: self.key.clone(),
         })
     }
@@ -185,7 +185,6 @@ impl SimulatedCloud for OciSimCloud {
 struct OciSimProviders {
     endpoint: String,
     region: String,
-    compartment: String,
     key: SigningKey,
 }
 
@@ -197,10 +196,6 @@ impl ProviderFactory for OciSimProviders {
         settings: &CloudSettings,
     ) -> Result<ProviderHandle, ProviderError> {
         let simulated = CloudSettings {
-            project: settings
-                .project
-                .clone()
-                .or_else(|| Some(self.compartment.clone())),
             region: settings
                 .region
                 .clone()
