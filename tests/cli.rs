@@ -63,6 +63,33 @@ fn bad_settings_are_one_line_and_exit_code_2() {
             "RELEASE_ON_EXIT",
         ),
         (&[("NODE_NAME", "n1"), ("IPV6", "maybe")], "IPV6"),
+        (
+            &[("NODE_NAME", "n1"), ("FILTER", "freeformTags.kubeip")],
+            "freeformTags.kubeip",
+        ),
+        (
+            &[
+                ("NODE_NAME", "n1"),
+                ("FILTER", "freeformTags.kubeip=reserved"),
+                ("IPV6", "true"),
+            ],
+            "IPV6=true is not supported on OCI",
+        ),
+        (
+            &[("NODE_NAME", "n1"), ("OCI_AUTH", "instance_principal")],
+            "OCI_AUTH=instance_principal is not supported yet",
+        ),
+        (
+            &[("NODE_NAME", "n1"), ("OCI_CORE_ENDPOINT", "iaas.example")],
+            "OCI_CORE_ENDPOINT",
+        ),
+        (
+            &[
+                ("NODE_NAME", "n1"),
+                ("OCI_TENANCY_OCID", "ocid1.tenancy.oc1..a"),
+            ],
+            "OCI_PRIVATE_KEY_PATH",
+        ),
     ];
     for (env, expected) in cases {
         let output = pinip(&["run"], env);
@@ -151,35 +178,40 @@ fn simulate_refuses_impossible_sizes() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_of_an_unsupported_cloud_stops_with_exit_2_and_changes_nothing() {
+/// `pinip run` for one node with `provider_id`, as a process: it must stop with exit
+/// code 2, its last line containing `expected`, having written nothing but (maybe) an Event.
+async fn stops_with_exit_2_and_changes_nothing(
+    provider_id: &'static str,
+    env: &'static [(&'static str, &'static str)],
+    expected: &'static str,
+) {
     let sim = KubeSim::start().await.unwrap();
-    let dir = std::env::temp_dir().join(format!("pinip-cli-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "pinip-cli-{}-{}",
+        std::process::id(),
+        sim.addr().port()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig).unwrap();
-    sim.add_node(
-        "oci-node",
-        Some("ocid1.instance.oc1.phx.abc"),
-        BTreeMap::new(),
-        Vec::new(),
-    );
+    sim.add_node("the-node", Some(provider_id), BTreeMap::new(), Vec::new());
     let path = kubeconfig.to_string_lossy().to_string();
     let output = tokio::task::spawn_blocking(move || {
-        pinip(
-            &["run"],
-            &[("NODE_NAME", "oci-node"), ("KUBECONFIG", &path)],
-        )
+        // No admin server: tests run side by side, and 9090 may be taken.
+        let mut vars = vec![
+            ("NODE_NAME", "the-node"),
+            ("KUBECONFIG", path.as_str()),
+            ("ADMIN_ADDR", "off"),
+        ];
+        vars.extend_from_slice(env);
+        pinip(&["run"], &vars)
     })
     .await
     .unwrap();
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{text}");
     assert!(
-        text.lines()
-            .last()
-            .unwrap_or_default()
-            .contains("providerID"),
+        text.lines().last().unwrap_or_default().contains(expected),
         "{text}"
     );
     let counts = sim.request_counts();
@@ -190,4 +222,33 @@ async fn a_node_of_an_unsupported_cloud_stops_with_exit_2_and_changes_nothing() 
     assert_eq!(counts.resource("leases"), 0, "{counts:?}");
     sim.shutdown();
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_of_an_unsupported_cloud_stops_with_exit_2_and_changes_nothing() {
+    stops_with_exit_2_and_changes_nothing(
+        "azure:///subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm-1",
+        &[],
+        "providerID",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oke_node_with_ipv6_or_without_credentials_stops_with_exit_2_and_changes_nothing() {
+    let oke = "ocid1.instance.oc1.phx.anyhqljtexample";
+    stops_with_exit_2_and_changes_nothing(
+        oke,
+        &[("IPV6", "true")],
+        "IPV6=true is not supported on OCI",
+    )
+    .await;
+    stops_with_exit_2_and_changes_nothing(
+        oke,
+        &[("OCI_CONFIG_FILE", "/nonexistent/oci/config")],
+        "OCI_CONFIG_FILE",
+    )
+    .await;
+    stops_with_exit_2_and_changes_nothing("ocid1.vnic.oc1.phx.abc", &[], "not of an instance")
+        .await;
 }

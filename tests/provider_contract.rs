@@ -1,6 +1,6 @@
 //! Every provider keeps the trait's contract (`pinip_providers::contract`): the fake
-//! cloud, AWS on the EC2 simulator and GCP on the Compute simulator, each through the
-//! same function. (The example's made-up cloud runs it in its own crate.)
+//! cloud, AWS on the EC2 simulator, GCP on the Compute simulator and OCI on the OCI
+//! simulator (OKE providerIDs, signed requests), each through the same function. (The example's made-up cloud runs it in its own crate.)
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use pinip::cloud::settings::CloudSettings;
 use pinip::domain::identity::parse_provider_id;
-use pinip::simulate::{AwsSim, FakeSim, GcpSim, SimulatedCloud};
+use pinip::simulate::{AwsSim, FakeSim, GcpSim, OciSimCloud, SimulatedCloud};
 use pinip_providers::contract::{check_provider_contract, ContractSetup, ContractWorld};
 use pinip_providers::fake::FakeCloud;
 use pinip_providers::{IpFamily, PoolSpec};
@@ -82,6 +82,10 @@ async fn compute() -> anyhow::Result<Arc<dyn SimulatedCloud>> {
     Ok(Arc::new(GcpSim::start().await?))
 }
 
+async fn oci() -> anyhow::Result<Arc<dyn SimulatedCloud>> {
+    Ok(Arc::new(OciSimCloud::start().await?))
+}
+
 #[tokio::test]
 async fn the_fake_cloud_keeps_the_provider_contract() {
     pinip::cloud::tls::install_crypto_provider();
@@ -101,4 +105,12 @@ async fn gcp_on_the_compute_simulator_keeps_the_provider_contract() {
     pinip::cloud::tls::install_crypto_provider();
     let report = check_provider_contract(&Simulated(compute)).await;
     assert!(report.is_ok(), "{report:?}");
+}
+
+#[tokio::test]
+async fn oci_on_the_oci_simulator_keeps_the_provider_contract() {
+    pinip::cloud::tls::install_crypto_provider();
+    let report = check_provider_contract(&Simulated(oci)).await;
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.map(|r| r.provider).unwrap_or_default(), "oci");
 }

@@ -15,7 +15,7 @@ use pinip_providers::{IpFamily, PoolSpec};
 use crate::cli::status_report::{build, render_addresses, render_table, StatusReport};
 use crate::cloud::factory::ProviderFactory;
 use crate::cloud::settings::CloudSettings;
-use crate::cloud::{AwsArgs, GcpArgs};
+use crate::cloud::{AwsArgs, GcpArgs, OciArgs};
 use crate::cluster::claim_store::list_claims;
 use crate::cluster::client::kube_client;
 use crate::config::ToolLogArgs;
@@ -65,6 +65,8 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub gcp: GcpArgs,
     #[command(flatten)]
+    pub oci: OciArgs,
+    #[command(flatten)]
     pub log: ToolLogArgs,
 }
 
@@ -94,6 +96,7 @@ pub async fn command(args: StatusArgs, providers: Arc<dyn ProviderFactory>) -> E
             pool,
             aws: args.aws.clone(),
             gcp: args.gcp.clone(),
+            oci: args.oci.clone(),
         };
         (providers, settings)
     });

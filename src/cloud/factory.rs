@@ -34,6 +34,9 @@ impl ProviderFactory for CloudProviders {
             "gce" => Ok(Arc::new(
                 crate::cloud::gcp_provider(instance, settings).await?,
             )),
+            "oci" => Ok(Arc::new(
+                crate::cloud::oci_provider(instance, settings).await?,
+            )),
             other => Err(ProviderError::new(
                 ErrorClass::InvalidInput,
                 "SelectProvider",

@@ -7,8 +7,10 @@ pub mod dry_run;
 pub mod factory;
 pub mod gcp;
 pub mod metered;
+pub mod oci;
 pub mod settings;
 pub mod tls;
 
 pub use aws::{aws_provider, AwsArgs};
 pub use gcp::{gcp_provider, AccessToken, GcpArgs};
+pub use oci::{oci_provider, OciArgs};

@@ -3,15 +3,17 @@
 
 use pinip_providers::PoolSpec;
 
-use crate::cloud::{AwsArgs, GcpArgs};
+use crate::cloud::{AwsArgs, GcpArgs, OciArgs};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CloudSettings {
-    /// `PROJECT` (GCP; default: from the node's providerID).
+    /// `PROJECT`: the GCP project (default: from the node's providerID), or on OCI the
+    /// compartment OCID of the reserved public IPs (default: the node's compartment).
     pub project: Option<String>,
     /// `REGION` (default: derived from the node's zone).
     pub region: Option<String>,
     pub pool: PoolSpec,
     pub aws: AwsArgs,
     pub gcp: GcpArgs,
+    pub oci: OciArgs,
 }

@@ -1,6 +1,7 @@
-//! `FILTER` checked at startup, before the cloud is known: entries are either all
-//! AWS shorthand (`Name=tag:kubeip,Values=reserved`) or all Compute API expressions
-//! (`labels.kubeip=reserved`). Each provider parses them fully later; this catches
+//! `FILTER` checked at startup, before the cloud is known: entries are all AWS
+//! shorthand (`Name=tag:kubeip,Values=reserved`), all OCI tag matches
+//! (`freeformTags.kubeip=reserved`, `definedTags.<ns>.<key>=<value>`) or all Compute API
+//! expressions (`labels.kubeip=reserved`). Each provider parses them fully later; this catches
 //! what is malformed in any cloud before anything is read or written.
 
 use pinip_providers::filter::parse_shorthand;
@@ -9,7 +10,13 @@ use pinip_providers::filter::parse_shorthand;
 pub enum FilterForm {
     Empty,
     AwsShorthand,
+    OciTags,
     ComputeExpressions,
+}
+
+fn is_oci_entry(entry: &str) -> bool {
+    let e = entry.trim_start();
+    e.starts_with("freeformTags.") || e.starts_with("definedTags.")
 }
 
 pub fn check_filter(entries: &[String]) -> Result<FilterForm, String> {
@@ -23,6 +30,17 @@ pub fn check_filter(entries: &[String]) -> Result<FilterForm, String> {
     if shorthand == entries.len() {
         parse_shorthand(entries).map_err(|e| e.to_string())?;
         return Ok(FilterForm::AwsShorthand);
+    }
+    let oci = entries.iter().filter(|e| is_oci_entry(e)).count();
+    if oci == entries.len() {
+        pinip_providers::oci::filter::parse(entries).map_err(|e| e.to_string())?;
+        return Ok(FilterForm::OciTags);
+    }
+    if oci > 0 {
+        return Err(format!(
+            "FILTER mixes OCI tag entries (freeformTags.…=…, definedTags.…=…) with another cloud's: {:?}; use one form, entries separated by ';'",
+            entries.join(";")
+        ));
     }
     if shorthand > 0 {
         return Err(format!(
@@ -109,6 +127,13 @@ mod tests {
             ])),
             Ok(FilterForm::ComputeExpressions)
         );
+        assert_eq!(
+            check_filter(&entries(&[
+                "freeformTags.kubeip=reserved",
+                "definedTags.ops.pool=edge"
+            ])),
+            Ok(FilterForm::OciTags)
+        );
     }
 
     #[test]
@@ -121,6 +146,9 @@ mod tests {
             &["(labels.kubeip=reserved"],
             &["labels.kubeip=reserved)"],
             &["Name=tag:a,Values=b", "labels.c=d"],
+            &["freeformTags.kubeip"],
+            &["definedTags.ops=edge"],
+            &["freeformTags.kubeip=reserved", "labels.c=d"],
         ] {
             let err = check_filter(&entries(bad)).unwrap_err();
             assert!(err.contains("FILTER"), "{err}");

@@ -11,11 +11,11 @@ use clap::{ArgAction, Args};
 use pinip_providers::{IpFamily, PoolSpec};
 
 use crate::cloud::settings::CloudSettings;
-use crate::cloud::{AwsArgs, GcpArgs};
+use crate::cloud::{AwsArgs, GcpArgs, OciArgs};
 use crate::cluster::claim_store::ClaimSettings;
 use crate::cluster::publish::TaintSettings;
 use crate::config::duration::parse_go_duration;
-use crate::config::filter_syntax::check_filter;
+use crate::config::filter_syntax::{check_filter, FilterForm};
 use crate::domain::exit_decision::{ReleasePolicy, ReleaseSettings};
 pub use crate::domain::identity::NodeSettings;
 use crate::domain::retry::RetryPolicy;
@@ -36,7 +36,7 @@ pub struct RunArgs {
     /// Name of the node this agent serves (Downward API `spec.nodeName`).
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,
-    /// GCP project (default: from the node's providerID). Ignored on AWS.
+    /// GCP project (default: from the node's providerID); OCI: the compartment OCID of the reserved public IPs. Ignored on AWS.
     #[arg(long, env = "PROJECT")]
     pub project: Option<String>,
     /// Cloud region (default: derived from the node's zone).
@@ -106,6 +106,8 @@ pub struct RunArgs {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub gcp: GcpArgs,
+    #[command(flatten)]
+    pub oci: OciArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -190,6 +192,7 @@ impl Settings {
             .collect::<Vec<_>>();
         let form = check_filter(&filter).map_err(ConfigError)?;
         check_pool_and_cloud(args, &form).map_err(ConfigError)?;
+        (args.oci.check(args.ipv6, form == FilterForm::OciTags)).map_err(ConfigError)?;
         if let Some(taint) = &args.taint_key {
             check_qualified_name("TAINT_KEY", taint)?;
         }
@@ -213,6 +216,7 @@ impl Settings {
                 },
                 aws: args.aws.clone(),
                 gcp: args.gcp.clone(),
+                oci: args.oci.clone(),
             },
             claims: ClaimSettings {
                 namespace: args.lease_namespace.clone(),

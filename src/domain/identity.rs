@@ -1,5 +1,6 @@
 //! Which instance is this node? `spec.providerID` says: `aws:///us-east-1a/i-0abc…`,
-//! `gce://project/zone/name`, or any `scheme://[project]/zone/id` for other providers
+//! `gce://project/zone/name`, OKE's bare instance OCID `ocid1.instance.oc1.iad.…` (or
+//! `oci://ocid1.instance…`), or any `scheme://[project]/zone/id` for other providers
 //! (the simulator's `fake:///zone/id`). No node-pool labels are required, so
 //! Karpenter, self-managed and kOps nodes work (KubeIP refused them).
 
@@ -21,8 +22,11 @@ pub enum ProviderIdError {
     Missing,
     #[error("providerID {0:?} is not of the form scheme://[project]/zone/instance (aws:///us-east-1a/i-0abc, gce://project/zone/name)")]
     Malformed(String),
-    #[error("providerID {id:?} belongs to cloud {scheme:?}, which pinip does not support; pinip supports aws and gce nodes")]
+    #[error("providerID {id:?} belongs to cloud {scheme:?}, which pinip does not support; pinip supports aws, gce and oci nodes")]
     Unsupported { id: String, scheme: String },
+    /// An OCID or `oci://` providerID that does not name an instance.
+    #[error(transparent)]
+    Oci(#[from] pinip_providers::oci::ProviderIdError),
 }
 
 /// Parse a providerID. Any scheme is parsed; whether a provider exists for it is the
@@ -31,6 +35,10 @@ pub fn parse_provider_id(provider_id: &str) -> Result<InstanceRef, ProviderIdErr
     let id = provider_id.trim();
     if id.is_empty() {
         return Err(ProviderIdError::Missing);
+    }
+    // OKE: the bare instance OCID (no scheme), or `oci://<OCID>`. `InstanceRef.cloud` is "oci".
+    if id.starts_with("ocid1.") || id.starts_with("oci://") {
+        return Ok(pinip_providers::oci::parse_provider_id(id)?);
     }
     let malformed = || ProviderIdError::Malformed(id.to_string());
     let (scheme, rest) = id.split_once("://").ok_or_else(malformed)?;
@@ -103,12 +111,33 @@ mod tests {
             "gce:///zone/name",
             "gce://p/z/n/extra",
             "://z/i",
-            "ocid1.instance.oc1..abc",
         ] {
             assert!(
                 matches!(parse_provider_id(bad), Err(ProviderIdError::Malformed(_))),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn parses_oke_provider_ids() {
+        let ocid = "ocid1.instance.oc1.iad.anuwcljt2ahezkqcabc123";
+        for text in [ocid.to_string(), format!("oci://{ocid}")] {
+            let oci = parse_provider_id(&text).unwrap();
+            assert_eq!(
+                (
+                    oci.cloud.as_str(),
+                    oci.id.as_str(),
+                    oci.project.clone(),
+                    oci.region()
+                ),
+                ("oci", ocid, None, None)
+            );
+        }
+        for bad in ["ocid1.vnic.oc1.iad.abc", "oci://", "ocid1.instance"] {
+            let err = parse_provider_id(bad).unwrap_err();
+            assert!(matches!(err, ProviderIdError::Oci(_)), "{bad}: {err:?}");
+            assert!(err.to_string().contains("ocid1.instance"), "{err}");
         }
     }
 

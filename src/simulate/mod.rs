@@ -9,12 +9,14 @@ mod aws;
 mod chaos;
 mod cloud;
 mod gcp;
+mod oci;
 mod report;
 mod world;
 
 pub use aws::AwsSim;
 pub use cloud::{FakeSim, SimulatedCloud};
 pub use gcp::GcpSim;
+pub use oci::OciSimCloud;
 
 pub use report::{percentiles, render_table, Percentiles, Report};
 pub use world::{
@@ -47,6 +49,9 @@ pub enum SimCloud {
     Aws,
     /// The Compute simulator.
     Gcp,
+    /// The OCI Core Services simulator (OKE nodes, reserved public IPs), driven by the
+    /// real OCI provider with signed requests.
+    Oci,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -95,6 +100,9 @@ pub struct SimulateArgs {
 }
 
 pub async fn command(args: SimulateArgs) -> ExitCode {
+    if args.ipv6 && args.cloud == SimCloud::Oci {
+        return config_error(crate::cloud::oci::NO_IPV6);
+    }
     let nodes = args.nodes as usize;
     let spec = WorldSpec {
         nodes,
@@ -144,6 +152,7 @@ async fn run(args: &SimulateArgs, world: &SimulatedWorld) -> anyhow::Result<Exit
             "kube_url": world.kube.url(),
             "ec2_url": if world.cloud.name() == "aws" { world.cloud.endpoint() } else { None },
             "compute_url": if world.cloud.name() == "gcp" { world.cloud.endpoint() } else { None },
+            "oci_url": if world.cloud.name() == "oci" { world.cloud.endpoint() } else { None },
             "nodes": world.nodes.iter().map(|n| json!({"name": n.name, "instance": n.instance})).collect::<Vec<_>>(),
         });
         println!("{line}");
@@ -270,6 +279,10 @@ async fn make_cloud(kind: SimCloud) -> Result<Arc<dyn SimulatedCloud>, String> {
             .await
             .map(|sim| Arc::new(sim) as Arc<dyn SimulatedCloud>)
             .map_err(|e| format!("could not start the Compute simulator: {e:#}")),
+        SimCloud::Oci => OciSimCloud::start()
+            .await
+            .map(|sim| Arc::new(sim) as Arc<dyn SimulatedCloud>)
+            .map_err(|e| format!("could not start the OCI simulator: {e:#}")),
         SimCloud::Aws => AwsSim::start()
             .await
             .map(|sim| Arc::new(sim) as Arc<dyn SimulatedCloud>)

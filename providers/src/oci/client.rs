@@ -317,7 +317,19 @@ impl CoreClient {
 }
 
 /// rustls on ring with the platform's roots, set explicitly (as the GCP provider does).
+/// The TLS configuration, built once per process: the platform verifier reads and
+/// parses the system's CA bundle, which costs more CPU than a hundred signed calls (and
+/// every provider of `pinip simulate`'s agents would pay it again).
 fn tls_config() -> Result<rustls::ClientConfig, ProviderError> {
+    static CONFIG: std::sync::OnceLock<Result<rustls::ClientConfig, String>> =
+        std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| build_tls_config().map_err(|e| e.message))
+        .clone()
+        .map_err(|message| ProviderError::new(ErrorClass::Permanent, "tls", message))
+}
+
+fn build_tls_config() -> Result<rustls::ClientConfig, ProviderError> {
     use rustls_platform_verifier::BuilderVerifierExt;
     let failed = |e: rustls::Error| {
         ProviderError::new(

@@ -75,6 +75,8 @@ pub struct OciProvider {
     targets: Mutex<HashMap<String, Target>>,
     /// private IP OCID → instance OCID, learned (never changes for a private IP).
     holders: Mutex<HashMap<String, String>>,
+    /// The node this provider serves: without `PROJECT`, its compartment is the pool's.
+    home: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -122,7 +124,15 @@ impl OciProvider {
             compartment: Mutex::new(settings.compartment.filter(|c| !c.trim().is_empty())),
             targets: Mutex::new(HashMap::new()),
             holders: Mutex::new(HashMap::new()),
+            home: None,
         })
+    }
+
+    /// The instance of the node this provider serves: when `PROJECT` is unset, the pool
+    /// is looked for in its compartment (read with `GetInstance` at the first listing).
+    pub fn for_instance(mut self, instance: &str) -> OciProvider {
+        self.home = Some(instance.to_string());
+        self
     }
 
     /// The node's primary VNIC and its primary private IP. None: the instance is gone.
@@ -271,6 +281,11 @@ impl Provider for OciProvider {
     }
 
     async fn list_pool(&self) -> Result<Vec<PoolAddress>, ProviderError> {
+        let unknown = lock(&self.compartment).is_none();
+        if let (true, Some(home)) = (unknown, &self.home) {
+            // Learns the compartment (and caches the node's private IP) on the way.
+            self.resolve(home).await?;
+        }
         let compartment = lock(&self.compartment).clone().ok_or_else(|| {
             ProviderError::invalid_input(
                 "configuration",

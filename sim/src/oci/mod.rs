@@ -324,10 +324,24 @@ impl OciSim {
         managed: bool,
         ephemeral: bool,
     ) -> SeededInstance {
+        let id = self.shared.state().ocid("instance");
+        self.add_instance_as(&id, compartment, name, managed, ephemeral)
+    }
+
+    /// [`OciSim::add_instance`] with the instance OCID chosen by the caller (a simulated
+    /// cluster names its nodes' instances before they exist, as OKE's providerIDs).
+    pub fn add_instance_as(
+        &self,
+        instance_id: &str,
+        compartment: &str,
+        name: &str,
+        managed: bool,
+        ephemeral: bool,
+    ) -> SeededInstance {
         let mut state = self.shared.state();
         state.compartments.insert(compartment.to_string());
         let (instance_id, vnic_id, attachment_id, private_ip_id, subnet_id) = (
-            state.ocid("instance"),
+            instance_id.to_string(),
             state.ocid("vnic"),
             state.ocid("vnicattachment"),
             state.ocid("privateip"),
@@ -455,6 +469,14 @@ impl OciSim {
         self.shared.faults().set(faults);
     }
 
+    /// Random failures only (chaos bursts): latency, transition time and the generator
+    /// stay as they are.
+    pub fn set_failure_rates(&self, error_rate: f64, throttle_rate: f64) {
+        let mut faults = self.shared.faults();
+        faults.faults.error_rate = error_rate;
+        faults.faults.throttle_rate = throttle_rate;
+    }
+
     /// The next call of `operation` (e.g. `UpdatePublicIp`) fails this way.
     pub fn fail_next(&self, operation: &str, failure: Failure) {
         self.shared.faults().script(operation, failure);
@@ -504,12 +526,22 @@ impl OciSim {
 
     /// Reserved public IPs on the instance.
     pub fn attached_to(&self, instance: &str) -> Vec<Ipv4Addr> {
-        self.public_ips()
-            .into_iter()
-            .filter(|p| {
-                p.lifetime == Lifetime::Reserved && p.instance_id.as_deref() == Some(instance)
-            })
-            .filter(|p| p.state == "ASSIGNED" || p.state == "ASSIGNING")
+        // Without a snapshot of everything: a cloud controller asks this for every node
+        // several times a second, and requests wait for the same lock.
+        let mut state = self.shared.state();
+        state.settle(Instant::now());
+        let on_instance = |private_ip: &str| {
+            state
+                .private_ips
+                .get(private_ip)
+                .and_then(|p| state.vnics.get(&p.vnic_id))
+                .is_some_and(|v| v.instance_id == instance)
+        };
+        state
+            .public_ips
+            .values()
+            .filter(|p| p.lifetime == Lifetime::Reserved && p.state.occupies())
+            .filter(|p| p.private_ip.as_deref().is_some_and(on_instance))
             .map(|p| p.ip)
             .collect()
     }

@@ -211,7 +211,11 @@ impl Storm<'_> {
                 }
             }
             for a in &addresses {
-                if a.tags.get("pinip.dev/node") == Some(node) {
+                // AWS's tag key; GCP's labels and OCI's free-form tags spell it `pinip-node`.
+                let recorded = ["pinip.dev/node", "pinip-node"]
+                    .iter()
+                    .any(|key| a.tags.get(*key) == Some(node));
+                if recorded {
                     found.push(format!(
                         "ownership record of deleted node {node} on {} outlived a sweep interval",
                         a.ip
