@@ -13,8 +13,11 @@ resource "google_compute_address" "pool" {
   ipv6_endpoint_type = var.ipv6 ? "VM" : null
   subnetwork         = var.ipv6 ? google_compute_subnetwork.nodes.id : null
 
+  # `pinip-pool`, not `pinip-cluster`: that key is the ownership label pinip writes on
+  # an attached address and deletes on release, so a FILTER on it would drop every
+  # released address out of the pool.
   labels = {
-    kubeip          = "reserved"
-    "pinip-cluster" = var.cluster_name
+    kubeip       = "reserved"
+    "pinip-pool" = var.cluster_name
   }
 }

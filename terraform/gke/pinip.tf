@@ -5,7 +5,7 @@ locals {
   pinip_env = concat(
     [
       { name = "CLUSTER_NAME", value = var.cluster_name },
-      { name = "FILTER", value = "labels.kubeip=reserved;labels.pinip-cluster=${var.cluster_name}" },
+      { name = "FILTER", value = "labels.kubeip=reserved;labels.pinip-pool=${var.cluster_name}" },
     ],
     var.taint_public_nodes ? [{ name = "TAINT_KEY", value = "pinip.dev/not-ready" }] : [],
   )
