@@ -86,6 +86,10 @@ pub struct SimulateArgs {
     /// Simulate an IPv6 pool.
     #[arg(long)]
     pub ipv6: bool,
+    /// The agents' ORDER_BY, in the cloud's syntax (e.g. `creationTimestamp desc` on
+    /// `--cloud gcp`, `PublicIp desc` on aws).
+    #[arg(long)]
+    pub order_by: Option<String>,
     /// Inject faults (seeded by --seed) while checking invariants; see docs/design.md.
     #[arg(long)]
     pub chaos: bool,
@@ -160,7 +164,9 @@ async fn run(args: &SimulateArgs, world: &SimulatedWorld) -> anyhow::Result<Exit
     let started = Instant::now();
     let mut agents = Vec::with_capacity(agent_count);
     for node in start_order(&world.nodes[..agent_count], args.seed) {
-        agents.push(world.spawn_agent(world.settings_for(&node.name)).await?);
+        let mut settings = world.settings_for(&node.name);
+        settings.cloud.pool.order_by = args.order_by.clone();
+        agents.push(world.spawn_agent(settings).await?);
     }
     if args.serve {
         let stop = CancellationToken::new();
