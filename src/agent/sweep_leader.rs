@@ -12,7 +12,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, PostParams, Preconditions};
+use kube::api::PostParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
@@ -22,8 +22,9 @@ use tracing::{debug, info, warn};
 
 use super::sweeper::{Sweeper, SWEEP_LEASE};
 use crate::admin::metrics::SweepResult;
-use crate::cluster::claim_store::guarded_write;
+use crate::cluster::claim_store::{guarded_delete, guarded_write};
 use crate::cluster::errors::{is_conflict_or_gone, status_code};
+use crate::domain::claim_record::MANAGED_BY_LABEL;
 use crate::domain::selection::stable_hash;
 use crate::domain::sweep_leadership::{
     deletion_spacing, look_period, next_step, renew_period, step_down_after, term, LeaderLease,
@@ -117,7 +118,7 @@ impl Sweeper {
                 name: Some(SWEEP_LEASE.into()),
                 resource_version,
                 labels: Some(BTreeMap::from([(
-                    "app.kubernetes.io/managed-by".to_string(),
+                    MANAGED_BY_LABEL.to_string(),
                     SWEEP_LABEL_VALUE.to_string(),
                 )])),
                 ..ObjectMeta::default()
@@ -218,16 +219,9 @@ impl Sweeper {
         if self.dry_run {
             return;
         }
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                resource_version: Some(version.to_string()),
-                uid: None,
-            }),
-            ..DeleteParams::default()
-        };
         let resigned = tokio::time::timeout(
             Duration::from_secs(2),
-            self.leases.delete(SWEEP_LEASE, &params),
+            guarded_delete(&self.leases, SWEEP_LEASE, version),
         )
         .await;
         match resigned {

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{DeleteParams, ListParams, Preconditions};
+use kube::api::ListParams;
 use kube::Api;
 use pinip_providers::{InstanceRef, ProviderHandle};
 use tracing::{debug, info, warn};
 
 use crate::admin::metrics::Metrics;
-use crate::cluster::claim_store::list_claims;
+use crate::cluster::claim_store::{guarded_delete, list_claims};
 use crate::cluster::errors::is_conflict_or_gone;
 use crate::domain::claim_record::ClaimRecord;
 use crate::domain::exit_decision::ReleasePolicy;
@@ -125,14 +125,8 @@ impl Sweeper {
             if self.dry_run {
                 continue;
             }
-            let params = DeleteParams {
-                preconditions: Some(Preconditions {
-                    resource_version: Some(item.claim.resource_version.clone()),
-                    uid: None,
-                }),
-                ..DeleteParams::default()
-            };
-            match self.leases.delete(&item.claim.name, &params).await {
+            match guarded_delete(&self.leases, &item.claim.name, &item.claim.resource_version).await
+            {
                 Ok(_) => outcome.claims_dropped += 1,
                 Err(e) if is_conflict_or_gone(&e) => {}
                 Err(e) => {

@@ -23,7 +23,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{ListParams, PostParams};
 use kube::Api;
 use tokio::time::Instant;
 use tracing::{debug, info};
@@ -47,33 +47,7 @@ pub struct ClaimSettings {
     pub duration: Duration,
 }
 
-/// Every pinip claim among these Leases (Leases pinip did not write are left out).
-pub async fn list_claims(leases: &Api<Lease>) -> Result<Vec<ClaimRecord>, kube::Error> {
-    let params = ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
-    Ok(leases
-        .list(&params)
-        .await?
-        .items
-        .iter()
-        .filter_map(ClaimRecord::from_lease)
-        .collect())
-}
-
-/// Every write to an existing Lease: a JSON merge patch that carries the
-/// resourceVersion it was made against. The API server refuses it with 409 if anyone
-/// wrote the Lease since, and with 404 if it is gone: unlike a `PUT`, which on a Lease
-/// *creates* a missing object even with a resourceVersion in the body, a patch never
-/// resurrects a claim that a release, a leftover drop or a sweep just deleted.
-pub async fn guarded_write(
-    leases: &Api<Lease>,
-    name: &str,
-    lease: &Lease,
-) -> Result<Lease, kube::Error> {
-    debug_assert!(lease.metadata.resource_version.is_some());
-    leases
-        .patch(name, &PatchParams::default(), &Patch::Merge(lease))
-        .await
-}
+pub use crate::cluster::leases::{guarded_delete, guarded_write, list_claims};
 
 /// A claim this node holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -428,14 +402,7 @@ impl ClaimStore {
             info!(claim = %claim.name, "dry run: would release the claim");
             return Ok(());
         }
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                resource_version: Some(claim.resource_version.clone()),
-                uid: None,
-            }),
-            ..DeleteParams::default()
-        };
-        match self.leases.delete(&claim.name, &params).await {
+        match guarded_delete(&self.leases, &claim.name, &claim.resource_version).await {
             Ok(_) => Ok(()),
             Err(e) if is_conflict_or_gone(&e) => {
                 debug!(claim = %claim.name, "claim already gone or taken over; nothing to release");

@@ -5,5 +5,6 @@ pub mod claim_store;
 pub mod client;
 pub mod errors;
 pub mod events;
+pub mod leases;
 pub mod permissions;
 pub mod publish;
