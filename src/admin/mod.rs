@@ -2,7 +2,7 @@
 //! metrics, and the status the probes read.
 
 pub mod metrics;
-pub mod server;
+mod server;
 pub mod status;
 
 pub use server::AdminServer;

@@ -24,6 +24,7 @@ impl Agent {
         loop {
             let why = match nodes.get_opt(name).await {
                 Ok(Some(node)) => {
+                    self.kube_answered();
                     let provider_id = node
                         .spec
                         .as_ref()

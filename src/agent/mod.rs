@@ -135,6 +135,15 @@ impl Agent {
         )
     }
 
+    /// The API server answered: a later 403 starts a new streak, so denials on either
+    /// side of a success are not added up into one that "persisted".
+    fn kube_answered(&self) {
+        self.denials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     /// The agent's metrics, for the admin server.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.report.metrics()

@@ -30,6 +30,7 @@ use crate::domain::sweep_leadership::{
     deletion_spacing, look_period, next_step, renew_period, step_down_after, term, LeaderLease,
     Step,
 };
+use crate::domain::unchanged_since::UnchangedSince;
 
 /// The label of the sweep Lease (not a claim: claims carry `managed-by=pinip`).
 const SWEEP_LABEL_VALUE: &str = "pinip-sweep";
@@ -40,12 +41,12 @@ impl Sweeper {
         let term = term(self.interval);
         // Followers look at different moments (a hash of the node name).
         let offset = Duration::from_millis(stable_hash(&self.node_name) % 1000);
-        let mut observed: Option<(String, Instant)> = None;
+        let mut observed = UnchangedSince::default();
         loop {
             match self.try_to_lead(term, &mut observed).await {
                 Ok(Some(version)) => {
                     self.lead(version, term, &stop).await;
-                    observed = None;
+                    observed.forget();
                 }
                 Ok(None) => {}
                 Err(e) => debug!(error = %e, "could not read the sweep Lease; looking again later"),
@@ -62,7 +63,7 @@ impl Sweeper {
     async fn try_to_lead(
         &self,
         term: Duration,
-        observed: &mut Option<(String, Instant)>,
+        observed: &mut UnchangedSince,
     ) -> Result<Option<String>, kube::Error> {
         if self.dry_run {
             // DRY_RUN writes nothing, so nobody can be elected: every agent sweeps (reads
@@ -78,13 +79,9 @@ impl Sweeper {
                 .unwrap_or_default(),
             resource_version: lease.metadata.resource_version.clone().unwrap_or_default(),
         });
-        let unchanged_for = match (&read, observed.as_ref()) {
-            (Some(r), Some((version, since))) if *version == r.resource_version => since.elapsed(),
-            (Some(r), _) => {
-                *observed = Some((r.resource_version.clone(), Instant::now()));
-                Duration::ZERO
-            }
-            (None, _) => Duration::ZERO,
+        let unchanged_for = match &read {
+            Some(r) => observed.observe(&r.resource_version, Instant::now().into_std()),
+            None => Duration::ZERO,
         };
         let written = match next_step(read.as_ref(), &self.node_name, unchanged_for, term) {
             Step::Follow => return Ok(None),

@@ -289,8 +289,8 @@ pub fn render_addresses(report: &StatusReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::fixtures::{claim, pool_address};
     use k8s_openapi::api::core::v1::NodeSpec;
-    use std::time::Duration;
 
     fn node(name: &str, instance: &str, address: Option<&str>) -> Node {
         let mut n = Node {
@@ -315,29 +315,6 @@ mod tests {
             n.metadata.labels = Some([(ASSIGNED_LABEL.to_string(), "true".to_string())].into());
         }
         n
-    }
-
-    fn claim(holder: &str, instance: &str, address: &str, phase: Phase) -> ClaimRecord {
-        let ip: IpAddr = address.parse().unwrap();
-        ClaimRecord {
-            name: crate::domain::claim_record::lease_name(&ip),
-            holder: holder.into(),
-            instance: instance.into(),
-            address: Some(ip),
-            phase,
-            resource_version: "1".into(),
-            duration: Duration::from_secs(5),
-        }
-    }
-
-    fn pool_address(ip: &str, attached: Option<&str>) -> PoolAddress {
-        PoolAddress {
-            id: format!("eip-{ip}"),
-            ip: ip.parse().unwrap(),
-            attached_to: attached.map(String::from),
-            owner: None,
-            labels: Default::default(),
-        }
     }
 
     #[test]

@@ -2,12 +2,12 @@
 //! flag carries a different meaning per cloud, unlike KubeIP's `PROJECT`), and the
 //! decorators every provider is wrapped in (metering, dry run).
 
-pub mod aws;
-pub mod dry_run;
+pub(crate) mod aws;
+pub(crate) mod dry_run;
 pub mod factory;
-pub mod gcp;
+pub(crate) mod gcp;
 pub mod metered;
-pub mod oci;
+pub(crate) mod oci;
 pub mod settings;
 pub mod tls;
 

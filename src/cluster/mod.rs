@@ -3,8 +3,8 @@
 
 pub mod claim_store;
 pub mod client;
-pub mod errors;
-pub mod events;
-pub mod leases;
+pub(crate) mod errors;
+pub(crate) mod events;
+pub(crate) mod leases;
 pub mod permissions;
-pub mod publish;
+pub(crate) mod publish;

@@ -56,8 +56,10 @@ pub fn published_address(node: &Node) -> Option<IpAddr> {
         .ok()
 }
 
-/// Does the node show any pinip publication?
-pub fn shows_any_address(node: &Node) -> bool {
+/// Does the node show any pinip publication? (The tests' check that a cleared
+/// publication leaves nothing behind.)
+#[cfg(test)]
+fn shows_any_address(node: &Node) -> bool {
     let meta = &node.metadata;
     meta.annotations
         .as_ref()

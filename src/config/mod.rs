@@ -24,7 +24,7 @@ use crate::process::logging::LogLevel;
 pub mod duration;
 pub mod filter_syntax;
 mod k8s_names;
-pub mod pool_syntax;
+pub(crate) mod pool_syntax;
 
 use k8s_names::{check_dns_label, check_dns_subdomain, check_label_value, check_qualified_name};
 

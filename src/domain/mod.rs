@@ -5,7 +5,11 @@
 pub mod claim_record;
 pub mod exit_decision;
 pub mod identity;
-pub mod retry;
-pub mod selection;
-pub mod sweep_leadership;
+pub(crate) mod retry;
+pub(crate) mod selection;
+pub(crate) mod sweep_leadership;
 pub mod sweep_plan;
+pub(crate) mod unchanged_since;
+
+#[cfg(test)]
+pub(crate) mod fixtures;

@@ -110,12 +110,6 @@ impl RetryPolicy {
     }
 }
 
-/// `PERMISSION_GRACE`'s default: how long the same permission denial must persist
-/// before the agent calls it a configuration error and stops (exit 2). A kube-apiserver that has just started
-/// answers 403 to requests its RBAC allows until its authorizer has synced (seen for
-/// about 100 ms against a real one); a missing grant stays denied however long we wait.
-pub const PERMISSION_GRACE: Duration = Duration::from_secs(30);
-
 /// A run of 403s with the same message: when it began and when it was last seen.
 /// A different denial, or a gap longer than the grace without one, starts a new run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -147,7 +141,7 @@ impl DenialStreak {
 mod tests {
     use super::*;
 
-    const GRACE: Duration = PERMISSION_GRACE;
+    const GRACE: Duration = Duration::from_secs(30);
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)

@@ -196,39 +196,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::IpAddr;
-    use std::time::Duration;
-
-    fn owner(cluster: &str, node: &str, instance: &str) -> Ownership {
-        Ownership {
-            cluster: cluster.into(),
-            node: node.into(),
-            instance: instance.into(),
-        }
-    }
-
-    fn address(ip: &str, attached: Option<&str>, owned: Option<Ownership>) -> PoolAddress {
-        PoolAddress {
-            id: format!("id-{ip}"),
-            ip: ip.parse().unwrap(),
-            attached_to: attached.map(String::from),
-            owner: owned,
-            labels: Default::default(),
-        }
-    }
-
-    fn claim(holder: &str, instance: &str, ip: &str, phase: Phase) -> ClaimRecord {
-        let ip: IpAddr = ip.parse().unwrap();
-        ClaimRecord {
-            name: crate::domain::claim_record::lease_name(&ip),
-            holder: holder.into(),
-            instance: instance.into(),
-            address: Some(ip),
-            phase,
-            resource_version: "1".into(),
-            duration: Duration::from_secs(5),
-        }
-    }
+    use crate::domain::fixtures::{address, claim, owner};
 
     fn freed_ips(items: &[FreeAddress]) -> Vec<String> {
         items.iter().map(|f| f.address.ip.to_string()).collect()

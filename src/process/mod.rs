@@ -2,4 +2,4 @@
 
 pub mod exit;
 pub mod logging;
-pub mod shutdown;
+pub(crate) mod shutdown;

@@ -274,7 +274,7 @@ impl SimulatedWorld {
                 timeout: Duration::from_secs(20),
             },
             verify_interval: Duration::from_secs(300),
-            permission_grace: crate::domain::retry::PERMISSION_GRACE,
+            permission_grace: Duration::from_secs(30), // PERMISSION_GRACE's default
             sweep_interval: Duration::from_secs(300),
             kubeconfig: Some(self.kubeconfig.clone()),
             admin_addr: None,
