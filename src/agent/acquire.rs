@@ -75,7 +75,11 @@ impl Agent {
             if shutdown.is_cancelled() {
                 return Ok(None);
             }
-            let delay = match self.pass(ctx, preferred, shutdown).await {
+            let passed = self.pass(ctx, preferred, shutdown).await;
+            if passed.is_ok() {
+                self.kube_answered();
+            }
+            let delay = match passed {
                 Ok(Pass::Assigned(held)) => return Ok(Some(*held)),
                 Ok(Pass::Interrupted) => return Ok(None),
                 Ok(Pass::Exhausted { matched, free }) => {
@@ -230,71 +234,121 @@ impl Agent {
         }
         let instance = self.described(ctx).await?;
         let owner = self.owner(ctx);
-        for candidate in &free {
+        // Without ORDER_BY, a claim that exists is judged (a read or two) only once no
+        // unclaimed candidate is left: N nodes starting together mostly meet each
+        // other's fresh claims, which bind anyway. The preferred address (ours before)
+        // and ORDER_BY's order are judged in turn.
+        let defer_conflicts = !ordered;
+        let mut conflicted = Vec::new();
+        for (position, candidate) in free.iter().enumerate() {
             if shutdown.is_cancelled() {
                 return Ok(Pass::Interrupted);
             }
-            let mut claim = match ctx.claims.try_claim(candidate.ip).await? {
-                ClaimAttempt::Taken { holder } => {
-                    self.report.report(None, Outcome::ClaimConflict).await;
-                    debug!(address = %candidate.ip, %holder, "claimed by another node; next candidate");
-                    continue;
-                }
-                ClaimAttempt::Claimed(claim) => claim,
-            };
-            match self
-                .attach_renewing(ctx, candidate, &instance, &owner, &mut claim)
-                .await
-            {
-                Ok(()) => {
-                    let mut taken_from = None;
-                    match ctx.claims.mark_held(&mut claim).await {
-                        Ok(()) => {}
-                        // Someone took the claim over while we attached: the cloud says the
-                        // address is ours, so the claim is corrected to match.
-                        Err(ClaimError::Lost(_)) => {
-                            let adopted = ctx.claims.ensure_held(candidate.ip).await?;
-                            claim = adopted.claim;
-                            taken_from = adopted.taken_from;
-                        }
-                        Err(ClaimError::Kube(e)) => return Err(PassError::Kube(e)),
-                    }
-                    return Ok(Pass::Assigned(Box::new(Held {
-                        address: candidate.clone(),
-                        claim,
-                        adopted: false,
-                        taken_from,
-                    })));
-                }
-                Err(e) => {
-                    // A fresh claim goes back, and our held claim (the address our node
-                    // still publishes) too if the cloud says the address is no longer to
-                    // be had; but never a claim on an address the cloud shows on our
-                    // instance. An attach can fail after the cloud attached (EC2
-                    // associates, then tags): the claim, which names our instance, is
-                    // then the only record that the address is ours, and the one a sweep
-                    // follows if this node vanishes before the next pass adopts it.
-                    let unavailable =
-                        matches!(e.class, ErrorClass::Conflict | ErrorClass::NotFound);
-                    let give_back = (claim.phase == Phase::Claiming || unavailable)
-                        && !self.may_be_on_our_instance(ctx, candidate.ip).await;
-                    if give_back {
-                        if let Err(release_error) = ctx.claims.release(&claim).await {
-                            warn!(error = %release_error, "could not release a claim after a failed attach; it expires after LEASE_DURATION");
-                        }
-                    }
-                    if unavailable {
-                        debug!(address = %candidate.ip, error = %e, "address unavailable in the cloud; next candidate");
+            let judge_now =
+                !defer_conflicts || (position == 0 && preferred == Some(candidate.ip));
+            let claim = if judge_now {
+                ctx.claims.try_claim(candidate.ip).await?
+            } else {
+                match ctx.claims.try_create(candidate.ip).await? {
+                    Some(claim) => ClaimAttempt::Claimed(claim),
+                    None => {
+                        self.report.report(None, Outcome::ClaimConflict).await;
+                        conflicted.push(candidate);
                         continue;
                     }
-                    return Err(PassError::Cloud(e));
                 }
+            };
+            if let Some(assigned) = self
+                .attach_claimed(ctx, candidate, claim, &instance, &owner)
+                .await?
+            {
+                return Ok(assigned);
+            }
+        }
+        for candidate in conflicted {
+            if shutdown.is_cancelled() {
+                return Ok(Pass::Interrupted);
+            }
+            let claim = ctx.claims.take_over_if_stale(candidate.ip).await?;
+            if let Some(assigned) = self
+                .attach_claimed(ctx, candidate, claim, &instance, &owner)
+                .await?
+            {
+                return Ok(assigned);
             }
         }
         Ok(Pass::Exhausted {
             matched: pool.len(),
             free: free.len(),
         })
+    }
+
+    /// Attach a claimed candidate and mark the claim held: the assignment, or `None`
+    /// to try the next candidate (claimed by another node, or unavailable in the cloud).
+    async fn attach_claimed(
+        &self,
+        ctx: &mut NodeContext,
+        candidate: &PoolAddress,
+        claim: ClaimAttempt,
+        instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<Option<Pass>, PassError> {
+        let mut claim = match claim {
+            ClaimAttempt::Taken { holder } => {
+                self.report.report(None, Outcome::ClaimConflict).await;
+                debug!(address = %candidate.ip, %holder, "claimed by another node; next candidate");
+                return Ok(None);
+            }
+            ClaimAttempt::Claimed(claim) => claim,
+        };
+        match self
+            .attach_renewing(ctx, candidate, instance, owner, &mut claim)
+            .await
+        {
+            Ok(()) => {
+                let mut taken_from = None;
+                match ctx.claims.mark_held(&mut claim).await {
+                    Ok(()) => {}
+                    // Someone took the claim over while we attached: the cloud says the
+                    // address is ours, so the claim is corrected to match.
+                    Err(ClaimError::Lost(_)) => {
+                        let adopted = ctx.claims.ensure_held(candidate.ip).await?;
+                        claim = adopted.claim;
+                        taken_from = adopted.taken_from;
+                    }
+                    Err(ClaimError::Kube(e)) => return Err(PassError::Kube(e)),
+                }
+                Ok(Some(Pass::Assigned(Box::new(Held {
+                    address: candidate.clone(),
+                    claim,
+                    adopted: false,
+                    taken_from,
+                }))))
+            }
+            Err(e) => {
+                // A fresh claim goes back, and our held claim (the address our node
+                // still publishes) too if the cloud says the address is no longer to
+                // be had; but never a claim on an address the cloud shows on our
+                // instance. An attach can fail after the cloud attached (EC2
+                // associates, then tags): the claim, which names our instance, is
+                // then the only record that the address is ours, and the one a sweep
+                // follows if this node vanishes before the next pass adopts it.
+                let unavailable =
+                    matches!(e.class, ErrorClass::Conflict | ErrorClass::NotFound);
+                let give_back = (claim.phase == Phase::Claiming || unavailable)
+                    && !self.may_be_on_our_instance(ctx, candidate.ip).await;
+                if give_back {
+                    if let Err(release_error) = ctx.claims.release(&claim).await {
+                        warn!(error = %release_error, "could not release a claim after a failed attach; it expires after LEASE_DURATION");
+                    }
+                }
+                if unavailable {
+                    debug!(address = %candidate.ip, error = %e, "address unavailable in the cloud; next candidate");
+                    return Ok(None);
+                }
+                Err(PassError::Cloud(e))
+            }
+        }
     }
 
     /// After a failed attach: could the cloud have attached `address` to us anyway?

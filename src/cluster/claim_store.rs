@@ -35,6 +35,7 @@ use crate::domain::claim_record::{
     MANAGED_BY_VALUE, PHASE_ANNOTATION,
 };
 use crate::domain::identity::parse_provider_id;
+use crate::domain::unchanged_since::UnchangedSince;
 
 /// Where the timestamps written into claims come from (a seam: a test may skew it).
 pub type WallClock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -91,8 +92,8 @@ pub struct ClaimStore {
     /// The wall clock of the timestamps we write (informational only: no decision
     /// compares them across nodes, so a skewed clock changes nothing).
     wall_clock: WallClock,
-    /// Lease name → (resourceVersion, when we first saw it at that version).
-    observed: Mutex<HashMap<String, (String, Instant)>>,
+    /// Lease name → how long we have seen it at its resourceVersion.
+    observed: Mutex<HashMap<String, UnchangedSince>>,
 }
 
 impl ClaimStore {
@@ -161,15 +162,11 @@ impl ClaimStore {
     }
 
     fn unchanged_for(&self, record: &ClaimRecord) -> Duration {
-        let now = Instant::now();
         let mut observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = observed
+        observed
             .entry(record.name.clone())
-            .or_insert_with(|| (record.resource_version.clone(), now));
-        if entry.0 != record.resource_version {
-            *entry = (record.resource_version.clone(), now);
-        }
-        now.saturating_duration_since(entry.1)
+            .or_default()
+            .observe(&record.resource_version, Instant::now().into_std())
     }
 
     async fn holder_state(&self, record: &ClaimRecord) -> Result<HolderState, kube::Error> {
@@ -188,24 +185,41 @@ impl ClaimStore {
         })
     }
 
-    /// Try to claim `address` for this node before touching the cloud.
+    /// Try to claim `address` for this node before touching the cloud: a fresh claim,
+    /// or the takeover of a stale one.
     pub async fn try_claim(&self, address: IpAddr) -> Result<ClaimAttempt, kube::Error> {
-        let name = lease_name(&address);
         if self.dry_run {
             return self.try_claim_dry(address).await;
         }
+        match self.try_create(address).await? {
+            Some(claim) => Ok(ClaimAttempt::Claimed(claim)),
+            None => self.take_over_if_stale(address).await,
+        }
+    }
+
+    /// Claim `address` only if nobody has a claim on it (one create, no reads): `None`
+    /// when a Lease exists, which [`ClaimStore::take_over_if_stale`] can judge later.
+    pub async fn try_create(&self, address: IpAddr) -> Result<Option<Claim>, kube::Error> {
+        if self.dry_run {
+            return Ok(match self.try_claim_dry(address).await? {
+                ClaimAttempt::Claimed(claim) => Some(claim),
+                ClaimAttempt::Taken { .. } => None,
+            });
+        }
         let fresh = self.lease(address, Phase::Claiming, None);
         match self.leases.create(&PostParams::default(), &fresh).await {
-            Ok(created) => {
-                return Ok(ClaimAttempt::Claimed(self.claim_from(
-                    &created,
-                    address,
-                    Phase::Claiming,
-                )))
-            }
-            Err(e) if status_code(&e) == Some(409) => {}
-            Err(e) => return Err(e),
+            Ok(created) => Ok(Some(self.claim_from(&created, address, Phase::Claiming))),
+            Err(e) if status_code(&e) == Some(409) => Ok(None),
+            Err(e) => Err(e),
         }
+    }
+
+    /// Judge the existing claim on `address` and take it over when it no longer binds.
+    pub async fn take_over_if_stale(&self, address: IpAddr) -> Result<ClaimAttempt, kube::Error> {
+        if self.dry_run {
+            return self.try_claim_dry(address).await;
+        }
+        let name = lease_name(&address);
         let Some(existing) = self.leases.get_opt(&name).await? else {
             // Released between our create and get: someone is moving; let the next pass retry.
             return Ok(ClaimAttempt::Taken {

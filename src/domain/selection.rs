@@ -16,8 +16,13 @@ pub fn held_by<'a>(pool: &'a [PoolAddress], instance_id: &str) -> Vec<&'a PoolAd
 ///
 /// - `preferred` (the address this node held before, e.g. after someone detached it) first;
 /// - with `ORDER_BY` set, the cloud's order is the user's wish and is kept;
-/// - otherwise each node starts at its own point of the list (a hash of its name), so
-///   N nodes starting together do not all fight for the head of the list.
+/// - otherwise each node walks the pool in its own pseudo-random order (a hash of its
+///   name and the address: rendezvous hashing), so N nodes starting together neither
+///   fight for the head of the list nor, after a lost claim, for the next address.
+///   (A rotation of one shared order did the latter: a node that lost a claim probed
+///   the neighbours that the winner's neighbours probed too, linear probing, whose
+///   lost claims grew with the cluster; with independent orders they depend only on
+///   how full the pool is.)
 pub fn candidates(
     pool: &[PoolAddress],
     node_name: &str,
@@ -25,9 +30,8 @@ pub fn candidates(
     preferred: Option<IpAddr>,
 ) -> Vec<PoolAddress> {
     let mut free: Vec<PoolAddress> = pool.iter().filter(|a| a.is_free()).cloned().collect();
-    if !ordered && !free.is_empty() {
-        let start = (stable_hash(node_name) % free.len() as u64) as usize;
-        free.rotate_left(start);
+    if !ordered {
+        free.sort_by_cached_key(|a| (rendezvous_rank(node_name, &a.ip), a.ip));
     }
     if let Some(ip) = preferred {
         if let Some(pos) = free.iter().position(|a| a.ip == ip) {
@@ -36,6 +40,24 @@ pub fn candidates(
         }
     }
     free
+}
+
+/// This node's rank for `ip`: FNV-1a over both, then a finaliser (SplitMix64's) so
+/// that addresses differing in one byte land far apart.
+fn rendezvous_rank(node_name: &str, ip: &IpAddr) -> u64 {
+    let mut hash = stable_hash(node_name);
+    let octets = match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    for byte in octets {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash ^= hash >> 30;
+    hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    hash ^= hash >> 27;
+    hash = hash.wrapping_mul(0x94d0_49bb_1331_11eb);
+    hash ^ (hash >> 31)
 }
 
 /// FNV-1a: stable across runs and Rust versions (std's hasher is not).
@@ -91,9 +113,52 @@ mod tests {
             .collect();
         // 50 nodes over 10 addresses: many different starting points, not one hot head.
         assert!(starts.len() >= 6, "{starts:?}");
-        // Rotation keeps every candidate exactly once.
+        // Every candidate exactly once.
         let c = candidates(&p, "node-1", false, None);
         assert_eq!(c.iter().map(|a| &a.id).collect::<BTreeSet<_>>().len(), 10);
+    }
+
+    #[test]
+    fn nodes_that_lose_the_same_first_choice_go_different_ways_after_it() {
+        // With a rotation of one order, nodes with the same first choice shared every
+        // later one: the loser of the first claim lost the second one too.
+        let p = pool(100);
+        let mut by_first: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for i in 0..300 {
+            let c = candidates(&p, &format!("node-{i}"), false, None);
+            by_first
+                .entry(c[0].id.clone())
+                .or_default()
+                .push(c[1].id.clone());
+        }
+        let (mut pairs, mut same_second) = (0, 0);
+        for seconds in by_first.values() {
+            for (i, a) in seconds.iter().enumerate() {
+                for b in &seconds[i + 1..] {
+                    pairs += 1;
+                    same_second += usize::from(a == b);
+                }
+            }
+        }
+        assert!(pairs > 100, "{pairs} colliding pairs");
+        assert!(same_second * 20 <= pairs, "{same_second} of {pairs} colliding pairs share the second choice");
+    }
+
+    #[test]
+    fn a_node_walks_the_pool_in_the_same_order_on_every_pass() {
+        let p = pool(20);
+        assert_eq!(
+            candidates(&p, "node-7", false, None),
+            candidates(&p, "node-7", false, None)
+        );
+        // An address that went away changes nobody's order of the others.
+        let mut fewer = p.clone();
+        fewer.remove(3);
+        let before: Vec<_> = candidates(&p, "node-7", false, None)
+            .into_iter()
+            .filter(|a| a.id != "a-3")
+            .collect();
+        assert_eq!(candidates(&fewer, "node-7", false, None), before);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod counts;
 mod discovery;
 mod events;
+mod fanout;
 mod faults;
 mod field;
 mod kind;

@@ -233,6 +233,14 @@ impl FieldSelector {
         self
     }
 
+    /// The value `path` must equal, if a term requires one (`metadata.name=x`).
+    pub fn required(&self, path: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(p, _, eq)| *eq && p == path)
+            .map(|(_, want, _)| want.as_str())
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(path, want, eq)| {
             let got = path

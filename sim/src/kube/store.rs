@@ -1,12 +1,14 @@
 //! The versioned object store: objects as JSON, one global resourceVersion
 //! counter (like etcd's revision), a bounded history of changes for watches
-//! that resume from a resourceVersion, and a broadcast of new changes.
+//! that resume from a resourceVersion, and the fan-out of new changes to watches.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
+
+use super::fanout::Fanout;
 
 use super::faults::SplitMix64;
 use super::field::FieldError;
@@ -70,13 +72,13 @@ struct Inner {
     /// The newest version no longer in `history`; older watches get 410.
     compacted_rv: u64,
     rng: SplitMix64,
+    fanout: Fanout,
 }
 
 /// Thread-safe store; every method holds the lock only briefly, never
 /// across an await.
 pub struct Store {
     inner: Mutex<Inner>,
-    tx: broadcast::Sender<Arc<Change>>,
 }
 
 /// Object key: empty namespace for cluster-scoped kinds.
@@ -86,7 +88,6 @@ fn key(ns: Option<&str>, name: &str) -> Key {
 
 impl Store {
     pub fn new(seed: u64) -> Self {
-        let (tx, _) = broadcast::channel(HISTORY_LIMIT);
         Store {
             inner: Mutex::new(Inner {
                 rv: 0,
@@ -94,8 +95,8 @@ impl Store {
                 history: VecDeque::new(),
                 compacted_rv: 0,
                 rng: SplitMix64::new(seed),
+                fanout: Fanout::default(),
             }),
-            tx,
         }
     }
 
@@ -153,7 +154,7 @@ impl Store {
     /// resolves `generateName`.
     pub fn create(&self, kind: Kind, ns: Option<&str>, obj: Value) -> Result<Value, ApiError> {
         let mut inner = self.lock();
-        inner.create(&self.tx, kind, ns, obj)
+        inner.create(kind, ns, obj)
     }
 
     /// Read-modify-write of one object under the lock (the equivalent of the
@@ -199,7 +200,7 @@ impl Store {
                 return Err(ApiError::not_found(def, name));
             };
             meta::metadata_mut(&mut new).insert("name".into(), json!(name));
-            return inner.create(&self.tx, kind, ns, new).map(|v| (v, true));
+            return inner.create(kind, ns, new).map(|v| (v, true));
         };
         let Some(mut next) = f(Some(&current))? else {
             return Err(ApiError::not_found(def, name));
@@ -234,7 +235,6 @@ impl Store {
         let rv = inner.rv + 1;
         meta::metadata_mut(&mut next).insert("resourceVersion".into(), json!(rv.to_string()));
         inner.commit(
-            &self.tx,
             kind,
             ns,
             name,
@@ -262,22 +262,32 @@ impl Store {
             .and_then(|m| m.get(&key(ns, name)))
             .ok_or_else(|| ApiError::not_found(def, name))?;
         check(current)?;
-        let change = inner.commit(&self.tx, kind, ns, name, EventType::Deleted, None);
+        let change = inner.commit(kind, ns, name, EventType::Deleted, None);
         Ok(change.object.clone())
     }
 
-    /// Starts a watch on `kind`: from a snapshot when `from` is `None`,
-    /// otherwise from the retained changes after version `from`.
+    /// Starts a watch on `kind` (or on its one object `name`): from a snapshot when
+    /// `from` is `None`, otherwise from the retained changes after version `from`.
     pub fn subscribe(
         &self,
         kind: Kind,
         ns: Option<&str>,
+        name: Option<&str>,
         from: Option<u64>,
     ) -> Result<Subscription, ApiError> {
         let kind = kind.storage();
-        let inner = self.lock();
+        let mut inner = self.lock();
         let start = match from {
-            None => WatchStart::Snapshot(Inner::list(&inner, kind, ns)),
+            None => WatchStart::Snapshot(match name {
+                Some(name) => inner
+                    .objects
+                    .get(&kind)
+                    .and_then(|m| m.get(&key(ns, name)))
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+                None => Inner::list(&inner, kind, ns),
+            }),
             Some(rv) if rv < inner.compacted_rv => {
                 return Err(ApiError::Expired {
                     requested: rv,
@@ -293,10 +303,11 @@ impl Store {
                     .collect(),
             ),
         };
+        let rx = inner.fanout.subscribe(kind, ns, name);
         Ok(Subscription {
             start,
             current_rv: inner.rv,
-            rx: self.tx.subscribe(),
+            rx,
         })
     }
 }
@@ -304,7 +315,6 @@ impl Store {
 impl Inner {
     fn create(
         &mut self,
-        tx: &broadcast::Sender<Arc<Change>>,
         kind: Kind,
         ns: Option<&str>,
         mut obj: Value,
@@ -353,7 +363,7 @@ impl Inner {
             m.insert("resourceVersion".into(), json!(rv.to_string()));
             m.remove("deletionTimestamp");
         }
-        self.commit(tx, kind, ns, &name, EventType::Added, Some(obj.clone()));
+        self.commit(kind, ns, &name, EventType::Added, Some(obj.clone()));
         Ok(obj)
     }
 
@@ -381,7 +391,6 @@ impl Inner {
     /// records it in the history and tells the watches.
     fn commit(
         &mut self,
-        tx: &broadcast::Sender<Arc<Change>>,
         kind: Kind,
         ns: Option<&str>,
         name: &str,
@@ -418,8 +427,7 @@ impl Inner {
             }
         }
         self.history.push_back(change.clone());
-        // No receivers is fine: nobody is watching.
-        let _ = tx.send(change.clone());
+        self.fanout.send(&change, ns, name);
         change
     }
 

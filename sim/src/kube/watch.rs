@@ -178,7 +178,14 @@ pub fn serve(
     bookmark_every: Duration,
 ) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    let sub = match store.subscribe(info.kind, info.ns(), params.from) {
+    // A watch of one object hears only about it, when its key is complete (a
+    // namespaced kind watched across namespaces could match any namespace's object).
+    let one_object = params
+        .selectors
+        .fields
+        .required("metadata.name")
+        .filter(|_| info.ns().is_some() || !info.kind.def().namespaced);
+    let sub = match store.subscribe(info.kind, info.ns(), one_object, params.from) {
         Ok(sub) => sub,
         Err(e) => {
             // Like the real server: 200, then one ERROR event (410 Expired).
@@ -194,6 +201,7 @@ pub fn serve(
         after_rv: params.from.unwrap_or(0),
     };
     let task = Task {
+        store: store.clone(),
         filter,
         send_initial_events: params.send_initial_events,
         bookmarks: params.bookmarks,
@@ -207,6 +215,7 @@ pub fn serve(
 
 /// One running watch's settings.
 struct Task {
+    store: Arc<Store>,
     filter: Filter,
     send_initial_events: bool,
     bookmarks: bool,
@@ -217,6 +226,7 @@ struct Task {
 
 async fn run(task: Task, tx: mpsc::Sender<Bytes>, sub: Subscription) {
     let Task {
+        store,
         filter,
         send_initial_events,
         bookmarks,
@@ -253,7 +263,11 @@ async fn run(task: Task, tx: mpsc::Sender<Bytes>, sub: Subscription) {
             _ = shutdown.cancelled() => break,
             _ = tx.closed() => break,
             _ = tick.tick(), if bookmarks => {
-                // Take queued changes first so the bookmark's version is honest.
+                // Take queued changes first so the bookmark's version is honest. A
+                // watch hears only of the changes it may want, so its progress is the
+                // store's version read before the queue is emptied: every change up
+                // to that version was queued before the read.
+                seen = seen.max(store.current_rv());
                 loop {
                     match rx.try_recv() {
                         Ok(c) => {
