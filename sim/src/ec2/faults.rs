@@ -66,6 +66,7 @@ impl FaultState {
 
     /// Count one request and decide whether it fails before being served. Always draws
     /// two numbers, so the sequence depends only on the number of requests.
+    #[cfg(test)]
     pub fn admit(&mut self, action: &str) -> Result<(), Ec2Error> {
         self.admit_after(action, Ok(()))
     }
