@@ -1,5 +1,6 @@
 //! Loopback simulators for pinip's tests and `pinip simulate`.
 
+pub mod clock;
 pub mod compute;
 pub mod ec2;
 pub mod kube;

@@ -9,6 +9,7 @@ mod aws;
 mod chaos;
 mod cloud;
 mod gcp;
+mod limits;
 mod oci;
 mod report;
 mod world;
@@ -16,6 +17,7 @@ mod world;
 pub use aws::AwsSim;
 pub use cloud::{FakeSim, SimulatedCloud};
 pub use gcp::GcpSim;
+pub use limits::{CloudLimits, CloudLimitsReport, Enforcer};
 pub use oci::OciSimCloud;
 
 pub use report::{percentiles, render_table, Percentiles, Report};
@@ -93,6 +95,14 @@ pub struct SimulateArgs {
     /// Inject faults (seeded by --seed) while checking invariants; see docs/design.md.
     #[arg(long)]
     pub chaos: bool,
+    /// The clouds' published API rate limits: `none`, or `default` (EC2's token
+    /// buckets, Compute's per-minute quotas; aws and gcp only).
+    #[arg(long, value_enum, default_value = "none")]
+    pub cloud_limits: CloudLimits,
+    /// With `--cloud-limits default` on aws: a throttled request takes a token too (EC2
+    /// does not document which).
+    #[arg(long)]
+    pub throttled_consume_tokens: bool,
     /// How long a chaos run injects faults.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub chaos_seconds: u64,
@@ -106,6 +116,9 @@ pub struct SimulateArgs {
 pub async fn command(args: SimulateArgs) -> ExitCode {
     if args.ipv6 && args.cloud == SimCloud::Oci {
         return config_error(crate::cloud::oci::NO_IPV6);
+    }
+    if let Err(message) = check_limits(&args) {
+        return config_error(&message);
     }
     let nodes = args.nodes as usize;
     let spec = WorldSpec {
@@ -122,8 +135,8 @@ pub async fn command(args: SimulateArgs) -> ExitCode {
     if args.chaos {
         return chaos_command(&args, spec).await;
     }
-    let cloud = match make_cloud(args.cloud).await {
-        Ok(cloud) => cloud,
+    let (cloud, enforcer) = match make_cloud(&args).await {
+        Ok(made) => made,
         Err(message) => return config_error(&message),
     };
     let world = match SimulatedWorld::start_on(spec, cloud).await {
@@ -133,7 +146,7 @@ pub async fn command(args: SimulateArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = run(&args, &world).await;
+    let result = run(&args, &world, enforcer.as_ref()).await;
     world.shutdown();
     match result {
         Ok(code) => code,
@@ -144,7 +157,11 @@ pub async fn command(args: SimulateArgs) -> ExitCode {
     }
 }
 
-async fn run(args: &SimulateArgs, world: &SimulatedWorld) -> anyhow::Result<ExitCode> {
+async fn run(
+    args: &SimulateArgs,
+    world: &SimulatedWorld,
+    enforcer: Option<&Enforcer>,
+) -> anyhow::Result<ExitCode> {
     let agent_count = args
         .agents
         .map(|k| k as usize)
@@ -162,12 +179,23 @@ async fn run(args: &SimulateArgs, world: &SimulatedWorld) -> anyhow::Result<Exit
         println!("{line}");
     }
     let started = Instant::now();
+    let window_offset_ms = enforcer.map(Enforcer::window_offset_ms).unwrap_or(0);
+    let (assigned_tx, mut assigned_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut agents = Vec::with_capacity(agent_count);
     for node in start_order(&world.nodes[..agent_count], args.seed) {
         let mut settings = world.settings_for(&node.name);
         settings.cloud.pool.order_by = args.order_by.clone();
-        agents.push(world.spawn_agent(settings).await?);
+        let agent = world.spawn_agent(settings).await?;
+        // Watched from the start: the agents spawned first assign while the rest spawn.
+        let (mut status, tx) = (agent.status.clone(), assigned_tx.clone());
+        tokio::spawn(async move {
+            if status.wait_for(AgentStatus::is_ready).await.is_ok() {
+                let _ = tx.send(Instant::now());
+            }
+        });
+        agents.push(agent);
     }
+    drop(assigned_tx);
     if args.serve {
         let stop = CancellationToken::new();
         tokio::spawn(cancel_on_signal(stop.clone()));
@@ -196,7 +224,22 @@ async fn run(args: &SimulateArgs, world: &SimulatedWorld) -> anyhow::Result<Exit
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let elapsed = started.elapsed();
-    let report = report::build(world, &statuses, elapsed);
+    let mut report = report::build(world, &statuses, elapsed);
+    let mut assigned_at = Vec::new();
+    while let Ok(at) = assigned_rx.try_recv() {
+        assigned_at.push(at);
+    }
+    if report.assigned == world.nodes.len() && assigned_at.len() == world.nodes.len() {
+        report.time_to_all_ms = assigned_at
+            .iter()
+            .max()
+            .map(|last| last.duration_since(started).as_millis() as u64);
+    }
+    if let Some(enforcer) = enforcer {
+        let family = world.spec.family;
+        report.cloud_limits =
+            enforcer.report(Some((report.assigned as u64, family, window_offset_ms)));
+    }
     // Stopping the agents is a rollout, not a node removal: nothing may change.
     stop_agents(agents).await;
     if args.json {
@@ -224,10 +267,14 @@ async fn chaos_command(args: &SimulateArgs, spec: WorldSpec) -> ExitCode {
         };
         // The in-memory cloud brings extra fault knobs (hung attaches); the others run
         // with what their simulators offer.
+        let mut enforcer = None;
         let world = match args.cloud {
             SimCloud::Fake => SimulatedWorld::start(world_spec).await,
-            other => match make_cloud(other).await {
-                Ok(cloud) => SimulatedWorld::start_on(world_spec, cloud).await,
+            _ => match make_cloud(args).await {
+                Ok((cloud, limits)) => {
+                    enforcer = limits;
+                    SimulatedWorld::start_on(world_spec, cloud).await
+                }
                 Err(message) => return config_error(&message),
             },
         };
@@ -246,13 +293,17 @@ async fn chaos_command(args: &SimulateArgs, spec: WorldSpec) -> ExitCode {
         };
         let outcome = chaos::run(&mut world, chaos_spec).await;
         world.shutdown();
-        let report = match outcome {
+        let mut report = match outcome {
             Ok(report) => report,
             Err(e) => {
                 eprintln!("pinip: chaos run with seed {seed} failed: {e:#}");
                 return ExitCode::FAILURE;
             }
         };
+        if let Some(enforcer) = &enforcer {
+            // No floor: kills and restarts make more assignments than the end shows.
+            report.cloud_limits = enforcer.report(None);
+        }
         if !report.violations.is_empty() || report.duplicates > 0 {
             breached += 1;
         }
@@ -277,22 +328,49 @@ async fn chaos_command(args: &SimulateArgs, spec: WorldSpec) -> ExitCode {
     }
 }
 
-/// The simulated cloud behind `--cloud`.
-async fn make_cloud(kind: SimCloud) -> Result<Arc<dyn SimulatedCloud>, String> {
-    match kind {
-        SimCloud::Fake => Ok(Arc::new(FakeSim(FakeCloud::new()))),
-        SimCloud::Gcp => GcpSim::start()
-            .await
-            .map(|sim| Arc::new(sim) as Arc<dyn SimulatedCloud>)
-            .map_err(|e| format!("could not start the Compute simulator: {e:#}")),
+/// `--cloud-limits default` is modelled on EC2 and Compute only.
+fn check_limits(args: &SimulateArgs) -> Result<(), String> {
+    let limited = args.cloud_limits == CloudLimits::Default;
+    if limited && matches!(args.cloud, SimCloud::Fake | SimCloud::Oci) {
+        return Err(format!(
+            "--cloud-limits default models EC2's and Compute's published limits; --cloud {} has none (use --cloud aws or gcp)",
+            args.cloud.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
+        ));
+    }
+    if args.throttled_consume_tokens && !(limited && args.cloud == SimCloud::Aws) {
+        return Err(
+            "--throttled-consume-tokens applies to EC2's token buckets: it needs --cloud aws --cloud-limits default"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// The simulated cloud behind `--cloud`, with the limits of `--cloud-limits` in force.
+async fn make_cloud(
+    args: &SimulateArgs,
+) -> Result<(Arc<dyn SimulatedCloud>, Option<Enforcer>), String> {
+    let limited = args.cloud_limits == CloudLimits::Default;
+    match args.cloud {
+        SimCloud::Fake => Ok((Arc::new(FakeSim(FakeCloud::new())), None)),
+        SimCloud::Gcp => {
+            let sim = GcpSim::start()
+                .await
+                .map_err(|e| format!("could not start the Compute simulator: {e:#}"))?;
+            let enforcer = limited.then(|| Enforcer::compute(sim.compute()));
+            Ok((Arc::new(sim), enforcer))
+        }
         SimCloud::Oci => OciSimCloud::start()
             .await
-            .map(|sim| Arc::new(sim) as Arc<dyn SimulatedCloud>)
+            .map(|sim| (Arc::new(sim) as Arc<dyn SimulatedCloud>, None))
             .map_err(|e| format!("could not start the OCI simulator: {e:#}")),
-        SimCloud::Aws => AwsSim::start()
-            .await
-            .map(|sim| Arc::new(sim) as Arc<dyn SimulatedCloud>)
-            .map_err(|e| format!("could not start the EC2 simulator: {e:#}")),
+        SimCloud::Aws => {
+            let sim = AwsSim::start()
+                .await
+                .map_err(|e| format!("could not start the EC2 simulator: {e:#}"))?;
+            let enforcer = limited.then(|| Enforcer::ec2(sim.ec2(), args.throttled_consume_tokens));
+            Ok((Arc::new(sim), enforcer))
+        }
     }
 }
 

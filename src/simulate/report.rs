@@ -14,6 +14,7 @@ use crate::cluster::events::reason;
 use crate::cluster::publish::ADDRESS_KEY;
 use crate::domain::claim_record::{ADDRESS_ANNOTATION, PHASE_ANNOTATION};
 
+use super::limits::CloudLimitsReport;
 use super::world::{SimulatedWorld, LEASE_NAMESPACE};
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -87,6 +88,10 @@ pub struct Report {
     pub violations: Vec<String>,
     pub elapsed_ms: u64,
     pub time_to_address_ms: Percentiles,
+    /// From the run's start until the last node got its address (None if not all did).
+    pub time_to_all_ms: Option<u64>,
+    /// The rate limits in force (`--cloud-limits`), what they refused, and the floor.
+    pub cloud_limits: CloudLimitsReport,
     pub cloud_calls: CloudCalls,
     pub kube_calls: KubeCalls,
     pub kube_bytes: KubeBytes,
@@ -250,6 +255,8 @@ pub fn build(
         violations,
         elapsed_ms: elapsed.as_millis() as u64,
         time_to_address_ms: percentiles(&times),
+        time_to_all_ms: None,
+        cloud_limits: CloudLimitsReport::default(),
         cloud_calls: CloudCalls {
             total,
             per_assignment: if assigned == 0 {
@@ -363,6 +370,19 @@ pub fn render_table(report: &Report) -> String {
     out.push_str(&format!(
         "time to address: p50 {} ms, p90 {} ms, p99 {} ms, max {} ms; elapsed {} ms\n",
         t.p50, t.p90, t.p99, t.max, report.elapsed_ms
+    ));
+    let time_to_all = report
+        .time_to_all_ms
+        .map(|t| format!("{t} ms"))
+        .unwrap_or_else(|| "-".into());
+    let limits = &report.cloud_limits;
+    let floor = limits
+        .floor_ms
+        .map(|t| format!("{t} ms"))
+        .unwrap_or_else(|| "-".into());
+    out.push_str(&format!(
+        "all assigned after {time_to_all}; cloud limits: {} ({} throttled, floor {floor}, throttled requests consume tokens: {})\n",
+        limits.profile.name(), limits.throttled, limits.throttled_consume_tokens
     ));
     out.push_str(&format!(
         "cloud calls: {} ({} per assignment) {:?}; Kubernetes API calls: {} {:?}\n",

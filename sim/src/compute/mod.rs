@@ -4,7 +4,8 @@
 //! updateAccessConfig/updateNetworkInterface, and `zoneOperations`/`regionOperations`
 //! get and `wait` — with base64 fingerprints (412 when stale), address `status`/`users`
 //! derived from what the instances hold, request counters, injected latency and
-//! failures, and a list of invariant breaches (`violations`).
+//! failures, the published per-minute rate quotas ([`ComputeRateLimits`]), and a list
+//! of invariant breaches (`violations`).
 //!
 //! Tests and `pinip simulate` drive it directly through [`ComputeSim`] (reserve
 //! addresses, create instances, attach by hand, terminate) while agents and gcloud use
@@ -14,6 +15,7 @@ mod errors;
 mod faults;
 mod filter;
 mod fingerprint;
+mod limits;
 mod listing;
 mod model;
 mod nic_update;
@@ -33,10 +35,12 @@ pub use errors::ApiError;
 pub use faults::{Failure, Faults, NOT_READY, QUOTA_EXCEEDED};
 pub use filter::Filter;
 pub use fingerprint::is_valid as is_valid_fingerprint;
+pub use limits::{ComputeRateLimits, QuotaGroup, Window};
 pub use model::region_of_zone;
 pub use routes::permission_of;
 
 use faults::FaultState;
+use limits::LimitState;
 use model::Links;
 use operations::Operations;
 use state::State;
@@ -107,6 +111,7 @@ pub(crate) struct Shared {
     /// Locked before `state` when both are needed.
     operations: Mutex<Operations>,
     faults: Mutex<FaultState>,
+    limits: Mutex<LimitState>,
     counts: Mutex<RequestCounts>,
     /// The bearer token of the last authenticated request (any non-empty one is accepted).
     last_token: Mutex<Option<String>>,
@@ -175,6 +180,7 @@ impl ComputeSim {
             state: Mutex::new(State::default()),
             operations: Mutex::new(Operations::default()),
             faults: Mutex::new(FaultState::default()),
+            limits: Mutex::new(LimitState::default()),
             counts: Mutex::new(RequestCounts {
                 total: 0,
                 by_method: METHODS.iter().map(|m| (m.to_string(), 0)).collect(),

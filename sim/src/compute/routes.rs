@@ -1,6 +1,7 @@
 //! The HTTP side of the Compute simulator: the v1 paths of the discovery document
 //! (`compute.v1.json`), bearer auth, the declared query parameters (others are
-//! refused: [`super::params`]), latency and fault injection, request counters, lists
+//! refused: [`super::params`]), latency and fault injection, the rate quotas
+//! ([`super::limits`]), request counters, lists
 //! ([`super::listing`]), and writes whose operations run for a while, apply their
 //! change when they complete ([`super::operations`]) and can be waited on with
 //! `operations/{op}/wait` (best-effort: it may answer while still RUNNING).
@@ -221,16 +222,22 @@ async fn serve(
     let query: BTreeMap<String, String> = serde_urlencoded::from_str(uri.query().unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("Invalid query: {e}")))?;
     params::check(method, &query)?;
+    let limited = sh.rate_limit(method);
     let (latency, scripted, denied, roll) = {
         let mut faults = sh.faults();
         let denied = faults.denied.contains(method);
-        let scripted = faults.take_scripted(method);
+        // A request the quotas refuse still rolls the dice but spends no script.
+        let scripted = match limited {
+            Ok(()) => faults.take_scripted(method),
+            Err(_) => None,
+        };
         let roll = faults.roll();
         (faults.faults.latency, scripted, denied, roll)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    limited?;
     let resource = format!("projects/{}", rest.trim_end_matches('/'));
     let write = super::WRITE_METHODS.contains(&method);
     let instance_write = matches!(route, Route::InstanceWrite { .. });

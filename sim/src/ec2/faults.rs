@@ -66,9 +66,21 @@ impl FaultState {
 
     /// Count one request and decide whether it fails before being served. Always draws
     /// two numbers, so the sequence depends only on the number of requests.
+    #[cfg(test)]
     pub fn admit(&mut self, action: &str) -> Result<(), Ec2Error> {
+        self.admit_after(action, Ok(()))
+    }
+
+    /// [`FaultState::admit`] for a request the rate limits already judged: a refused
+    /// one is counted and rolls its dice, but consumes no scripted failure.
+    pub fn admit_after(
+        &mut self,
+        action: &str,
+        limits: Result<(), Ec2Error>,
+    ) -> Result<(), Ec2Error> {
         *self.counts.entry(action.to_string()).or_default() += 1;
         let (roll, which) = (self.rng.f64(), self.rng.bool());
+        limits?;
         if let Some(pos) = self.scripted.iter().position(|(a, _)| a == action) {
             if let Some((_, code)) = self.scripted.remove(pos) {
                 return Err(Ec2Error::new(
@@ -91,10 +103,7 @@ impl FaultState {
             ..
         } = self.faults;
         if roll < throttle_rate {
-            return Err(Ec2Error::new(
-                "RequestLimitExceeded",
-                "Request limit exceeded.",
-            ));
+            return Err(request_limit_exceeded());
         }
         if roll < throttle_rate + error_rate {
             let code = if which {
@@ -106,6 +115,11 @@ impl FaultState {
         }
         Ok(())
     }
+}
+
+/// EC2's throttling answer (HTTP 503), for random throttling and the rate limits alike.
+pub fn request_limit_exceeded() -> Ec2Error {
+    Ec2Error::new("RequestLimitExceeded", "Request limit exceeded.")
 }
 
 #[cfg(test)]

@@ -7,12 +7,14 @@
 //! `UnassignIpv6Addresses`) plus `AllocateAddress` and `ReleaseAddress` for tests, with
 //! AWS's behaviour where moto differs (see [`model`]). Tests drive it in-process:
 //! instances, addresses, hand-made changes, injected latency/throttling/failures,
-//! per-action counters, and the invariant breaches seen.
+//! EC2's published rate limits ([`Ec2RateLimits`]), per-action counters, and the
+//! invariant breaches seen.
 
 mod actions;
 mod error;
 mod faults;
 mod filters;
+mod limits;
 mod model;
 mod query;
 mod xml;
@@ -34,15 +36,18 @@ pub use actions::{ACTIONS, WRITES};
 pub use error::{status_of, Ec2Error};
 pub use faults::Ec2Faults;
 pub use filters::value_matches;
+pub use limits::{is_unfiltered, Bucket, Ec2RateLimits, TokenBucket, UNFILTERED_ACTIONS};
 pub use model::{HeldAddress, InstanceInfo};
 pub use query::{FilterParam, Params};
 
 use faults::FaultState;
+use limits::LimitState;
 use model::{Actor, Region};
 
 struct Shared {
     region: Mutex<Region>,
     faults: Mutex<FaultState>,
+    limits: Mutex<LimitState>,
     requests: AtomicU64,
     shutdown: CancellationToken,
 }
@@ -73,6 +78,7 @@ impl Ec2Sim {
         let shared = Arc::new(Shared {
             region: Mutex::new(Region::default()),
             faults: Mutex::new(FaultState::default()),
+            limits: Mutex::new(LimitState::default()),
             requests: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
         });
@@ -288,7 +294,8 @@ async fn handle(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
                 if !latency.is_zero() {
                     tokio::time::sleep(latency).await;
                 }
-                let admitted = lock(&shared.faults).admit(&action);
+                let limited = lock(&shared.limits).admit(&action, &params);
+                let admitted = lock(&shared.faults).admit_after(&action, limited);
                 admitted
                     .and_then(|()| actions::serve(&action, &params, &mut lock(&shared.region)))
                     .map(|body| (action, body))
