@@ -244,8 +244,7 @@ impl Agent {
             if shutdown.is_cancelled() {
                 return Ok(Pass::Interrupted);
             }
-            let judge_now =
-                !defer_conflicts || (position == 0 && preferred == Some(candidate.ip));
+            let judge_now = !defer_conflicts || (position == 0 && preferred == Some(candidate.ip));
             let claim = if judge_now {
                 ctx.claims.try_claim(candidate.ip).await?
             } else {
@@ -333,8 +332,7 @@ impl Agent {
                 // associates, then tags): the claim, which names our instance, is
                 // then the only record that the address is ours, and the one a sweep
                 // follows if this node vanishes before the next pass adopts it.
-                let unavailable =
-                    matches!(e.class, ErrorClass::Conflict | ErrorClass::NotFound);
+                let unavailable = matches!(e.class, ErrorClass::Conflict | ErrorClass::NotFound);
                 let give_back = (claim.phase == Phase::Claiming || unavailable)
                     && !self.may_be_on_our_instance(ctx, candidate.ip).await;
                 if give_back {

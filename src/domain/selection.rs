@@ -141,7 +141,10 @@ mod tests {
             }
         }
         assert!(pairs > 100, "{pairs} colliding pairs");
-        assert!(same_second * 20 <= pairs, "{same_second} of {pairs} colliding pairs share the second choice");
+        assert!(
+            same_second * 20 <= pairs,
+            "{same_second} of {pairs} colliding pairs share the second choice"
+        );
     }
 
     #[test]

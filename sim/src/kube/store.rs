@@ -234,13 +234,7 @@ impl Store {
         }
         let rv = inner.rv + 1;
         meta::metadata_mut(&mut next).insert("resourceVersion".into(), json!(rv.to_string()));
-        inner.commit(
-            kind,
-            ns,
-            name,
-            EventType::Modified,
-            Some(next.clone()),
-        );
+        inner.commit(kind, ns, name, EventType::Modified, Some(next.clone()));
         Ok((next, false))
     }
 
@@ -313,12 +307,7 @@ impl Store {
 }
 
 impl Inner {
-    fn create(
-        &mut self,
-        kind: Kind,
-        ns: Option<&str>,
-        mut obj: Value,
-    ) -> Result<Value, ApiError> {
+    fn create(&mut self, kind: Kind, ns: Option<&str>, mut obj: Value) -> Result<Value, ApiError> {
         let def = kind.def();
         let kind = kind.storage();
         let name = match meta::name(&obj) {
