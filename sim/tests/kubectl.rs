@@ -157,3 +157,66 @@ async fn kubectl_conformance() -> TestResult {
     sim.shutdown();
     Ok(())
 }
+
+/// `kubectl get node NAME --watch` asks for a one-object watch (`fieldSelector=
+/// metadata.name=NAME`): it hears of that Node's changes and of no other's, as from a
+/// real API server, although the simulator tells such a watch only of its object.
+#[tokio::test]
+async fn kubectl_watches_one_node_and_hears_only_of_it() -> TestResult {
+    use std::process::Stdio;
+    use tokio::io::AsyncReadExt;
+
+    let sim = KubeSim::start().await?;
+    sim.add_node("node-a", Some("fake://a"), BTreeMap::new(), vec![]);
+    sim.add_node("node-b", Some("fake://b"), BTreeMap::new(), vec![]);
+    let dir = tempfile::tempdir()?;
+    let k = kubectl_support::kubectl(&sim, dir.path(), None)?;
+    let mut watch = tokio::process::Command::new(kubectl_support::kubectl_binary())
+        .arg("--kubeconfig")
+        .arg(&k.kubeconfig)
+        .arg("--cache-dir")
+        .arg(k.home.join("cache"))
+        .args([
+            "get",
+            "node",
+            "node-a",
+            "--watch-only",
+            "--output-watch-events",
+            "-o",
+            "custom-columns=EVENT:.type,NAME:.object.metadata.name,COLOR:.object.metadata.labels.color",
+        ])
+        .env("HOME", &k.home)
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut stdout = watch.stdout.take().expect("piped stdout");
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    // Changes until kubectl shows node-a's: node-b changes first, each time, so a watch
+    // that heard of other Nodes would have printed node-b before node-a's line.
+    for round in 0..50 {
+        let color = format!("c{round}");
+        let labels = |c: &str| [("color".to_string(), c.to_string())].into();
+        sim.add_node("node-b", Some("fake://b"), labels(&color), vec![]);
+        sim.add_node("node-a", Some("fake://a"), labels(&color), vec![]);
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(std::time::Duration::from_millis(200), stdout.read(&mut buf)).await
+        {
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        if seen.contains("MODIFIED") && seen.contains("node-a") {
+            break;
+        }
+    }
+    let _ = watch.kill().await;
+    assert!(
+        seen.contains("MODIFIED") && seen.contains("node-a"),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains("node-b"),
+        "a watch of node-a printed node-b:\n{seen}"
+    );
+    Ok(())
+}

@@ -245,7 +245,7 @@ impl Agent {
                 return Ok(Pass::Interrupted);
             }
             let judge_now = !defer_conflicts || (position == 0 && preferred == Some(candidate.ip));
-            let claim = if judge_now {
+            let attempt = if judge_now {
                 ctx.claims.try_claim(candidate.ip).await?
             } else {
                 match ctx.claims.try_create(candidate.ip).await? {
@@ -255,6 +255,14 @@ impl Agent {
                         conflicted.push(candidate);
                         continue;
                     }
+                }
+            };
+            let claim = match attempt {
+                ClaimAttempt::Claimed(claim) => claim,
+                ClaimAttempt::Taken { holder } => {
+                    self.report.report(None, Outcome::ClaimConflict).await;
+                    debug!(address = %candidate.ip, %holder, "claimed by another node; next candidate");
+                    continue;
                 }
             };
             if let Some(assigned) = self
@@ -268,7 +276,14 @@ impl Agent {
             if shutdown.is_cancelled() {
                 return Ok(Pass::Interrupted);
             }
-            let claim = ctx.claims.take_over_if_stale(candidate.ip).await?;
+            // Its conflict was counted when the create met it.
+            let claim = match ctx.claims.take_over_if_stale(candidate.ip).await? {
+                ClaimAttempt::Claimed(claim) => claim,
+                ClaimAttempt::Taken { holder } => {
+                    debug!(address = %candidate.ip, %holder, "its claim binds; next candidate");
+                    continue;
+                }
+            };
             if let Some(assigned) = self
                 .attach_claimed(ctx, candidate, claim, &instance, &owner)
                 .await?
@@ -283,23 +298,15 @@ impl Agent {
     }
 
     /// Attach a claimed candidate and mark the claim held: the assignment, or `None`
-    /// to try the next candidate (claimed by another node, or unavailable in the cloud).
+    /// to try the next candidate (unavailable in the cloud).
     async fn attach_claimed(
         &self,
         ctx: &mut NodeContext,
         candidate: &PoolAddress,
-        claim: ClaimAttempt,
+        mut claim: Claim,
         instance: &Instance,
         owner: &Ownership,
     ) -> Result<Option<Pass>, PassError> {
-        let mut claim = match claim {
-            ClaimAttempt::Taken { holder } => {
-                self.report.report(None, Outcome::ClaimConflict).await;
-                debug!(address = %candidate.ip, %holder, "claimed by another node; next candidate");
-                return Ok(None);
-            }
-            ClaimAttempt::Claimed(claim) => claim,
-        };
         match self
             .attach_renewing(ctx, candidate, instance, owner, &mut claim)
             .await

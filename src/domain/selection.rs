@@ -18,11 +18,9 @@ pub fn held_by<'a>(pool: &'a [PoolAddress], instance_id: &str) -> Vec<&'a PoolAd
 /// - with `ORDER_BY` set, the cloud's order is the user's wish and is kept;
 /// - otherwise each node walks the pool in its own pseudo-random order (a hash of its
 ///   name and the address: rendezvous hashing), so N nodes starting together neither
-///   fight for the head of the list nor, after a lost claim, for the next address.
-///   (A rotation of one shared order did the latter: a node that lost a claim probed
-///   the neighbours that the winner's neighbours probed too, linear probing, whose
-///   lost claims grew with the cluster; with independent orders they depend only on
-///   how full the pool is.)
+///   fight for the head of the list nor, after a lost claim, for the next address
+///   (lost claims then depend on how full the pool is, not on the cluster's size;
+///   docs/design.md, "Why the cluster is not serialised").
 pub fn candidates(
     pool: &[PoolAddress],
     node_name: &str,

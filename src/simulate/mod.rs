@@ -180,22 +180,17 @@ async fn run(
     }
     let started = Instant::now();
     let window_offset_ms = enforcer.map(Enforcer::window_offset_ms).unwrap_or(0);
-    let (assigned_tx, mut assigned_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut agents = Vec::with_capacity(agent_count);
+    // When each agent started, after the run's start: its status says how long after
+    // its own start it got its address.
+    let mut spawned_after = HashMap::with_capacity(agent_count);
     for node in start_order(&world.nodes[..agent_count], args.seed) {
         let mut settings = world.settings_for(&node.name);
         settings.cloud.pool.order_by = args.order_by.clone();
         let agent = world.spawn_agent(settings).await?;
-        // Watched from the start: the agents spawned first assign while the rest spawn.
-        let (mut status, tx) = (agent.status.clone(), assigned_tx.clone());
-        tokio::spawn(async move {
-            if status.wait_for(AgentStatus::is_ready).await.is_ok() {
-                let _ = tx.send(Instant::now());
-            }
-        });
+        spawned_after.insert(node.name.clone(), started.elapsed());
         agents.push(agent);
     }
-    drop(assigned_tx);
     if args.serve {
         let stop = CancellationToken::new();
         tokio::spawn(cancel_on_signal(stop.clone()));
@@ -225,15 +220,8 @@ async fn run(
     };
     let elapsed = started.elapsed();
     let mut report = report::build(world, &statuses, elapsed);
-    let mut assigned_at = Vec::new();
-    while let Ok(at) = assigned_rx.try_recv() {
-        assigned_at.push(at);
-    }
-    if report.assigned == world.nodes.len() && assigned_at.len() == world.nodes.len() {
-        report.time_to_all_ms = assigned_at
-            .iter()
-            .max()
-            .map(|last| last.duration_since(started).as_millis() as u64);
+    if report.assigned == world.nodes.len() {
+        report.time_to_all_ms = report::time_to_all(&statuses, &spawned_after);
     }
     if let Some(enforcer) = enforcer {
         let family = world.spec.family;

@@ -284,6 +284,23 @@ pub fn build(
     }
 }
 
+/// From the run's start until the last agent got its address: each agent's start
+/// (`spawned_after`, since the run's start) plus its own time to address. None unless
+/// every agent has one.
+pub fn time_to_all(
+    statuses: &HashMap<String, AgentStatus>,
+    spawned_after: &HashMap<String, Duration>,
+) -> Option<u64> {
+    let mut last = Duration::ZERO;
+    for (node, status) in statuses {
+        let AgentStatus::Assigned { elapsed, .. } = status else {
+            return None;
+        };
+        last = last.max(*spawned_after.get(node)? + *elapsed);
+    }
+    Some(last.as_millis() as u64)
+}
+
 fn mean(values: &[u64]) -> f64 {
     if values.is_empty() {
         return 0.0;
@@ -371,15 +388,10 @@ pub fn render_table(report: &Report) -> String {
         "time to address: p50 {} ms, p90 {} ms, p99 {} ms, max {} ms; elapsed {} ms\n",
         t.p50, t.p90, t.p99, t.max, report.elapsed_ms
     ));
-    let time_to_all = report
-        .time_to_all_ms
-        .map(|t| format!("{t} ms"))
-        .unwrap_or_else(|| "-".into());
+    let ms_or_dash = |t: Option<u64>| t.map_or_else(|| "-".to_string(), |t| format!("{t} ms"));
+    let time_to_all = ms_or_dash(report.time_to_all_ms);
     let limits = &report.cloud_limits;
-    let floor = limits
-        .floor_ms
-        .map(|t| format!("{t} ms"))
-        .unwrap_or_else(|| "-".into());
+    let floor = ms_or_dash(limits.floor_ms);
     out.push_str(&format!(
         "all assigned after {time_to_all}; cloud limits: {} ({} throttled, floor {floor}, throttled requests consume tokens: {})\n",
         limits.profile.name(), limits.throttled, limits.throttled_consume_tokens
@@ -408,6 +420,29 @@ pub fn render_table(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_to_all_is_the_latest_start_plus_time_to_address() {
+        let assigned = |ms| AgentStatus::Assigned {
+            address: "192.0.2.1".parse().expect("address"),
+            adopted: false,
+            elapsed: Duration::from_millis(ms),
+        };
+        let statuses: HashMap<String, AgentStatus> = [
+            ("a".to_string(), assigned(900)),
+            ("b".to_string(), assigned(300)),
+        ]
+        .into();
+        let spawned: HashMap<String, Duration> = [
+            ("a".to_string(), Duration::from_millis(10)),
+            ("b".to_string(), Duration::from_millis(2000)),
+        ]
+        .into();
+        assert_eq!(time_to_all(&statuses, &spawned), Some(2300));
+        let mut waiting = statuses.clone();
+        waiting.insert("c".into(), AgentStatus::Acquiring);
+        assert_eq!(time_to_all(&waiting, &spawned), None);
+    }
 
     #[test]
     fn nearest_rank_percentiles() {
