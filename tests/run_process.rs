@@ -49,6 +49,46 @@ fn kubectl(kubeconfig: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// kubectl's stderr for a command that must fail.
+fn kubectl_refused(kubeconfig: &str, args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("kubectl runs (CI installs it)");
+    assert!(!out.status.success(), "kubectl {args:?} was allowed");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// The API server's answer to a Node list over HTTPS without any credentials (kubectl
+/// would prompt for a username instead of sending none).
+fn list_nodes_without_a_token(kubeconfig: &str) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let text = std::fs::read_to_string(kubeconfig).expect("the kubeconfig");
+        let mut file = kube::config::Kubeconfig::from_yaml(&text).expect("a kubeconfig");
+        for user in &mut file.auth_infos {
+            if let Some(info) = user.auth_info.as_mut() {
+                info.token = None;
+            }
+        }
+        let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
+            .await
+            .expect("a client configuration");
+        let client = kube::Client::try_from(config).expect("a client");
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+        match nodes.list(&Default::default()).await {
+            Ok(list) => panic!("an anonymous request listed {} nodes", list.items.len()),
+            Err(e) => e.to_string(),
+        }
+    })
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -76,6 +116,13 @@ fn pinip_run_against_pinip_simulate_serve_gets_ready_and_reports_it() {
         .expect("first line");
     let info: Value = serde_json::from_str(&first).expect("the first line is JSON");
     let kubeconfig = info["kubeconfig"].as_str().expect("kubeconfig").to_string();
+    // deploy/base's ServiceAccount: the agent runs with exactly what a DaemonSet is granted.
+    let agent_kubeconfig = info["agent_kubeconfig"]
+        .as_str()
+        .expect("agent_kubeconfig")
+        .to_string();
+    let kube_url = info["kube_url"].as_str().expect("kube_url");
+    assert!(kube_url.starts_with("https://127.0.0.1:"), "{kube_url}");
     let ec2_url = info["ec2_url"]
         .as_str()
         .expect("ec2_url of the EC2 simulator")
@@ -94,7 +141,7 @@ fn pinip_run_against_pinip_simulate_serve_gets_ready_and_reports_it() {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("NODE_NAME", &node)
-        .env("KUBECONFIG", &kubeconfig)
+        .env("KUBECONFIG", &agent_kubeconfig)
         .env("LEASE_NAMESPACE", "pinip-system")
         .env("FILTER", "Name=tag:kubeip,Values=reserved")
         .env("CLUSTER_NAME", "sim")
@@ -177,6 +224,23 @@ fn pinip_run_against_pinip_simulate_serve_gets_ready_and_reports_it() {
                 || e["regarding"]["name"] == node.as_str())
     });
     assert!(assigned, "no AddressAssigned Event for {node}");
+
+    // Authentication as on a cluster: the ServiceAccount can do what deploy/base grants
+    // and no more, a token nobody issued is 401, and no token is system:anonymous.
+    let rules = kubectl(
+        &agent_kubeconfig,
+        &["auth", "can-i", "--list", "-n", "pinip-system"],
+    );
+    assert!(rules.contains("leases.coordination.k8s.io"), "{rules}");
+    let denied = kubectl_refused(&agent_kubeconfig, &["get", "pods", "-n", "kube-system"]);
+    assert!(
+        denied.contains("system:serviceaccount:pinip-system:pinip"),
+        "{denied}"
+    );
+    let forged = kubectl_refused(&kubeconfig, &["--token", "forged", "get", "nodes"]);
+    assert!(forged.contains("Unauthorized"), "{forged}");
+    let anonymous = list_nodes_without_a_token(&kubeconfig);
+    assert!(anonymous.contains("system:anonymous"), "{anonymous}");
 
     // SIGTERM: a pod restart, not a node removal: exit 0 and the address stays.
     let pid = agent.0.id().to_string();

@@ -212,7 +212,7 @@ impl Agent {
         preferred: Option<IpAddr>,
         shutdown: &CancellationToken,
     ) -> Result<Pass, PassError> {
-        let pool = cloud(ctx.provider.list_pool()).await?;
+        let pool = self.list_pool_and_describe(ctx).await?;
         self.report.report(None, Outcome::pool_seen(&pool)).await;
         if let Some(mine) = held_by(&pool, &ctx.instance.id).into_iter().next() {
             let adopted = ctx.claims.ensure_held(mine.ip).await?;
@@ -371,6 +371,29 @@ impl Agent {
                 true
             }
         }
+    }
+
+    /// The pool, and on a node's first pass the instance too, read side by side: the
+    /// two reads do not depend on each other and both stand before the first attach.
+    /// A failed describe is left to `described`, which reads again when it is needed.
+    async fn list_pool_and_describe(
+        &self,
+        ctx: &mut NodeContext,
+    ) -> Result<Vec<PoolAddress>, ProviderError> {
+        if ctx.described.is_some() {
+            return cloud(ctx.provider.list_pool()).await;
+        }
+        let (pool, described) = tokio::join!(
+            cloud(ctx.provider.list_pool()),
+            cloud(ctx.provider.describe_instance(&ctx.instance))
+        );
+        match described {
+            Ok(instance) => ctx.described = Some(instance),
+            Err(e) => {
+                debug!(error = %e, "could not describe the instance yet; read again when needed")
+            }
+        }
+        pool
     }
 
     /// The instance as the cloud describes it, read once per node.

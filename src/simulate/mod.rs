@@ -12,6 +12,7 @@ mod gcp;
 mod limits;
 mod oci;
 mod report;
+mod serve;
 mod world;
 
 pub use aws::AwsSim;
@@ -167,10 +168,15 @@ async fn run(
         .map(|k| k as usize)
         .unwrap_or(world.nodes.len())
         .min(world.nodes.len());
-    if args.serve {
+    let served = match args.serve {
+        true => Some(serve::open(world).await?),
+        false => None,
+    };
+    if let Some(served) = &served {
         let line = json!({
-            "kubeconfig": world.kubeconfig_path(),
-            "kube_url": world.kube.url(),
+            "kubeconfig": served.admin_kubeconfig,
+            "agent_kubeconfig": served.agent_kubeconfig,
+            "kube_url": served.url,
             "ec2_url": if world.cloud.name() == "aws" { world.cloud.endpoint() } else { None },
             "compute_url": if world.cloud.name() == "gcp" { world.cloud.endpoint() } else { None },
             "oci_url": if world.cloud.name() == "oci" { world.cloud.endpoint() } else { None },
@@ -191,13 +197,14 @@ async fn run(
         spawned_after.insert(node.name.clone(), started.elapsed());
         agents.push(agent);
     }
-    if args.serve {
+    if let Some(served) = served {
         let stop = CancellationToken::new();
         tokio::spawn(cancel_on_signal(stop.clone()));
         if !args.json {
             eprintln!(
-                "serving: KUBECONFIG={} ({} nodes, {} in-process agents); Ctrl-C to stop",
-                world.kubeconfig_path().display(),
+                "serving: KUBECONFIG={} (an admin; the pinip ServiceAccount under deploy/base's RBAC: {}) ({} nodes, {} in-process agents); Ctrl-C to stop",
+                served.admin_kubeconfig.display(),
+                served.agent_kubeconfig.display(),
                 world.nodes.len(),
                 agent_count
             );

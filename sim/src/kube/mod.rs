@@ -29,6 +29,7 @@ mod ssa;
 mod status;
 mod store;
 mod table;
+mod tls;
 mod traffic;
 mod validate;
 mod watch;
@@ -160,6 +161,15 @@ async fn rebind(addr: SocketAddr, shutdown: &CancellationToken) -> Option<tokio:
     None
 }
 
+/// The simulator's HTTPS endpoint ([`KubeSim::serve_tls`]).
+#[derive(Clone, Debug)]
+pub struct TlsEndpoint {
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The CA that signed the serving certificate (PEM).
+    pub ca_pem: String,
+}
+
 /// Handle to a running simulated API server. Cheap to clone.
 #[derive(Clone)]
 pub struct KubeSim {
@@ -218,13 +228,48 @@ impl KubeSim {
     /// Writes a kubeconfig for this server: context [`CONTEXT`] (current),
     /// bearer token [`DEFAULT_TOKEN`], namespace `default`.
     pub fn write_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
-        kubeconfig::write(path, &self.url(), DEFAULT_TOKEN)
+        kubeconfig::write(path, &self.url(), DEFAULT_TOKEN, None)
     }
 
     /// Like [`KubeSim::write_kubeconfig`] with another bearer token (to act
     /// as a different identity).
     pub fn write_kubeconfig_with_token(&self, path: &Path, token: &str) -> anyhow::Result<()> {
-        kubeconfig::write(path, &self.url(), token)
+        kubeconfig::write(path, &self.url(), token, None)
+    }
+
+    /// Serves the same API over HTTPS too, on another loopback port, with a CA made now:
+    /// for clients that send their bearer token only over TLS, as kubectl does. The
+    /// listener serves until [`KubeSim::shutdown`]; the restart fault leaves it alone.
+    pub async fn serve_tls(&self) -> anyhow::Result<TlsEndpoint> {
+        let serving = tls::serving()?;
+        let tcp = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = tcp.local_addr()?;
+        let listener = tls::TlsListener::new(tcp, serving.config, self.shared.shutdown.clone())?;
+        let app = routes::router(self.shared.clone());
+        let shutdown = self.shared.shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "kube simulator stopped serving HTTPS");
+            }
+        });
+        tracing::debug!(%addr, "kube simulator listening (HTTPS)");
+        Ok(TlsEndpoint {
+            url: format!("https://{addr}"),
+            ca_pem: serving.ca_pem,
+        })
+    }
+
+    /// Writes a kubeconfig for the HTTPS endpoint `tls` with bearer `token`.
+    pub fn write_tls_kubeconfig(
+        &self,
+        path: &Path,
+        tls: &TlsEndpoint,
+        token: &str,
+    ) -> anyhow::Result<()> {
+        kubeconfig::write(path, &tls.url, token, Some(&tls.ca_pem))
     }
 
     /// Adds (or replaces) a Ready node, with the labels a kubelet sets
@@ -436,7 +481,7 @@ impl KubeSim {
     pub fn write_client_kubeconfig(&self, path: &Path, client: &str) -> anyhow::Result<String> {
         let token = format!("{DEFAULT_TOKEN}-client-{client}");
         self.register_client(&token, client);
-        kubeconfig::write(path, &self.url(), &token)?;
+        kubeconfig::write(path, &self.url(), &token, None)?;
         Ok(token)
     }
 
