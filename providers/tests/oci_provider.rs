@@ -38,8 +38,9 @@ fn settings(w: &World, filter: &[&str]) -> OciSettings {
         compartment: Some(w.compartment.clone()),
         region: w.sim.region(),
         endpoint: Some(w.sim.url()),
-        key: SigningKey::new(&w.sim.test_key_id(), TEST_PRIVATE_KEY_PEM)
-            .expect("the test key loads"),
+        credentials: SigningKey::new(&w.sim.test_key_id(), TEST_PRIVATE_KEY_PEM)
+            .expect("the test key loads")
+            .into(),
         pool: PoolSpec {
             filter: filter.iter().map(|s| s.to_string()).collect(),
             ..PoolSpec::default()

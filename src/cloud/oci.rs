@@ -5,14 +5,22 @@
 //! variables or an OCI config file (`OCI_CONFIG_FILE`, profile `OCI_CONFIG_PROFILE`);
 //! `OCI_CORE_ENDPOINT` overrides the Core Services endpoint (other realms, the simulator).
 //!
-//! `OCI_AUTH` names the authentication explicitly: `api_key` (the default). Instance
-//! principals and OKE workload identity are not implemented yet; naming them is refused
-//! at start, before the agent contacts anything, rather than silently using something else.
+//! `OCI_AUTH` names the authentication explicitly: `api_key` (the default) or
+//! `instance_principal` (the node's certificate from the instance metadata service,
+//! `OCI_METADATA_BASE_URL`, exchanged at the auth service, `OCI_FEDERATION_ENDPOINT`,
+//! for session tokens). OKE workload identity is not implemented yet; naming it is
+//! refused at start, before the agent contacts anything, rather than silently using
+//! something else.
 
 use std::collections::BTreeMap;
 
 use clap::Args;
-use pinip_providers::oci::{from_environment, Loaded, OciProvider, OciSettings};
+use std::sync::Arc;
+
+use pinip_providers::oci::{
+    auth_mode, from_environment, AuthMode, Credentials, InstancePrincipal, Loaded, OciProvider,
+    OciSettings, PrincipalSettings,
+};
 use pinip_providers::{InstanceRef, IpFamily, ProviderError};
 
 use crate::cloud::settings::CloudSettings;
@@ -23,10 +31,18 @@ pub const NO_IPV6: &str = "IPV6=true is not supported on OCI: OCI has no reserve
 #[derive(Args, Clone, Debug, Default, PartialEq, Eq)]
 pub struct OciArgs {
     /// OCI: how the agent authenticates. `api_key` (default; an OCI config file or the
-    /// OCI_* key variables). `instance_principal` and `workload_identity` are refused:
-    /// not implemented yet (docs/oci.md).
+    /// OCI_* key variables) or `instance_principal` (the node's identity; no secret).
+    /// `workload_identity` is refused: not implemented yet (docs/oci.md).
     #[arg(long = "oci-auth", env = "OCI_AUTH")]
     pub auth: Option<String>,
+    /// OCI instance principals: the instance metadata service, as the OCI SDKs read it.
+    /// Default: `http://169.254.169.254/opc/v2`.
+    #[arg(long = "oci-metadata-base-url", env = "OCI_METADATA_BASE_URL")]
+    pub metadata_base_url: Option<String>,
+    /// OCI instance principals: the auth service's federation URL (the SDKs'
+    /// `federation_endpoint`). Default: `https://auth.<region>.oraclecloud.com/v1/x509`.
+    #[arg(long = "oci-federation-endpoint", env = "OCI_FEDERATION_ENDPOINT")]
+    pub federation_endpoint: Option<String>,
     /// OCI: base URL of Core Services, e.g. `http://127.0.0.1:8090` (the API paths
     /// `/20160918/…` are appended). Default: `https://iaas.<region>.oraclecloud.com`.
     #[arg(long = "oci-core-endpoint", env = "OCI_CORE_ENDPOINT")]
@@ -62,28 +78,34 @@ impl OciArgs {
     /// Checked at start, before any contact: the authentication mode, the endpoint,
     /// an API key given by halves, and IPV6 with settings that only make sense on OCI.
     pub fn check(&self, ipv6: bool, oci_filter: bool) -> Result<(), String> {
-        match set(&self.auth).map(str::to_ascii_lowercase).as_deref() {
-            None | Some("api_key") | Some("config_file") => {}
-            Some(mode @ ("instance_principal" | "workload_identity")) => {
-                return Err(format!(
-                    "OCI_AUTH={mode} is not supported yet: pinip signs with an API key (an OCI config file, or OCI_TENANCY_OCID, OCI_USER_OCID, OCI_FINGERPRINT and OCI_PRIVATE_KEY_PATH); see docs/oci.md"
-                ))
-            }
-            Some(other) => {
-                return Err(format!(
-                    "OCI_AUTH={other:?} is not known: use api_key (instance_principal and workload_identity are not supported yet)"
-                ))
-            }
-        }
-        if let Some(url) = set(&self.endpoint) {
-            let ok = url
-                .strip_prefix("https://")
-                .or_else(|| url.strip_prefix("http://"))
-                .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
-            if !ok {
-                return Err(format!(
-                    "OCI_CORE_ENDPOINT={url:?} is not an http(s) URL (e.g. https://iaas.us-ashburn-1.oraclecloud.com)"
-                ));
+        auth_mode(set(&self.auth))?;
+        for (name, value, example) in [
+            (
+                "OCI_CORE_ENDPOINT",
+                &self.endpoint,
+                "https://iaas.us-ashburn-1.oraclecloud.com",
+            ),
+            (
+                "OCI_METADATA_BASE_URL",
+                &self.metadata_base_url,
+                "http://169.254.169.254/opc/v2",
+            ),
+            (
+                "OCI_FEDERATION_ENDPOINT",
+                &self.federation_endpoint,
+                "https://auth.us-ashburn-1.oraclecloud.com/v1/x509",
+            ),
+        ] {
+            if let Some(url) = set(value) {
+                let ok = url
+                    .strip_prefix("https://")
+                    .or_else(|| url.strip_prefix("http://"))
+                    .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
+                if !ok {
+                    return Err(format!(
+                        "{name}={url:?} is not an http(s) URL (e.g. {example})"
+                    ));
+                }
             }
         }
         let key = [
@@ -134,14 +156,27 @@ impl OciArgs {
     }
 }
 
-/// The OCI provider for a node, with the API key of the settings (config file or
-/// variables). IPV6 is refused before any credential is read.
+/// The OCI provider for a node, with the credentials of the settings: the API key
+/// (config file or variables), or instance principals (nothing contacted until the
+/// first call). IPV6 is refused before any credential is read.
 pub async fn oci_provider(
     instance: &InstanceRef,
     settings: &CloudSettings,
 ) -> Result<OciProvider, ProviderError> {
     if settings.pool.family == IpFamily::V6 {
         return Err(ProviderError::invalid_input("configuration", NO_IPV6));
+    }
+    let mode = auth_mode(set(&settings.oci.auth))
+        .map_err(|e| ProviderError::invalid_input("configuration", e))?;
+    if mode == AuthMode::InstancePrincipal {
+        let region = known_region(instance, settings, None);
+        let principal = InstancePrincipal::new(PrincipalSettings {
+            metadata_base_url: set(&settings.oci.metadata_base_url).map(String::from),
+            federation_endpoint: set(&settings.oci.federation_endpoint).map(String::from),
+            region: region.clone(),
+        })?;
+        let credentials = Credentials::InstancePrincipal(Arc::new(principal));
+        return provider(instance, settings, region.unwrap_or_default(), credentials);
     }
     let vars = settings.oci.lookup();
     let loaded = from_environment(&|k| vars.get(k).cloned())?;
@@ -157,18 +192,36 @@ pub fn oci_provider_with(
     if settings.pool.family == IpFamily::V6 {
         return Err(ProviderError::invalid_input("configuration", NO_IPV6));
     }
-    let region = settings
+    let region = known_region(instance, settings, loaded.region).unwrap_or_default();
+    provider(instance, settings, region, loaded.key.into())
+}
+
+/// `REGION`, else the credentials' region, else `OCI_REGION`, else the providerID's.
+fn known_region(
+    instance: &InstanceRef,
+    settings: &CloudSettings,
+    from_credentials: Option<String>,
+) -> Option<String> {
+    settings
         .region
         .clone()
-        .or(loaded.region)
+        .or(from_credentials)
         .or_else(|| set(&settings.oci.oci_region).map(String::from))
         .or_else(|| instance.region())
-        .unwrap_or_default();
+        .filter(|r| !r.trim().is_empty())
+}
+
+fn provider(
+    instance: &InstanceRef,
+    settings: &CloudSettings,
+    region: String,
+    credentials: Credentials,
+) -> Result<OciProvider, ProviderError> {
     let provider = OciProvider::new(OciSettings {
         compartment: settings.project.clone(),
         region,
         endpoint: set(&settings.oci.endpoint).map(String::from),
-        key: loaded.key,
+        credentials,
         pool: settings.pool.clone(),
     })?;
     Ok(provider.for_instance(&instance.id))
@@ -192,6 +245,8 @@ mod tests {
             user: get("user"),
             fingerprint: get("fingerprint"),
             private_key_path: get("key"),
+            metadata_base_url: get("metadata"),
+            federation_endpoint: get("federation"),
             ..OciArgs::default()
         }
     }
@@ -202,12 +257,23 @@ mod tests {
         type Case<'a> = (&'a [(&'a str, &'a str)], bool, bool, &'a str);
         let cases: &[Case] = &[
             (
-                &[("auth", "instance_principal")],
+                &[("auth", "workload_identity")],
                 false,
                 false,
-                "not supported yet",
+                "OCI_AUTH=workload_identity is not supported yet",
             ),
-            (&[("auth", "workload_identity")], false, false, "OCI_AUTH"),
+            (
+                &[("metadata", "169.254.169.254")],
+                false,
+                false,
+                "OCI_METADATA_BASE_URL",
+            ),
+            (
+                &[("federation", "auth.example/v1/x509")],
+                false,
+                false,
+                "OCI_FEDERATION_ENDPOINT",
+            ),
             (&[("auth", "kerberos")], false, false, "OCI_AUTH"),
             (
                 &[("endpoint", "iaas.example")],
@@ -234,6 +300,11 @@ mod tests {
             "IPv6 on another cloud"
         );
         assert_eq!(args(&[("auth", "API_KEY")]).check(false, true), Ok(()));
+        let principal = args(&[
+            ("auth", "instance_principal"),
+            ("metadata", "http://127.0.0.1:1/opc/v2"),
+        ]);
+        assert_eq!(principal.check(false, true), Ok(()));
     }
 
     #[tokio::test]

@@ -9,10 +9,11 @@
 //!   `OCI_PRIVATE_KEY_PATH` (and `OCI_REGION`), the names the Terraform provider uses;
 //! - or a key handed over directly ([`SigningKey::new`]: tests and the simulator).
 //!
-//! **Not implemented:** instance principals (the X.509 certificate exchange with the
-//! auth service) and OKE workload identity (resource-principal tokens from the
-//! cluster's proxymux). `OCI_AUTH=instance_principal` or `workload_identity` is refused
-//! with a clear error rather than silently falling back to something else.
+//! `OCI_AUTH` ([`auth_mode`]) chooses: `api_key` (default; `config_file` is accepted as
+//! the SDKs' loader spells it) loads a key here; `instance_principal` uses
+//! [`super::principal`] instead. **Not implemented:** OKE workload identity
+//! (resource-principal tokens from the cluster's proxymux): `OCI_AUTH=workload_identity`
+//! is refused with a clear error rather than silently falling back to something else.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,16 +32,47 @@ fn config_error(message: String) -> ProviderError {
     ProviderError::invalid_input("configuration", message)
 }
 
-/// Load credentials from `lookup` (the environment: pass `|k| std::env::var(k).ok()`).
+/// How the agent authenticates (`OCI_AUTH`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMode {
+    /// `api_key` (or `config_file`, or unset).
+    ApiKey,
+    /// `instance_principal`.
+    InstancePrincipal,
+}
+
+/// `OCI_AUTH`, case-insensitive. `workload_identity` and unknown values are errors
+/// that say what is supported.
+pub fn auth_mode(value: Option<&str>) -> Result<AuthMode, String> {
+    match value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("api_key") | Some("config_file") => Ok(AuthMode::ApiKey),
+        Some("instance_principal") => Ok(AuthMode::InstancePrincipal),
+        Some("workload_identity") => Err(
+            "OCI_AUTH=workload_identity is not supported yet: use instance_principal (the nodes' dynamic group) or api_key; see docs/oci.md".into(),
+        ),
+        Some(other) => Err(format!(
+            "OCI_AUTH={other:?} is not known: use api_key or instance_principal"
+        )),
+    }
+}
+
+/// Load an API key from `lookup` (the environment: pass `|k| std::env::var(k).ok()`).
+/// Refused when `OCI_AUTH` names something other than an API key.
 pub fn from_environment(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ProviderError> {
     let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
-    match get("OCI_AUTH").as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("api_key") | Some("config_file") => {}
-        Some(other) => {
-            return Err(config_error(format!(
-                "OCI_AUTH={other} is not supported: pinip signs with an API key (an OCI config file or OCI_TENANCY_OCID/OCI_USER_OCID/OCI_FINGERPRINT/OCI_PRIVATE_KEY_PATH); instance principals and workload identity are not implemented"
-            )))
+    match auth_mode(get("OCI_AUTH").as_deref()) {
+        Ok(AuthMode::ApiKey) => {}
+        Ok(AuthMode::InstancePrincipal) => {
+            return Err(config_error(
+                "OCI_AUTH=instance_principal signs with the instance's certificate, not an API key (pinip_providers::oci::InstancePrincipal)".into(),
+            ))
         }
+        Err(message) => return Err(config_error(message)),
     }
     let home = get("HOME").map(PathBuf::from);
     if let (Some(tenancy), Some(user), Some(fingerprint), Some(key_path)) = (
@@ -169,9 +201,25 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_auth_modes_are_refused() {
+    fn auth_modes() {
+        assert_eq!(auth_mode(None), Ok(AuthMode::ApiKey));
+        assert_eq!(auth_mode(Some(" ")), Ok(AuthMode::ApiKey));
+        assert_eq!(auth_mode(Some("Config_File")), Ok(AuthMode::ApiKey));
+        assert_eq!(
+            auth_mode(Some("INSTANCE_PRINCIPAL")),
+            Ok(AuthMode::InstancePrincipal)
+        );
+        assert!(auth_mode(Some("workload_identity"))
+            .unwrap_err()
+            .contains("not supported yet"));
+        assert!(auth_mode(Some("kerberos"))
+            .unwrap_err()
+            .contains("not known"));
+        let lookup = |k: &str| (k == "OCI_AUTH").then(|| "workload_identity".to_string());
+        let e = from_environment(&lookup).unwrap_err();
+        assert!(e.message.contains("not supported yet"), "{e}");
         let lookup = |k: &str| (k == "OCI_AUTH").then(|| "instance_principal".to_string());
         let e = from_environment(&lookup).unwrap_err();
-        assert!(e.message.contains("not implemented"), "{e}");
+        assert!(e.message.contains("not an API key"), "{e}");
     }
 }

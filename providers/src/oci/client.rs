@@ -1,5 +1,7 @@
 //! The Core Services calls pinip makes, over `reqwest`: URLs under `/20160918/`,
 //! signed requests, error classification, `opc-next-page` paging, ETags and `if-match`.
+//! A 401 to a call signed with an instance principal's session token gets the token
+//! renewed and the call sent once more.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,6 +13,7 @@ use tracing::debug;
 
 use crate::{ErrorClass, ProviderError};
 
+use super::credentials::Credentials;
 use super::errors;
 use super::permissions::op;
 use super::signer::SigningKey;
@@ -33,37 +36,71 @@ pub fn default_endpoint(region: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct CoreClient {
     http: reqwest::Client,
-    base: Url,
-    key: SigningKey,
+    /// The endpoint; unset until the credentials name the region (instance principals
+    /// without `REGION`: the metadata service's, at the first call).
+    base: Arc<tokio::sync::OnceCell<Url>>,
+    credentials: Credentials,
+}
+
+/// One answer: status, body, ETag, next page, request id.
+struct Answered {
+    status: u16,
+    text: String,
+    etag: Option<String>,
+    next: Option<String>,
+    request_id: Option<String>,
 }
 
 impl CoreClient {
-    pub fn new(endpoint: &str, key: SigningKey) -> Result<CoreClient, ProviderError> {
+    /// `endpoint` None: from the credentials' region, at the first call.
+    pub fn new(
+        endpoint: Option<&str>,
+        credentials: Credentials,
+    ) -> Result<CoreClient, ProviderError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("pinip/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .tls_backend_preconfigured(tls_config()?)
             .build()
             .map_err(|e| ProviderError::new(ErrorClass::Permanent, "http client", e.to_string()))?;
+        let base = match endpoint {
+            Some(e) => tokio::sync::OnceCell::new_with(Some(base_url(e)?)),
+            None => tokio::sync::OnceCell::new(),
+        };
         Ok(CoreClient {
             http,
-            base: base_url(endpoint)?,
-            key,
+            base: Arc::new(base),
+            credentials,
         })
     }
 
-    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
-        let mut url = self.base.clone();
+    async fn base(&self) -> Result<&Url, ProviderError> {
+        self.base
+            .get_or_try_init(|| async {
+                match self.credentials.region().await? {
+                    Some(region) => base_url(&default_endpoint(&region)),
+                    None => Err(ProviderError::invalid_input(
+                        "configuration",
+                        "the OCI region is unknown: set REGION",
+                    )),
+                }
+            })
+            .await
+    }
+
+    async fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, ProviderError> {
+        let mut url = self.base().await?.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().push("20160918").extend(segments);
         }
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        url
+        Ok(url)
     }
 
-    /// Sign and send; a non-2xx answer becomes a classified error. Returns the body and ETag.
+    /// Sign and send; a non-2xx answer becomes a classified error. Returns the body,
+    /// ETag and next page. A 401 with renewable credentials is retried once, newly signed.
     async fn call(
         &self,
         operation: &'static str,
@@ -72,10 +109,47 @@ impl CoreClient {
         body: Option<Vec<u8>>,
         if_match: Option<&str>,
     ) -> Result<(String, Option<String>, Option<String>), ProviderError> {
-        let headers = self
-            .key
-            .sign(&method, &url, body.as_deref(), SystemTime::now())?;
-        let mut request = self.http.request(method, url).timeout(CALL_TIMEOUT);
+        let mut retried = false;
+        loop {
+            let key = self.credentials.signing_key().await?;
+            let answer = self
+                .send(operation, &key, &method, &url, body.as_deref(), if_match)
+                .await?;
+            if answer.status == 401 && !retried && self.credentials.rejected(key.key_id()).await {
+                debug!(
+                    operation,
+                    "401 to a session token: renewing it and sending again"
+                );
+                retried = true;
+                continue;
+            }
+            return if (200..300).contains(&answer.status) {
+                Ok((answer.text, answer.etag, answer.next))
+            } else {
+                Err(errors::from_http(
+                    operation,
+                    answer.status,
+                    &answer.text,
+                    answer.request_id.as_deref(),
+                ))
+            };
+        }
+    }
+
+    async fn send(
+        &self,
+        operation: &'static str,
+        key: &SigningKey,
+        method: &Method,
+        url: &Url,
+        body: Option<&[u8]>,
+        if_match: Option<&str>,
+    ) -> Result<Answered, ProviderError> {
+        let headers = key.sign(method, url, body, SystemTime::now())?;
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .timeout(CALL_TIMEOUT);
         for (name, value) in headers {
             request = request.header(name, value);
         }
@@ -83,7 +157,7 @@ impl CoreClient {
             request = request.header("if-match", tag);
         }
         if let Some(body) = body {
-            request = request.body(body);
+            request = request.body(body.to_vec());
         }
         let response = request
             .send()
@@ -112,16 +186,13 @@ impl CoreClient {
             .text()
             .await
             .map_err(|e| errors::from_transport(operation, &e))?;
-        if (200..300).contains(&status) {
-            Ok((text, etag, next))
-        } else {
-            Err(errors::from_http(
-                operation,
-                status,
-                &text,
-                request_id.as_deref(),
-            ))
-        }
+        Ok(Answered {
+            status,
+            text,
+            etag,
+            next,
+            request_id,
+        })
     }
 
     async fn json<T: DeserializeOwned>(
@@ -158,7 +229,13 @@ impl CoreClient {
                 q.push(("page", p.as_str()));
             }
             let (text, _, next) = self
-                .call(operation, Method::GET, self.url(&[segment], &q), None, None)
+                .call(
+                    operation,
+                    Method::GET,
+                    self.url(&[segment], &q).await?,
+                    None,
+                    None,
+                )
                 .await?;
             let items: Vec<T> = serde_json::from_str(&text).map_err(|e| {
                 errors::from_transport(operation, &format!("unreadable answer: {e}"))
@@ -192,7 +269,7 @@ impl CoreClient {
             .json::<PublicIp>(
                 op::GET_PUBLIC_IP,
                 Method::GET,
-                self.url(&["publicIps", id], &[]),
+                self.url(&["publicIps", id], &[]).await?,
                 None::<&()>,
                 None,
             )
@@ -202,7 +279,9 @@ impl CoreClient {
 
     /// The public IP on `private_ip` (ASSIGNING or ASSIGNED), None if it has none.
     pub async fn public_ip_on(&self, private_ip: &str) -> Result<Option<PublicIp>, ProviderError> {
-        let url = self.url(&["publicIps", "actions", "getByPrivateIpId"], &[]);
+        let url = self
+            .url(&["publicIps", "actions", "getByPrivateIpId"], &[])
+            .await?;
         let body = ByPrivateIp {
             private_ip_id: private_ip,
         };
@@ -229,7 +308,7 @@ impl CoreClient {
         details: &UpdatePublicIp,
         if_match: &str,
     ) -> Result<(PublicIp, String), ProviderError> {
-        let url = self.url(&["publicIps", id], &[]);
+        let url = self.url(&["publicIps", id], &[]).await?;
         let tag = Some(if_match).filter(|t| !t.is_empty());
         let (ip, etag) = self
             .json(op::UPDATE_PUBLIC_IP, Method::PUT, url, Some(details), tag)
@@ -248,7 +327,7 @@ impl CoreClient {
             lifetime: "EPHEMERAL".into(),
             private_ip_id: private_ip.to_string(),
         };
-        let url = self.url(&["publicIps"], &[]);
+        let url = self.url(&["publicIps"], &[]).await?;
         Ok(self
             .json(op::CREATE_PUBLIC_IP, Method::POST, url, Some(&body), None)
             .await?
@@ -261,7 +340,7 @@ impl CoreClient {
             .call(
                 op::DELETE_PUBLIC_IP,
                 Method::DELETE,
-                self.url(&["publicIps", id], &[]),
+                self.url(&["publicIps", id], &[]).await?,
                 None,
                 None,
             )
@@ -274,7 +353,7 @@ impl CoreClient {
     }
 
     pub async fn get_instance(&self, id: &str) -> Result<Instance, ProviderError> {
-        let url = self.url(&["instances", id], &[]);
+        let url = self.url(&["instances", id], &[]).await?;
         Ok(self
             .json(op::GET_INSTANCE, Method::GET, url, None::<&()>, None)
             .await?
@@ -295,7 +374,7 @@ impl CoreClient {
     }
 
     pub async fn get_vnic(&self, id: &str) -> Result<Vnic, ProviderError> {
-        let url = self.url(&["vnics", id], &[]);
+        let url = self.url(&["vnics", id], &[]).await?;
         Ok(self
             .json(op::GET_VNIC, Method::GET, url, None::<&()>, None)
             .await?
@@ -308,7 +387,7 @@ impl CoreClient {
     }
 
     pub async fn get_private_ip(&self, id: &str) -> Result<PrivateIp, ProviderError> {
-        let url = self.url(&["privateIps", id], &[]);
+        let url = self.url(&["privateIps", id], &[]).await?;
         Ok(self
             .json(op::GET_PRIVATE_IP, Method::GET, url, None::<&()>, None)
             .await?
@@ -320,7 +399,7 @@ impl CoreClient {
 /// The TLS configuration, built once per process: the platform verifier reads and
 /// parses the system's CA bundle, which costs more CPU than a hundred signed calls (and
 /// every provider of `pinip simulate`'s agents would pay it again).
-fn tls_config() -> Result<rustls::ClientConfig, ProviderError> {
+pub(super) fn tls_config() -> Result<rustls::ClientConfig, ProviderError> {
     static CONFIG: std::sync::OnceLock<Result<rustls::ClientConfig, String>> =
         std::sync::OnceLock::new();
     CONFIG

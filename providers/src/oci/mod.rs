@@ -13,19 +13,28 @@
 //! - `detach`: unassign if still on that instance, clear the record, restore an
 //!   ephemeral public IP.
 //!
+//! Credentials ([`Credentials`]): an API key or a config file's session token
+//! ([`auth`]), or instance principals ([`principal`]: the instance's certificate
+//! exchanged for session tokens, renewed before they expire).
+//!
 //! IPv6: OCI has no reserved public IPv6 to move between nodes (a VNIC's IPv6
 //! addresses come from its subnet's prefix), so `IPV6=true` is refused at start.
 
 mod auth;
 mod client;
+mod credentials;
 mod errors;
 pub mod filter;
 pub mod permissions;
+mod principal;
 mod provider_id;
+mod session_key;
 mod signer;
 mod swap;
 pub mod tags;
+pub mod token;
 mod wire;
+pub mod x509;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -40,8 +49,10 @@ use crate::{
     ProviderError,
 };
 
-pub use auth::{from_config, from_environment, Loaded};
+pub use auth::{auth_mode, from_config, from_environment, AuthMode, Loaded};
 pub use client::default_endpoint;
+pub use credentials::Credentials;
+pub use principal::{Clock, InstancePrincipal, PrincipalSettings, DEFAULT_METADATA_BASE_URL};
 pub use provider_id::{parse_provider_id, ProviderIdError};
 pub use signer::SigningKey;
 pub use swap::Target;
@@ -57,11 +68,13 @@ pub struct OciSettings {
     /// `PROJECT`: the compartment OCID of the reserved public IPs. None: the node's own
     /// compartment (read from the instance).
     pub compartment: Option<String>,
-    /// `REGION`, else the config file's `region`.
+    /// `REGION`, else the config file's `region`. Empty with instance principals: the
+    /// instance metadata service's.
     pub region: String,
     /// None: `https://iaas.<region>.oraclecloud.com`; else e.g. the simulator's URL.
     pub endpoint: Option<String>,
-    pub key: SigningKey,
+    /// What signs the calls (a [`SigningKey`] converts).
+    pub credentials: Credentials,
     pub pool: PoolSpec,
 }
 
@@ -91,7 +104,9 @@ impl OciProvider {
                 "IPV6=true is not supported on OCI: OCI has no reserved public IPv6 addresses to pin (a VNIC's IPv6 addresses come from its subnet's prefix and are public on a public subnet already); unset IPV6",
             ));
         }
-        if settings.region.trim().is_empty() && settings.endpoint.is_none() {
+        let region = settings.region.trim();
+        if region.is_empty() && settings.endpoint.is_none() && !settings.credentials.knows_region()
+        {
             return Err(ProviderError::invalid_input(
                 "configuration",
                 "the OCI region is unknown: set REGION (or `region` in the OCI config file)",
@@ -112,12 +127,13 @@ impl OciProvider {
             ),
             None => None,
         };
-        let endpoint = settings
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| default_endpoint(&settings.region));
+        let endpoint = match (&settings.endpoint, region) {
+            (Some(endpoint), _) => Some(endpoint.clone()),
+            (None, "") => None,
+            (None, region) => Some(default_endpoint(region)),
+        };
         Ok(OciProvider {
-            client: CoreClient::new(&endpoint, settings.key)?,
+            client: CoreClient::new(endpoint.as_deref(), settings.credentials)?,
             family_pool: settings.pool,
             filters,
             order,

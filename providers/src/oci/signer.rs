@@ -60,8 +60,26 @@ impl SigningKey {
                 "it is not a usable RSA key of 2048 bits or more ({e})"
             ))
         })?;
+        SigningKey::with_key(key_id, key)
+    }
+
+    /// A key from its PKCS#8 DER (a session key made in memory).
+    pub fn from_pkcs8_der(key_id: &str, pkcs8: &[u8]) -> Result<SigningKey, ProviderError> {
+        let key = RsaKeyPair::from_pkcs8(pkcs8).map_err(|e| {
+            ProviderError::invalid_input(
+                "configuration",
+                format!("the session key cannot be used: {e}"),
+            )
+        })?;
+        SigningKey::with_key(key_id, key)
+    }
+
+    fn with_key(key_id: &str, key: RsaKeyPair) -> Result<SigningKey, ProviderError> {
         if key_id.trim().is_empty() {
-            return Err(bad("the keyId is empty".into()));
+            return Err(ProviderError::invalid_input(
+                "configuration",
+                "the OCI keyId is empty",
+            ));
         }
         Ok(SigningKey {
             key_id: key_id.to_string(),
@@ -81,6 +99,28 @@ impl SigningKey {
         url: &Url,
         body: Option<&[u8]>,
         now: SystemTime,
+    ) -> Result<Vec<(&'static str, String)>, ProviderError> {
+        self.sign_with(method, url, body, now, true)
+    }
+
+    /// The headers of a request to the auth service's federation endpoint, which signs
+    /// `date (request-target)` without `host` (as every SDK does there).
+    pub fn sign_federation(
+        &self,
+        url: &Url,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Vec<(&'static str, String)>, ProviderError> {
+        self.sign_with(&Method::POST, url, Some(body), now, false)
+    }
+
+    fn sign_with(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: Option<&[u8]>,
+        now: SystemTime,
+        sign_host: bool,
     ) -> Result<Vec<(&'static str, String)>, ProviderError> {
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
@@ -109,12 +149,15 @@ impl SigningKey {
             headers.push(("content-type", "application/json".into()));
             headers.push(("x-content-sha256", STANDARD.encode(digest.as_ref())));
         }
-        let mut names = vec!["date", "(request-target)", "host"];
+        let mut names = vec!["date", "(request-target)"];
         let mut lines = vec![
             format!("date: {}", headers[0].1),
             format!("(request-target): {target}"),
-            format!("host: {}", headers[1].1),
         ];
+        if sign_host {
+            names.push("host");
+            lines.push(format!("host: {}", headers[1].1));
+        }
         for (name, value) in headers.iter().skip(2) {
             names.push(*name);
             lines.push(format!("{name}: {value}"));

@@ -7,16 +7,24 @@
 //! ETags, the API's error bodies, injected latency and failures ([`Faults`]), request
 //! counters and a list of invariant breaches (`violations`).
 //!
+//! Instance principals too: each instance's metadata service ([`metadata`]: its
+//! certificate from a test PKI made at start, [`identity`]) and the auth service's
+//! federation endpoint ([`federation`]), whose `ST$` session tokens Core Services accepts.
+//!
 //! Tests and `pinip simulate` seed the world through [`OciSim`] (compartments,
 //! instances with a primary VNIC and private IP, reserved public IPs with tags) while
 //! agents and the CLI use HTTP at [`OciSim::url`].
 
 mod errors;
 mod faults;
+mod federation;
+mod identity;
+mod metadata;
 mod model;
 mod routes;
 mod signature;
 mod state;
+mod x509;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -28,6 +36,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use errors::ApiError;
 pub use faults::{Failure, Faults};
+pub use federation::DEFAULT_TOKEN_LIFETIME;
+pub use identity::TEST_INSTANCE_KEY_PEM;
 pub use model::Lifetime;
 pub use routes::route;
 pub use signature::{parse_authorization, KeyRing};
@@ -116,6 +126,7 @@ pub(crate) struct Shared {
     faults: Mutex<FaultState>,
     counts: Mutex<RequestCounts>,
     keys: Mutex<KeyRing>,
+    principals: Mutex<federation::Principals>,
     last_key: Mutex<Option<String>>,
     requests: AtomicU64,
     shutdown: CancellationToken,
@@ -202,6 +213,7 @@ impl OciSim {
                 ..RequestCounts::default()
             }),
             keys: Mutex::new(keys),
+            principals: Mutex::new(federation::Principals::new().map_err(anyhow::Error::msg)?),
             last_key: Mutex::new(None),
             requests: AtomicU64::new(0),
             shutdown: CancellationToken::new(),

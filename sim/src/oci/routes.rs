@@ -27,7 +27,14 @@ const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 100;
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new().fallback(handle).with_state(shared)
+    Router::new()
+        .route(
+            "/imds/{instance}/opc/v2/{*path}",
+            axum::routing::get(super::metadata::serve),
+        )
+        .route("/v1/x509", axum::routing::post(super::federation::federate))
+        .fallback(handle)
+        .with_state(shared)
 }
 
 /// An answer: a JSON body, and its ETag and next-page token when it has them.
@@ -118,7 +125,14 @@ async fn serve(
     let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or(path);
     let key_id = {
         let keys = super::lock(&sh.keys);
-        super::signature::verify(&keys, verb, target, headers, body, chrono::Utc::now())
+        let principals = super::lock(&sh.principals);
+        let now = chrono::Utc::now();
+        // API keys from the key ring; `ST$<token>` from the token's own jwk.
+        let lookup = |key_id: &str| match key_id.strip_prefix("ST$") {
+            Some(token) => principals.session_key(token, now.timestamp()),
+            None => keys.lookup(key_id),
+        };
+        super::signature::verify_with(&lookup, true, verb, target, headers, body, now)
     };
     match key_id {
         Ok(key) => *super::lock(&sh.last_key) = Some(key),

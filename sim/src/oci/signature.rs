@@ -8,9 +8,12 @@
 //! - PUT, POST and PATCH also sign `content-length`, `content-type` and
 //!   `x-content-sha256`, and `x-content-sha256` must be the base64 SHA-256 of the body;
 //! - the date is at most 5 minutes away from the server's clock;
-//! - the key is one the simulator knows (uploaded API keys, see [`KeyRing`]).
+//! - the key is one the simulator knows (uploaded API keys, see [`KeyRing`]; session
+//!   tokens `ST$<jwt>` that the simulator's auth service issued and that have not
+//!   expired, with the key of their `jwk`: see [`super::federation`]).
 //!
-//! Any failure is 401 `NotAuthenticated`.
+//! The auth service's federation endpoint verifies with the same rules, except that
+//! `host` is not signed there ([`verify_with`]). Any failure is 401 `NotAuthenticated`.
 
 use std::collections::BTreeMap;
 
@@ -45,6 +48,17 @@ impl KeyRing {
 
     fn get(&self, key_id: &str) -> Option<&[u8]> {
         self.keys.get(key_id).map(Vec::as_slice)
+    }
+
+    /// The key of `key_id`, or 401.
+    pub fn lookup(&self, key_id: &str) -> Result<PublicKey, ApiError> {
+        self.get(key_id)
+            .map(|k| PublicKey::Der(k.to_vec()))
+            .ok_or_else(|| {
+                ApiError::not_authenticated(
+                    "The key is not known (keyId tenancy/user/fingerprint).",
+                )
+            })
     }
 }
 
@@ -116,9 +130,32 @@ fn split_params(input: &str) -> Vec<&str> {
     out
 }
 
-/// Verify the request; Ok is the keyId that signed it.
-pub fn verify(
-    keys: &KeyRing,
+/// An RSA public key a signature is checked with.
+pub enum PublicKey {
+    /// PKCS#1 `RSAPublicKey` DER.
+    Der(Vec<u8>),
+    /// Modulus and exponent, big-endian (a JWK's `n` and `e`).
+    Components { n: Vec<u8>, e: Vec<u8> },
+}
+
+impl PublicKey {
+    fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            PublicKey::Der(der) => UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der)
+                .verify(message, signature)
+                .is_ok(),
+            PublicKey::Components { n, e } => ring::signature::RsaPublicKeyComponents { n, e }
+                .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
+                .is_ok(),
+        }
+    }
+}
+
+/// Verify the request with the key `lookup` finds for its keyId (which may refuse the
+/// keyId itself), `host` signed or not; Ok is the keyId.
+pub fn verify_with(
+    lookup: &dyn Fn(&str) -> Result<PublicKey, ApiError>,
+    sign_host: bool,
     method: &Method,
     target: &str,
     headers: &HeaderMap,
@@ -138,7 +175,10 @@ pub fn verify(
     } else {
         "date"
     };
-    let mut required = vec![date_header, "(request-target)", "host"];
+    let mut required = vec![date_header, "(request-target)"];
+    if sign_host {
+        required.push("host");
+    }
     let has_body = matches!(method.as_str(), "PUT" | "POST" | "PATCH");
     if has_body {
         required.extend(["content-length", "content-type", "x-content-sha256"]);
@@ -180,12 +220,10 @@ pub fn verify(
         lines.push(format!("{name}: {value}"));
     }
     let signing_string = lines.join("\n");
-    let key = keys
-        .get(&sig.key_id)
-        .ok_or_else(|| fail("The key is not known (keyId tenancy/user/fingerprint)."))?;
-    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, key)
-        .verify(signing_string.as_bytes(), &sig.signature)
-        .map_err(|_| fail("The signature does not verify."))?;
+    let key = lookup(&sig.key_id)?;
+    if !key.verifies(signing_string.as_bytes(), &sig.signature) {
+        return Err(fail("The signature does not verify."));
+    }
     Ok(sig.key_id)
 }
 
@@ -205,7 +243,7 @@ pub fn pem_body(pem: &str, label: &str) -> Result<Vec<u8>, String> {
 }
 
 /// One DER element at the start of `input`: (tag, contents, rest).
-fn der_element(input: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
+pub(super) fn der_element(input: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
     let short = || "truncated DER".to_string();
     let (&tag, rest) = input.split_first().ok_or_else(short)?;
     let (&first, rest) = rest.split_first().ok_or_else(short)?;
@@ -229,7 +267,7 @@ fn der_element(input: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
 
 /// `SubjectPublicKeyInfo { algorithm, BIT STRING { RSAPublicKey } }` → the RSAPublicKey
 /// DER ring verifies with. Checks the algorithm is rsaEncryption.
-fn rsa_key_of_spki(spki: &[u8]) -> Result<Vec<u8>, String> {
+pub(super) fn rsa_key_of_spki(spki: &[u8]) -> Result<Vec<u8>, String> {
     const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
     let (tag, body, _) = der_element(spki)?;
     if tag != 0x30 {
