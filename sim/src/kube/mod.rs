@@ -50,6 +50,7 @@ pub use kubeconfig::CONTEXT;
 pub use rbac::{Denial, Rbac, RbacError, UserInfo};
 pub use restart::Restart;
 pub use status::ApiError;
+pub use tls::TlsEndpoint;
 pub use traffic::ClientTraffic;
 
 use faults::{Fault, FaultState};
@@ -87,6 +88,8 @@ pub(crate) struct Shared {
     traffic: traffic::Traffic,
     /// `127.0.0.1:PORT`, as advertised in discovery.
     address: String,
+    /// The CA and serving certificate, made when first needed.
+    tls: std::sync::OnceLock<tls::Serving>,
 }
 
 /// Locks a mutex, shrugging off poisoning: counters and dice stay usable.
@@ -161,15 +164,6 @@ async fn rebind(addr: SocketAddr, shutdown: &CancellationToken) -> Option<tokio:
     None
 }
 
-/// The simulator's HTTPS endpoint ([`KubeSim::serve_tls`]).
-#[derive(Clone, Debug)]
-pub struct TlsEndpoint {
-    /// `https://127.0.0.1:PORT`.
-    pub url: String,
-    /// The CA that signed the serving certificate (PEM).
-    pub ca_pem: String,
-}
-
 /// Handle to a running simulated API server. Cheap to clone.
 #[derive(Clone)]
 pub struct KubeSim {
@@ -203,6 +197,7 @@ impl KubeSim {
             traffic: traffic::Traffic::default(),
             shutdown,
             address: addr.to_string(),
+            tls: std::sync::OnceLock::new(),
         });
         let sim = KubeSim { shared, addr };
         for ns in SYSTEM_NAMESPACES {
@@ -235,41 +230,6 @@ impl KubeSim {
     /// as a different identity).
     pub fn write_kubeconfig_with_token(&self, path: &Path, token: &str) -> anyhow::Result<()> {
         kubeconfig::write(path, &self.url(), token, None)
-    }
-
-    /// Serves the same API over HTTPS too, on another loopback port, with a CA made now:
-    /// for clients that send their bearer token only over TLS, as kubectl does. The
-    /// listener serves until [`KubeSim::shutdown`]; the restart fault leaves it alone.
-    pub async fn serve_tls(&self) -> anyhow::Result<TlsEndpoint> {
-        let serving = tls::serving()?;
-        let tcp = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr = tcp.local_addr()?;
-        let listener = tls::TlsListener::new(tcp, serving.config, self.shared.shutdown.clone())?;
-        let app = routes::router(self.shared.clone());
-        let shutdown = self.shared.shutdown.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::warn!(error = %e, "kube simulator stopped serving HTTPS");
-            }
-        });
-        tracing::debug!(%addr, "kube simulator listening (HTTPS)");
-        Ok(TlsEndpoint {
-            url: format!("https://{addr}"),
-            ca_pem: serving.ca_pem,
-        })
-    }
-
-    /// Writes a kubeconfig for the HTTPS endpoint `tls` with bearer `token`.
-    pub fn write_tls_kubeconfig(
-        &self,
-        path: &Path,
-        tls: &TlsEndpoint,
-        token: &str,
-    ) -> anyhow::Result<()> {
-        kubeconfig::write(path, &tls.url, token, Some(&tls.ca_pem))
     }
 
     /// Adds (or replaces) a Ready node, with the labels a kubelet sets
@@ -481,7 +441,12 @@ impl KubeSim {
     pub fn write_client_kubeconfig(&self, path: &Path, client: &str) -> anyhow::Result<String> {
         let token = format!("{DEFAULT_TOKEN}-client-{client}");
         self.register_client(&token, client);
-        kubeconfig::write(path, &self.url(), &token, None)?;
+        // With the cluster's CA in the kubeconfig, as a real one carries it, a client's
+        // TLS setup trusts that one root instead of loading the platform's store: an
+        // agent in a cluster pays that once on its own node, while here a thousand
+        // agents share two cores. The connection itself stays plain HTTP.
+        let ca = self.serving()?.ca_pem.clone();
+        kubeconfig::write(path, &self.url(), &token, Some(&ca))?;
         Ok(token)
     }
 

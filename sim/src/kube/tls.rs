@@ -14,11 +14,69 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::path::Path;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+
+use super::{kubeconfig, routes, KubeSim};
+
+/// The simulator's HTTPS endpoint ([`KubeSim::serve_tls`]).
+#[derive(Clone, Debug)]
+pub struct TlsEndpoint {
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The CA that signed the serving certificate (PEM).
+    pub ca_pem: String,
+}
+
+impl KubeSim {
+    /// Serves the same API over HTTPS too, on another loopback port, with a CA made now:
+    /// for clients that send their bearer token only over TLS, as kubectl does. The
+    /// listener serves until [`KubeSim::shutdown`]; the restart fault leaves it alone.
+    pub async fn serve_tls(&self) -> anyhow::Result<TlsEndpoint> {
+        let serving = self.serving()?;
+        let tcp = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = tcp.local_addr()?;
+        let listener = TlsListener::new(tcp, serving.config.clone(), self.shared.shutdown.clone())?;
+        let app = routes::router(self.shared.clone());
+        let shutdown = self.shared.shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "kube simulator stopped serving HTTPS");
+            }
+        });
+        tracing::debug!(%addr, "kube simulator listening (HTTPS)");
+        Ok(TlsEndpoint {
+            url: format!("https://{addr}"),
+            ca_pem: serving.ca_pem.clone(),
+        })
+    }
+
+    /// The simulator's CA and serving configuration, made once.
+    pub(crate) fn serving(&self) -> anyhow::Result<&Serving> {
+        if let Some(serving) = self.shared.tls.get() {
+            return Ok(serving);
+        }
+        let made = make_serving()?;
+        Ok(self.shared.tls.get_or_init(|| made))
+    }
+
+    /// Writes a kubeconfig for the HTTPS endpoint `tls` with bearer `token`.
+    pub fn write_tls_kubeconfig(
+        &self,
+        path: &Path,
+        tls: &TlsEndpoint,
+        token: &str,
+    ) -> anyhow::Result<()> {
+        kubeconfig::write(path, &tls.url, token, Some(&tls.ca_pem))
+    }
+}
 
 /// How long a client may take over its TLS handshake before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,7 +88,7 @@ pub(crate) struct Serving {
 }
 
 /// Makes a CA and a serving certificate for 127.0.0.1, ::1 and `localhost`.
-pub(crate) fn serving() -> anyhow::Result<Serving> {
+pub(crate) fn make_serving() -> anyhow::Result<Serving> {
     let ca_key = KeyPair::generate().context("generating the simulator's CA key")?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
