@@ -239,7 +239,10 @@ async fn a_certificate_the_auth_service_does_not_trust_is_refused() {
         matches!(e.class, ErrorClass::PermissionDenied { .. }),
         "{e}"
     );
-    assert!(e.message.contains("NotAuthenticated"), "{e}");
+    assert!(
+        e.message.contains("NotAuthenticated") && e.message.contains("does not chain"),
+        "{e}"
+    );
     assert_eq!(w.sim.session_tokens_issued(), 0);
     assert_eq!(w.sim.request_counts().operation("ListPublicIps"), 0);
 }
