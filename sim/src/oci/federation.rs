@@ -180,30 +180,6 @@ fn answer(sh: &Shared, target: &str, headers: &HeaderMap, body: &[u8]) -> Result
     let certificate = STANDARD
         .decode(text("certificate")?)
         .map_err(|_| ApiError::invalid_parameter("certificate is not base64 DER."))?;
-    let session_spki = STANDARD
-        .decode(text("publicKey")?)
-        .map_err(|_| ApiError::invalid_parameter("publicKey is not base64 DER."))?;
-    let intermediates: Vec<Vec<u8>> = request["intermediateCertificates"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(Value::as_str)
-                .filter_map(|c| STANDARD.decode(c).ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    if !matches!(request["purpose"].as_str(), None | Some("DEFAULT")) {
-        return Err(ApiError::invalid_parameter("Unsupported purpose."));
-    }
-    let sha256 = match request["fingerprintAlgorithm"].as_str() {
-        None | Some("SHA1") => false,
-        Some("SHA256") => true,
-        Some(_) => {
-            return Err(ApiError::invalid_parameter(
-                "Unsupported fingerprintAlgorithm.",
-            ))
-        }
-    };
     let leaf = parse_leaf(&certificate)
         .map_err(|e| refused(&format!("The certificate cannot be read: {e}.")))?;
     let tenancy = leaf
@@ -214,7 +190,8 @@ fn answer(sh: &Shared, target: &str, headers: &HeaderMap, body: &[u8]) -> Result
         .named("opc-instance:")
         .ok_or_else(|| refused("The certificate names no instance."))?
         .to_string();
-    // keyId: <tenancy>/fed-x509[-sha256]/<fingerprint of the presented certificate>.
+    // keyId: <tenancy>/fed-x509-sha256/<SHA-256> or <tenancy>/fed-x509/<SHA-1> of the
+    // presented certificate.
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -222,36 +199,53 @@ fn answer(sh: &Shared, target: &str, headers: &HeaderMap, body: &[u8]) -> Result
     let key_id = parse_authorization(auth)
         .map_err(|e| refused(&format!("{e}.")))?
         .key_id;
-    let (expected_kind, digest) = if sha256 {
-        ("fed-x509-sha256", &ring::digest::SHA256)
+    let parts: Vec<&str> = key_id.splitn(3, '/').collect();
+    let sha256 = parts.get(1) == Some(&"fed-x509-sha256");
+    let digest = if sha256 {
+        &ring::digest::SHA256
     } else {
-        ("fed-x509", &ring::digest::SHA1_FOR_LEGACY_USE_ONLY)
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY
     };
     let fingerprint: Vec<String> = ring::digest::digest(digest, &certificate)
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let parts: Vec<&str> = key_id.splitn(3, '/').collect();
+    let fingerprint = fingerprint.join(":");
     match parts[..] {
-        [t, kind, f] if t == tenancy && kind == expected_kind && f.eq_ignore_ascii_case(&fingerprint.join(":")) => {}
+        [t, "fed-x509-sha256" | "fed-x509", f]
+            if t == tenancy && f.eq_ignore_ascii_case(&fingerprint) => {}
         _ => {
             return Err(refused(
-                "The keyId must be <tenancy>/fed-x509-sha256/<the certificate's SHA-256 fingerprint> (fed-x509 and SHA-1 without fingerprintAlgorithm).",
+                "The keyId must be <tenancy>/fed-x509-sha256/<the certificate's SHA-256 fingerprint> (or fed-x509 and SHA-1).",
             ))
         }
     }
+    // Signed by the certificate's key (the body's digest included).
     let rsa = leaf.rsa_public_key.clone();
     let lookup = move |_: &str| Ok(PublicKey::Der(rsa.clone()));
-    verify_with(
-        &lookup,
-        false,
-        &Method::POST,
-        target,
-        headers,
-        body,
-        chrono::Utc::now(),
-    )?;
+    let now = chrono::Utc::now();
+    verify_with(&lookup, false, &Method::POST, target, headers, body, now)?;
+    // Authenticated: now what it asks for.
+    match (request["fingerprintAlgorithm"].as_str(), sha256) {
+        (None | Some("SHA1"), false) | (Some("SHA256"), true) => {}
+        (None | Some("SHA1") | Some("SHA256"), _) => {
+            return Err(refused(
+                "The keyId's fingerprint is not of the fingerprintAlgorithm.",
+            ))
+        }
+        (Some(_), _) => {
+            return Err(ApiError::invalid_parameter(
+                "Unsupported fingerprintAlgorithm.",
+            ))
+        }
+    }
+    if !matches!(request["purpose"].as_str(), None | Some("DEFAULT")) {
+        return Err(ApiError::invalid_parameter("Unsupported purpose."));
+    }
+    let session_spki = STANDARD
+        .decode(text("publicKey")?)
+        .map_err(|_| ApiError::invalid_parameter("publicKey is not base64 DER."))?;
     let session_key = super::signature::rsa_key_of_spki(&session_spki)
         .map_err(|e| ApiError::invalid_parameter(format!("publicKey: {e}.")))?;
     let (n, e) = rsa_components(&session_key)
@@ -261,6 +255,15 @@ fn answer(sh: &Shared, target: &str, headers: &HeaderMap, body: &[u8]) -> Result
             "publicKey must be an RSA key of 2048 bits or more.",
         ));
     }
+    let intermediates: Vec<Vec<u8>> = request["intermediateCertificates"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .filter_map(|c| STANDARD.decode(c).ok())
+                .collect()
+        })
+        .unwrap_or_default();
     let compartment = leaf
         .named("opc-compartment:")
         .unwrap_or_default()
@@ -271,7 +274,7 @@ fn answer(sh: &Shared, target: &str, headers: &HeaderMap, body: &[u8]) -> Result
         .verify_chain(&certificate, &intermediates)
         .map_err(|e| refused(&format!("{e}.")))?;
     let jwk = json!({
-        "kid": format!("{}-session", instance),
+        "kid": format!("{instance}-session"),
         "kty": "RSA",
         "alg": "RS256",
         "use": "sig",
@@ -290,8 +293,8 @@ fn answer(sh: &Shared, target: &str, headers: &HeaderMap, body: &[u8]) -> Result
         "opc-tenant": tenancy,
         "tenant": tenancy,
         "res_tenant": tenancy,
-        "fprint": fingerprint.join(":"),
+        "fprint": fingerprint,
         "jwk": jwk.to_string(),
     });
-    principals.issue(claims, chrono::Utc::now().timestamp())
+    principals.issue(claims, now.timestamp())
 }
