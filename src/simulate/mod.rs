@@ -9,6 +9,7 @@ mod aws;
 mod chaos;
 mod cloud;
 mod gcp;
+mod kubeip_lock;
 mod limits;
 mod oci;
 mod report;
@@ -57,6 +58,14 @@ pub enum SimCloud {
     Oci,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Coordination {
+    /// pinip's own: one claim Lease per address, no global lock.
+    Pinip,
+    /// KubeIP v2's: one global Lease `kubeip-lock`, one assignment at a time.
+    KubeipLock,
+}
+
 #[derive(Args, Clone, Debug)]
 pub struct SimulateArgs {
     /// Which simulated cloud the agents run against.
@@ -93,6 +102,10 @@ pub struct SimulateArgs {
     /// `--cloud gcp`, `PublicIp desc` on aws).
     #[arg(long)]
     pub order_by: Option<String>,
+    /// How the agents coordinate: `pinip` (one Lease per address), or `kubeip-lock`:
+    /// KubeIP v2's one global Lease, as a baseline in the same world.
+    #[arg(long, value_enum, default_value = "pinip")]
+    pub coordination: Coordination,
     /// Inject faults (seeded by --seed) while checking invariants; see docs/design.md.
     #[arg(long)]
     pub chaos: bool,
@@ -134,6 +147,9 @@ pub async fn command(args: SimulateArgs) -> ExitCode {
         seed: args.seed,
     };
     if args.chaos {
+        if args.coordination == Coordination::KubeipLock {
+            return config_error("--coordination kubeip-lock is a benchmark baseline: it runs without --chaos (its lock is not safe under faults; see ../shared/reference/kubeip-notes.md)");
+        }
         return chaos_command(&args, spec).await;
     }
     let (cloud, enforcer) = match make_cloud(&args).await {
@@ -193,7 +209,10 @@ async fn run(
     for node in start_order(&world.nodes[..agent_count], args.seed) {
         let mut settings = world.settings_for(&node.name);
         settings.cloud.pool.order_by = args.order_by.clone();
-        let agent = world.spawn_agent(settings).await?;
+        let agent = match args.coordination {
+            Coordination::Pinip => world.spawn_agent(settings).await?,
+            Coordination::KubeipLock => kubeip_lock::spawn(world, settings).await?,
+        };
         spawned_after.insert(node.name.clone(), started.elapsed());
         agents.push(agent);
     }
@@ -227,6 +246,9 @@ async fn run(
     };
     let elapsed = started.elapsed();
     let mut report = report::build(world, &statuses, elapsed);
+    if args.coordination == Coordination::KubeipLock {
+        report.coordination = "kubeip-lock";
+    }
     if report.assigned == world.nodes.len() {
         report.time_to_all_ms = report::time_to_all(&statuses, &spawned_after);
     }

@@ -79,6 +79,8 @@ pub struct NodeRow {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub cloud: String,
+    /// `pinip`, or `kubeip-lock` for the KubeIP baseline (`--coordination`).
+    pub coordination: &'static str,
     pub nodes: usize,
     pub pool: usize,
     /// Nodes holding a pool address at the end, as the cloud sees it.
@@ -247,6 +249,7 @@ pub fn build(
         .map(|t| (t.requests, t.response_bytes))
         .unzip();
     Report {
+        coordination: "pinip",
         cloud: cloud.name().to_string(),
         nodes: world.nodes.len(),
         pool: pool.len(),

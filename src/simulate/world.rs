@@ -285,7 +285,7 @@ impl SimulatedWorld {
     /// A Kubernetes client with a token of the node's own, so the simulator counts each
     /// node's requests and response bytes apart (`KubeSim::client_traffic`), as an API
     /// server sees the ServiceAccount token of each agent's pod.
-    async fn client_of(&self, node: &str) -> anyhow::Result<kube::Client> {
+    pub(super) async fn client_of(&self, node: &str) -> anyhow::Result<kube::Client> {
         let path = self.kubeconfig.with_file_name(format!("kubeconfig-{node}"));
         if !path.exists() {
             self.kube.write_client_kubeconfig(&path, node)?;
