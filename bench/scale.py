@@ -21,9 +21,10 @@ import sys
 import time
 
 
-def run(binary, cloud, nodes, pool, latency, timeout):
+def run(binary, cloud, nodes, pool, latency, timeout, coordination="pinip", limits="none"):
     args = [binary, "simulate", "--cloud", cloud, "--nodes", str(nodes), "--pool", str(pool),
-            "--latency-ms", str(latency), "--timeout-s", str(timeout), "--json"]
+            "--latency-ms", str(latency), "--timeout-s", str(timeout), "--json",
+            "--coordination", coordination, "--cloud-limits", limits]
     started = time.monotonic()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             env={**os.environ, "RUST_LOG": "error"})
@@ -32,9 +33,15 @@ def run(binary, cloud, nodes, pool, latency, timeout):
     wall = time.monotonic() - started
     report = json.loads(out.decode().strip().splitlines()[-1])
     cpu = usage.ru_utime + usage.ru_stime
+    limits_report = report.get("cloud_limits") or {}
     return {
         "cloud": cloud,
+        "coordination": coordination,
+        "limits": limits,
         "nodes": nodes,
+        "time_to_all_ms": report.get("time_to_all_ms"),
+        "floor_ms": limits_report.get("floor_ms"),
+        "throttled": limits_report.get("throttled"),
         "assigned": report["assigned"],
         "violations": len(report["violations"]),
         "p50_ms": report["time_to_address_ms"]["p50"],
@@ -51,6 +58,47 @@ def run(binary, cloud, nodes, pool, latency, timeout):
     }
 
 
+NUMERIC = ["assigned", "violations", "time_to_all_ms", "floor_ms", "throttled", "p50_ms",
+           "p99_ms", "wall_s", "cpu_s", "cpu_ms_per_node", "rss_mib", "kube_calls_per_node",
+           "kube_calls_busiest", "kube_bytes_per_node", "cloud_calls_per_assignment"]
+
+
+def median_of(runs):
+    """One row from several runs of the same point: the median of every number (a run
+    that did not assign every node has no time_to_all and is left out of that median)."""
+    row = dict(runs[0])
+    for key in NUMERIC:
+        values = sorted(r[key] for r in runs if r.get(key) is not None)
+        row[key] = values[len(values) // 2] if values else None
+    row["runs"] = len(runs)
+    return row
+
+
+def matrix(args):
+    """--matrix: every cloud x limits x coordination x size, medians of --repeat runs,
+    as the Markdown table of docs/benchmarks.md."""
+    rows = []
+    for cloud in args.clouds.split(","):
+        for limits in args.limits.split(","):
+            if limits != "none" and cloud not in ("aws", "gcp"):
+                continue
+            for coordination in args.coordinations.split(","):
+                for n in [int(x) for x in args.sizes.split(",")]:
+                    runs = [run(args.binary, cloud, n, max(1, int(n * args.pool_factor)),
+                                args.latency_ms, args.timeout_s, coordination, limits)
+                            for _ in range(args.repeat)]
+                    row = median_of(runs)
+                    rows.append(row)
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+    cols = ["cloud", "limits", "coordination", "nodes", "runs", "assigned", "time_to_all_ms",
+            "floor_ms", "p50_ms", "p99_ms", "cloud_calls_per_assignment", "throttled",
+            "kube_calls_per_node", "kube_bytes_per_node", "cpu_s", "cpu_ms_per_node"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join("-" if r.get(c) is None else str(r[c]) for c in cols) + " |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binary", default="target/release/pinip")
@@ -60,7 +108,15 @@ def main():
     parser.add_argument("--pool-factor", type=float, default=1.1)
     parser.add_argument("--timeout-s", type=int, default=300)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--matrix", action="store_true",
+                        help="the full table: --clouds x --limits x --coordinations x --sizes")
+    parser.add_argument("--clouds", default="aws,gcp")
+    parser.add_argument("--limits", default="none,default")
+    parser.add_argument("--coordinations", default="pinip,kubeip-lock")
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    if args.matrix:
+        return matrix(args)
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
         row = run(args.binary, args.cloud, n, max(1, int(n * args.pool_factor)),
