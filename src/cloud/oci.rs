@@ -308,6 +308,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_instance_principal_provider_is_built_without_contacting_anything() {
+        // Nothing listens there: building must not need it (the first call will).
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let settings = CloudSettings {
+            oci: args(&[
+                ("auth", "instance_principal"),
+                ("metadata", &format!("http://{closed}/opc/v2")),
+            ]),
+            ..CloudSettings::default()
+        };
+        let instance =
+            pinip_providers::oci::parse_provider_id("ocid1.instance.oc1.iad.abc").unwrap();
+        assert!(oci_provider(&instance, &settings).await.is_ok());
+        let workload = CloudSettings {
+            oci: args(&[("auth", "workload_identity")]),
+            ..CloudSettings::default()
+        };
+        let err = oci_provider(&instance, &workload)
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.message.contains("not supported yet"), "{err}");
+    }
+
+    #[tokio::test]
     async fn ipv6_is_refused_before_credentials_are_read() {
         let settings = CloudSettings {
             pool: pinip_providers::PoolSpec {
