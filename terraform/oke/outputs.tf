@@ -9,8 +9,13 @@ output "cluster_id" {
 }
 
 output "pinip_user" {
-  description = "The IAM user whose API key pinip signs with (group pinip-agents-<cluster>)."
-  value       = oci_identity_user.pinip.id
+  description = "The IAM user whose API key pinip signs with (group pinip-agents-<cluster>); null with auth = instance_principal."
+  value       = one(oci_identity_user.pinip[*].id)
+}
+
+output "pinip_dynamic_group" {
+  description = "The dynamic group of the nodes pinip signs as (auth = instance_principal); null with an API key."
+  value       = one(oci_identity_dynamic_group.pinip[*].name)
 }
 
 output "kubeconfig_command" {

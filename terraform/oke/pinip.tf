@@ -1,7 +1,8 @@
-# pinip, deployed from deploy/overlays/oci exactly as `kubectl apply -k` would, with what
+# pinip, deployed from deploy/overlays/oci (auth = "api_key") or
+# deploy/overlays/oci-instance-principal exactly as `kubectl apply -k` would, with what
 # only this cluster knows patched in: the compartment (PROJECT), the region, the cluster
-# name, the pool's tags and the image; and the Secret holding the OCI config file and
-# API key the overlay mounts.
+# name, the pool's tags and the image; with an API key, also the Secret holding the OCI
+# config file and key the overlay mounts.
 locals {
   pinip_env = [
     { name = "CLUSTER_NAME", value = var.cluster_name },
@@ -9,10 +10,12 @@ locals {
     { name = "PROJECT", value = var.compartment_ocid },
     { name = "REGION", value = var.region },
   ]
-  oci_config = join("\n", [
+  # The overlay's own OCI_AUTH (instance principals) is kept: a strategic merge patch
+  # merges env entries by name.
+  oci_config = local.instance_principal ? "" : join("\n", [
     "[DEFAULT]",
-    "user=${oci_identity_user.pinip.id}",
-    "fingerprint=${oci_identity_api_key.pinip.fingerprint}",
+    "user=${one(oci_identity_user.pinip[*].id)}",
+    "fingerprint=${one(oci_identity_api_key.pinip[*].fingerprint)}",
     "tenancy=${var.tenancy_ocid}",
     "region=${var.region}",
     "key_file=/etc/pinip/oci/key.pem",
@@ -21,7 +24,7 @@ locals {
 }
 
 data "kustomization_overlay" "pinip" {
-  resources = ["${path.module}/../../deploy/overlays/oci"]
+  resources = ["${path.module}/../../deploy/overlays/${local.instance_principal ? "oci-instance-principal" : "oci"}"]
 
   patches {
     target {
@@ -52,8 +55,9 @@ resource "kustomization_resource" "pinip_p0" {
   depends_on = [oci_containerengine_node_pool.public]
 }
 
-# The OCI config file and key the DaemonSet mounts at /etc/pinip/oci.
+# The OCI config file and key the DaemonSet mounts at /etc/pinip/oci (auth = "api_key").
 resource "kustomization_resource" "pinip_api_key" {
+  count = local.instance_principal ? 0 : 1
   manifest = jsonencode({
     apiVersion = "v1"
     kind       = "Secret"
@@ -61,7 +65,7 @@ resource "kustomization_resource" "pinip_api_key" {
     type       = "Opaque"
     data = {
       config    = base64encode(local.oci_config)
-      "key.pem" = base64encode(tls_private_key.pinip.private_key_pem)
+      "key.pem" = base64encode(one(tls_private_key.pinip[*].private_key_pem))
     }
   })
 
@@ -77,6 +81,7 @@ resource "kustomization_resource" "pinip_p1" {
     kustomization_resource.pinip_api_key,
     oci_identity_policy.pinip,
     oci_identity_user_group_membership.pinip,
+    oci_identity_dynamic_group.pinip,
   ]
 }
 

@@ -102,3 +102,14 @@ variable "public_inbound" {
     error_message = "public_inbound: each rule names one TCP port (1-65535) and its source CIDR."
   }
 }
+
+variable "auth" {
+  description = "How pinip authenticates: api_key (an API-key-only user in a group, its key in the Secret pinip-oci-api-key) or instance_principal (the nodes' dynamic group; no user, no key, no Secret)."
+  type        = string
+  default     = "api_key"
+
+  validation {
+    condition     = contains(["api_key", "instance_principal"], var.auth)
+    error_message = "auth: api_key or instance_principal (pinip does not support OKE workload identity yet)."
+  }
+}
