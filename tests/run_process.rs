@@ -242,6 +242,41 @@ fn pinip_run_against_pinip_simulate_serve_gets_ready_and_reports_it() {
     let anonymous = list_nodes_without_a_token(&kubeconfig);
     assert!(anonymous.contains("system:anonymous"), "{anonymous}");
 
+    // The counters of the run, while it runs: the agent outside the process counts as
+    // its ServiceAccount's client, and its EC2 calls are there by operation.
+    let counters_url = info["counters_url"].as_str().expect("counters_url");
+    let (counters_addr, counters_path) = counters_url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split_once('/'))
+        .expect("http://ADDR/PATH");
+    let counters_addr: SocketAddr = counters_addr.parse().expect("a loopback address");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let counters = loop {
+        let (code, body) =
+            get(counters_addr, &format!("/{counters_path}")).expect("the counters answer");
+        assert_eq!(code, 200, "{body}");
+        let counters: Value = serde_json::from_str(&body).expect("counters JSON");
+        let outside = &counters["kube_clients"]["system:serviceaccount:pinip-system:pinip"];
+        if outside["requests"].as_u64().unwrap_or_default() > 0 || Instant::now() > deadline {
+            break counters;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let outside = &counters["kube_clients"]["system:serviceaccount:pinip-system:pinip"];
+    assert!(
+        outside["response_bytes"].as_u64().unwrap_or_default() > 0,
+        "{counters}"
+    );
+    let associations = counters["report"]["cloud_calls"]["by_operation"]["AssociateAddress"]
+        .as_u64()
+        .unwrap_or_default();
+    assert!(associations >= 3, "{counters}");
+    assert_eq!(
+        counters["report"]["violations"],
+        serde_json::json!([]),
+        "{counters}"
+    );
+
     // SIGTERM: a pod restart, not a node removal: exit 0 and the address stays.
     let pid = agent.0.id().to_string();
     assert!(Command::new("kill")

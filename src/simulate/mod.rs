@@ -184,8 +184,9 @@ async fn run(
         .map(|k| k as usize)
         .unwrap_or(world.nodes.len())
         .min(world.nodes.len());
+    let stop = CancellationToken::new();
     let served = match args.serve {
-        true => Some(serve::open(world).await?),
+        true => Some(serve::open(world, &stop).await?),
         false => None,
     };
     if let Some(served) = &served {
@@ -193,6 +194,7 @@ async fn run(
             "kubeconfig": served.admin_kubeconfig,
             "agent_kubeconfig": served.agent_kubeconfig,
             "kube_url": served.url,
+            "counters_url": served.counters_url,
             "ec2_url": if world.cloud.name() == "aws" { world.cloud.endpoint() } else { None },
             "compute_url": if world.cloud.name() == "gcp" { world.cloud.endpoint() } else { None },
             "oci_url": if world.cloud.name() == "oci" { world.cloud.endpoint() } else { None },
@@ -217,7 +219,6 @@ async fn run(
         agents.push(agent);
     }
     if let Some(served) = served {
-        let stop = CancellationToken::new();
         tokio::spawn(cancel_on_signal(stop.clone()));
         if !args.json {
             eprintln!(
@@ -228,8 +229,10 @@ async fn run(
                 agent_count
             );
         }
-        stop.cancelled().await;
+        let last = served.count_until(&stop, world, &agents, enforcer).await;
         stop_agents(agents).await;
+        // The counters as they stood at Ctrl-C, for a benchmark of an agent outside.
+        println!("{last}");
         return Ok(ExitCode::SUCCESS);
     }
 

@@ -5,13 +5,21 @@
 //! agent kubeconfig (the `pinip` ServiceAccount's token) can do exactly what a deployed
 //! agent can (`kubectl auth can-i --list`, `pinip run`).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use axum::routing::get;
 use pinip_sim::kube::{Rbac, UserInfo, DEFAULT_TOKEN};
-use serde_json::Value;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use super::world::SimulatedWorld;
+use super::limits::Enforcer;
+use super::report;
+use super::world::{AgentHandle, SimulatedWorld};
+use crate::admin::status::AgentStatus;
 
 /// `deploy/base`'s ServiceAccount and RBAC, as the image's DaemonSet is granted them.
 const DEPLOY_RBAC: &str = include_str!("../../deploy/base/rbac.yaml");
@@ -25,11 +33,96 @@ pub(super) struct Served {
     pub admin_kubeconfig: PathBuf,
     /// The `pinip` ServiceAccount's kubeconfig, under `deploy/base`'s RBAC.
     pub agent_kubeconfig: PathBuf,
+    /// `http://127.0.0.1:PORT/counters`: the run's counters while it runs.
+    pub counters_url: String,
+    counters: Arc<Mutex<Value>>,
+}
+
+impl Served {
+    /// Keeps the counters endpoint's answer fresh (once a second) until `stop`, then
+    /// returns the last counters: the report `--serve` prints on Ctrl-C.
+    pub(super) async fn count_until(
+        &self,
+        stop: &CancellationToken,
+        world: &SimulatedWorld,
+        agents: &[AgentHandle],
+        enforcer: Option<&Enforcer>,
+    ) -> Value {
+        let started = Instant::now();
+        loop {
+            let now = counters(world, agents, enforcer, started);
+            *self.counters.lock().unwrap_or_else(|e| e.into_inner()) = now.clone();
+            tokio::select! {
+                _ = stop.cancelled() => return now,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+        }
+    }
+}
+
+/// Per-operation cloud calls and what the limits refused, Kubernetes requests and
+/// response bytes (per in-process agent and per client, so an agent run outside the
+/// process counts too), and the nodes' state: the simulate report, as it stands now.
+fn counters(
+    world: &SimulatedWorld,
+    agents: &[AgentHandle],
+    enforcer: Option<&Enforcer>,
+    started: Instant,
+) -> Value {
+    let statuses: HashMap<String, AgentStatus> = agents
+        .iter()
+        .map(|a| (a.node.clone(), a.status.borrow().clone()))
+        .collect();
+    let mut now = report::build(world, &statuses, started.elapsed());
+    if let Some(enforcer) = enforcer {
+        now.cloud_limits = enforcer.report(None);
+    }
+    let clients: serde_json::Map<String, Value> = world
+        .kube
+        .client_traffic()
+        .into_iter()
+        .map(|(client, t)| {
+            let traffic = json!({"requests": t.requests, "response_bytes": t.response_bytes});
+            (client, traffic)
+        })
+        .collect();
+    json!({"report": now, "kube_clients": clients})
+}
+
+/// Serves `GET /counters` on a loopback port of its own until `stop`.
+async fn counters_endpoint(
+    counters: Arc<Mutex<Value>>,
+    stop: CancellationToken,
+) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+    let url = format!("http://{}/counters", listener.local_addr()?);
+    let app = axum::Router::new().route(
+        "/counters",
+        get(move || {
+            let counters = counters.clone();
+            async move {
+                let now = counters.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                axum::Json(now)
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "the counters endpoint stopped");
+        }
+    });
+    Ok(url)
 }
 
 /// Opens the HTTPS endpoint, turns authentication and RBAC on, and writes both
 /// kubeconfigs next to the world's own (the admin one replaces it).
-pub(super) async fn open(world: &SimulatedWorld) -> anyhow::Result<Served> {
+pub(super) async fn open(
+    world: &SimulatedWorld,
+    stop: &CancellationToken,
+) -> anyhow::Result<Served> {
     let tls = world.kube.serve_tls().await?;
     let objects = deploy_objects()?;
     let mut policy = Rbac::from_objects(&objects).context("deploy/base's RBAC")?;
@@ -46,10 +139,14 @@ pub(super) async fn open(world: &SimulatedWorld) -> anyhow::Result<Served> {
     world
         .kube
         .write_tls_kubeconfig(&agent_kubeconfig, &tls, &agent_token)?;
+    let counters = Arc::new(Mutex::new(json!({})));
+    let counters_url = counters_endpoint(counters.clone(), stop.clone()).await?;
     Ok(Served {
         url: tls.url,
         admin_kubeconfig,
         agent_kubeconfig,
+        counters_url,
+        counters,
     })
 }
 
