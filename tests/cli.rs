@@ -76,8 +76,8 @@ fn bad_settings_are_one_line_and_exit_code_2() {
             "IPV6=true is not supported on OCI",
         ),
         (
-            &[("NODE_NAME", "n1"), ("OCI_AUTH", "workload_identity")],
-            "OCI_AUTH=workload_identity is not supported yet",
+            &[("NODE_NAME", "n1"), ("OCI_AUTH", "kerberos")],
+            "OCI_AUTH=\"kerberos\" is not known",
         ),
         (
             &[("NODE_NAME", "n1"), ("OCI_CORE_ENDPOINT", "iaas.example")],

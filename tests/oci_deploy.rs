@@ -1,9 +1,10 @@
 //! The OCI overlays (`deploy/overlays/oci`: an API key from a Secret;
-//! `deploy/overlays/oci-instance-principal`: the node's instance principal, no Secret)
-//! render, keep deploy/base's RBAC, set only variables `pinip run` reads, and
-//! authenticate the way they say; and the IAM files that go with instance principals
-//! (`deploy/iam/oci-dynamic-group.txt`, `deploy/iam/oci-policy.txt` for a dynamic
-//! group) are well formed.
+//! `deploy/overlays/oci-instance-principal`: the node's instance principal;
+//! `deploy/overlays/oci-workload-identity`: pinip's service account; no Secret for
+//! either) render, keep deploy/base's RBAC, set only variables `pinip run` reads, and
+//! authenticate the way they say; and the IAM files that go with them
+//! (`deploy/iam/oci-dynamic-group.txt`, `deploy/iam/oci-workload-identity.txt`) are
+//! well formed and grant what `deploy/iam/oci-policy.txt` grants.
 
 mod kustomize;
 
@@ -43,6 +44,7 @@ fn both_oci_overlays_render_with_the_base_rbac_and_known_settings() {
     for dir in [
         "deploy/overlays/oci",
         "deploy/overlays/oci-instance-principal",
+        "deploy/overlays/oci-workload-identity",
     ] {
         let objects = render(dir);
         assert_eq!(
@@ -76,17 +78,26 @@ fn both_oci_overlays_render_with_the_base_rbac_and_known_settings() {
 }
 
 #[test]
-fn the_instance_principal_overlay_needs_no_secret() {
-    let objects = render("deploy/overlays/oci-instance-principal");
-    let ds = the_one(&objects, "DaemonSet");
-    assert_eq!(env_value(ds, "OCI_AUTH"), Some("instance_principal"));
-    assert_eq!(env_value(ds, "OCI_CONFIG_FILE"), None);
-    let text = ds.to_string();
-    assert!(
-        !text.contains("pinip-oci-api-key") && !text.contains("secretName"),
-        "{text}"
-    );
-    assert!(!objects.iter().any(|o| kind(o) == "Secret"));
+fn the_principal_overlays_need_no_secret() {
+    for (dir, auth) in [
+        (
+            "deploy/overlays/oci-instance-principal",
+            "instance_principal",
+        ),
+        ("deploy/overlays/oci-workload-identity", "workload_identity"),
+    ] {
+        let objects = render(dir);
+        let ds = the_one(&objects, "DaemonSet");
+        assert_eq!(env_value(ds, "OCI_AUTH"), Some(auth), "{dir}");
+        assert_eq!(env_value(ds, "OCI_CONFIG_FILE"), None, "{dir}");
+        assert!(env_value(ds, "REGION").is_some(), "{dir}");
+        let text = ds.to_string();
+        assert!(
+            !text.contains("pinip-oci-api-key") && !text.contains("secretName"),
+            "{dir}: {text}"
+        );
+        assert!(!objects.iter().any(|o| kind(o) == "Secret"), "{dir}");
+    }
     // The API-key overlay mounts its Secret.
     let api_key = render("deploy/overlays/oci");
     let ds = the_one(&api_key, "DaemonSet");
@@ -117,4 +128,42 @@ fn the_dynamic_group_rule_and_its_policy_are_well_formed() {
         assert!(line.starts_with("Allow group pinip-agents to "), "{line}");
         assert_eq!(line.matches("pinip-agents").count(), 1, "{line}");
     }
+}
+
+/// `Allow group pinip-agents to X [where any {P}]` → the statement for pinip's service
+/// account through OKE workload identity.
+fn for_workload(statement: &str) -> String {
+    const PRINCIPAL: &str = "request.principal.type = 'workload', request.principal.namespace = 'pinip-system', request.principal.service_account = 'pinip', request.principal.cluster_id = '<cluster-ocid>'";
+    let rest = statement
+        .strip_prefix("Allow group pinip-agents to ")
+        .expect("a group statement");
+    match rest.split_once(" where any {") {
+        Some((grant, permissions)) => {
+            format!("Allow any-user to {grant} where all {{{PRINCIPAL}, any {{{permissions}}}")
+        }
+        None => format!("Allow any-user to {rest} where all {{{PRINCIPAL}}}"),
+    }
+}
+
+#[test]
+fn the_workload_identity_policy_is_the_policy_for_pinips_service_account() {
+    let read = |name: &str| {
+        std::fs::read_to_string(root().join("deploy/iam").join(name))
+            .unwrap_or_else(|e| panic!("deploy/iam/{name}: {e}"))
+    };
+    let statements = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("Allow "))
+            .map(String::from)
+            .collect()
+    };
+    let expected: Vec<String> = statements(&read("oci-policy.txt"))
+        .iter()
+        .map(|s| for_workload(s))
+        .collect();
+    assert_eq!(
+        statements(&read("oci-workload-identity.txt")),
+        expected,
+        "deploy/iam/oci-workload-identity.txt must be deploy/iam/oci-policy.txt for pinip's service account"
+    );
 }

@@ -10,9 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use pinip_providers::oci::{
-    Credentials, InstancePrincipal, OciProvider, OciSettings, PrincipalSettings,
-};
+use pinip_providers::oci::{Credentials, InstanceSettings, OciProvider, OciSettings, Principal};
 use pinip_providers::{ErrorClass, InstanceRef, Ownership, PoolSpec, Provider};
 use pinip_sim::oci::{Faults, Lifetime, OciSim, SeededInstance};
 
@@ -42,31 +40,27 @@ async fn world() -> World {
 
 /// The node's instance principal, judged by `clock` (Unix seconds ahead of the real
 /// clock), with the simulator's metadata service and auth endpoint.
-fn principal(sim: &OciSim, metadata: String, ahead: Arc<AtomicU64>) -> Arc<InstancePrincipal> {
-    let settings = PrincipalSettings {
+fn principal(sim: &OciSim, metadata: String, ahead: Arc<AtomicU64>) -> Arc<Principal> {
+    let settings = InstanceSettings {
         metadata_base_url: Some(metadata),
         federation_endpoint: Some(sim.federation_endpoint()),
         region: None,
     };
     let clock = move || SystemTime::now() + Duration::from_secs(ahead.load(Ordering::Relaxed));
     Arc::new(
-        InstancePrincipal::new(settings)
+        Principal::instance(settings)
             .expect("settings are valid")
             .with_clock(Arc::new(clock)),
     )
 }
 
-fn provider(
-    sim: &OciSim,
-    principal: &Arc<InstancePrincipal>,
-    node: &SeededInstance,
-) -> OciProvider {
+fn provider(sim: &OciSim, principal: &Arc<Principal>, node: &SeededInstance) -> OciProvider {
     OciProvider::new(OciSettings {
         // PROJECT unset: the pool is in the node's compartment.
         compartment: None,
         region: String::new(),
         endpoint: Some(sim.url()),
-        credentials: Credentials::InstancePrincipal(Arc::clone(principal)),
+        credentials: Credentials::Principal(Arc::clone(principal)),
         pool: PoolSpec {
             filter: vec!["freeformTags.kubeip=reserved".into()],
             ..PoolSpec::default()

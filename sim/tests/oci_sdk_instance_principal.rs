@@ -7,6 +7,11 @@
 //! form) and signs Core Services calls with `ST$<token>`; the simulator must accept all
 //! of it, and refuse a certificate from another PKI as OCI would.
 //!
+//! Workload identity too: the SDK's `OkeWorkloadIdentityResourcePrincipalSigner`,
+//! with a service account token of the simulated cluster, exchanges it at the simulated
+//! proxymux (HTTPS, verified with the cluster CA) and calls Core Services with the
+//! resource-principal session token.
+//!
 //! The SDK comes from `.ci/tools/oci-cli.sh` (`PINIP_OCI_PYTHON`). Without it these
 //! tests FAIL with a message naming the script; they never pass silently.
 
@@ -175,4 +180,75 @@ async fn the_sdk_with_a_certificate_of_another_pki_is_refused() {
     assert_eq!(w.sim.request_counts().operation("ListPublicIps"), 0);
     w.sim.shutdown();
     elsewhere.shutdown();
+}
+
+const WORKLOAD_SCRIPT: &str = r#"
+import json, sys, oci
+from oci.auth.signers.oke_workload_identity_resource_principal_signer import OkeWorkloadIdentityResourcePrincipalSigner
+from oci.auth.rpt_path_providers import SuppliedServiceAccountTokenProvider
+signer = OkeWorkloadIdentityResourcePrincipalSigner(
+    sa_token_provider=SuppliedServiceAccountTokenProvider(sys.argv[1]), sa_cert_path=sys.argv[2],
+    service_host="127.0.0.1", service_port=sys.argv[3], region="us-ashburn-1",
+    retry_strategy=oci.retry.NoneRetryStrategy())
+net = oci.core.VirtualNetworkClient(config={}, signer=signer, service_endpoint=sys.argv[4])
+listed = net.list_public_ips(scope="REGION", compartment_id=sys.argv[5], lifetime="RESERVED").data
+print(json.dumps({"ids": [p.id for p in listed], "region": signer.region}))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_exchanges_a_service_account_token_at_the_proxymux() {
+    let w = world().await;
+    let mux = w.sim.serve_proxymux().await.expect("proxymux serves");
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, &mux.ca_pem).expect("CA written");
+    let token =
+        w.sim
+            .issue_service_account_token("pinip-system", "pinip", Duration::from_secs(3600));
+    let run = |token: String| {
+        let mut command = tokio::process::Command::new(python());
+        command
+            .arg("-c")
+            .arg(WORKLOAD_SCRIPT)
+            .args([
+                token,
+                ca.display().to_string(),
+                mux.port.to_string(),
+                w.sim.url(),
+                w.compartment.clone(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    };
+    let output = tokio::time::timeout(COMMAND_TIMEOUT, run(token).output())
+        .await
+        .expect("the SDK finishes in time")
+        .expect("the SDK runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the SDK script failed: {stderr}");
+    let out: Value = serde_json::from_slice(&output.stdout).expect("JSON from the SDK script");
+    let ids: Vec<&str> = out["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(ids, w.pool);
+    assert_eq!(w.sim.session_tokens_issued(), 1);
+    assert!(w.sim.last_key_id().is_some_and(|k| k.starts_with("ST$")));
+
+    // A service account token the cluster never issued: refused at the proxymux.
+    let forged = "eyJhbGciOiJub25lIn0.eyJleHAiOjQxMDI0NDQ4MDB9.";
+    let output = tokio::time::timeout(COMMAND_TIMEOUT, run(forged.into()).output())
+        .await
+        .expect("the SDK finishes in time")
+        .expect("the SDK runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("401"), "{stderr}");
+    assert_eq!(w.sim.session_tokens_issued(), 1);
+    w.sim.shutdown();
 }

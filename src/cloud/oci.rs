@@ -8,9 +8,10 @@
 //! `OCI_AUTH` names the authentication explicitly: `api_key` (the default) or
 //! `instance_principal` (the node's certificate from the instance metadata service,
 //! `OCI_METADATA_BASE_URL`, exchanged at the auth service, `OCI_FEDERATION_ENDPOINT`,
-//! for session tokens). OKE workload identity is not implemented yet; naming it is
-//! refused at start, before the agent contacts anything, rather than silently using
-//! something else.
+//! for session tokens) or `workload_identity` (OKE: the pod's service account token
+//! exchanged at the cluster's proxymux, `https://$KUBERNETES_SERVICE_HOST:12250` or
+//! `OCI_PROXYMUX_ENDPOINT`, verified with `OCI_KUBERNETES_SERVICE_ACCOUNT_CERT_PATH`).
+//! Anything else is refused at start, before the agent contacts anything.
 
 use std::collections::BTreeMap;
 
@@ -18,8 +19,8 @@ use clap::Args;
 use std::sync::Arc;
 
 use pinip_providers::oci::{
-    auth_mode, from_environment, AuthMode, Credentials, InstancePrincipal, Loaded, OciProvider,
-    OciSettings, PrincipalSettings,
+    auth_mode, from_environment, AuthMode, Credentials, InstanceSettings, Loaded, OciProvider,
+    OciSettings, Principal, WorkloadSettings,
 };
 use pinip_providers::{InstanceRef, IpFamily, ProviderError};
 
@@ -32,9 +33,20 @@ pub const NO_IPV6: &str = "IPV6=true is not supported on OCI: OCI has no reserve
 pub struct OciArgs {
     /// OCI: how the agent authenticates. `api_key` (default; an OCI config file or the
     /// OCI_* key variables) or `instance_principal` (the node's identity; no secret).
-    /// `workload_identity` is refused: not implemented yet (docs/oci.md).
+    /// `workload_identity` (OKE workload identity: pinip's service account; docs/oci.md).
     #[arg(long = "oci-auth", env = "OCI_AUTH")]
     pub auth: Option<String>,
+    /// OCI workload identity: the cluster's proxymux. Default:
+    /// `https://$KUBERNETES_SERVICE_HOST:12250`.
+    #[arg(long = "oci-proxymux-endpoint", env = "OCI_PROXYMUX_ENDPOINT")]
+    pub proxymux_endpoint: Option<String>,
+    /// OCI workload identity: the CA of the proxymux's certificate, as the OCI SDKs read
+    /// it. Default: the service account's `ca.crt`.
+    #[arg(
+        long = "oci-service-account-cert-path",
+        env = "OCI_KUBERNETES_SERVICE_ACCOUNT_CERT_PATH"
+    )]
+    pub service_account_cert_path: Option<String>,
     /// OCI instance principals: the instance metadata service, as the OCI SDKs read it.
     /// Default: `http://169.254.169.254/opc/v2`.
     #[arg(long = "oci-metadata-base-url", env = "OCI_METADATA_BASE_URL")]
@@ -94,6 +106,11 @@ impl OciArgs {
                 "OCI_FEDERATION_ENDPOINT",
                 &self.federation_endpoint,
                 "https://auth.us-ashburn-1.oraclecloud.com/v1/x509",
+            ),
+            (
+                "OCI_PROXYMUX_ENDPOINT",
+                &self.proxymux_endpoint,
+                "https://10.96.0.1:12250",
             ),
         ] {
             if let Some(url) = set(value) {
@@ -157,8 +174,8 @@ impl OciArgs {
 }
 
 /// The OCI provider for a node, with the credentials of the settings: the API key
-/// (config file or variables), or instance principals (nothing contacted until the
-/// first call). IPV6 is refused before any credential is read.
+/// (config file or variables), or a principal (instance principals, workload identity:
+/// nothing contacted until the first call). IPV6 is refused before any credential is read.
 pub async fn oci_provider(
     instance: &InstanceRef,
     settings: &CloudSettings,
@@ -168,14 +185,33 @@ pub async fn oci_provider(
     }
     let mode = auth_mode(set(&settings.oci.auth))
         .map_err(|e| ProviderError::invalid_input("configuration", e))?;
-    if mode == AuthMode::InstancePrincipal {
-        let region = known_region(instance, settings, None);
-        let principal = InstancePrincipal::new(PrincipalSettings {
-            metadata_base_url: set(&settings.oci.metadata_base_url).map(String::from),
-            federation_endpoint: set(&settings.oci.federation_endpoint).map(String::from),
-            region: region.clone(),
-        })?;
-        let credentials = Credentials::InstancePrincipal(Arc::new(principal));
+    let principal = match mode {
+        AuthMode::ApiKey => None,
+        AuthMode::InstancePrincipal => {
+            let region = known_region(instance, settings, None);
+            let principal = Principal::instance(InstanceSettings {
+                metadata_base_url: set(&settings.oci.metadata_base_url).map(String::from),
+                federation_endpoint: set(&settings.oci.federation_endpoint).map(String::from),
+                region: region.clone(),
+            })?;
+            Some((principal, region))
+        }
+        AuthMode::WorkloadIdentity => {
+            // The SDKs' region variable for resource principals, after REGION.
+            let sdk_region = std::env::var("OCI_RESOURCE_PRINCIPAL_REGION").ok();
+            let region = known_region(instance, settings, sdk_region);
+            let principal = Principal::workload(WorkloadSettings {
+                service_host: std::env::var("KUBERNETES_SERVICE_HOST").ok(),
+                endpoint: set(&settings.oci.proxymux_endpoint).map(String::from),
+                token_path: None,
+                ca_path: set(&settings.oci.service_account_cert_path).map(Into::into),
+                region: region.clone(),
+            })?;
+            Some((principal, region))
+        }
+    };
+    if let Some((principal, region)) = principal {
+        let credentials = Credentials::Principal(Arc::new(principal));
         return provider(instance, settings, region.unwrap_or_default(), credentials);
     }
     let vars = settings.oci.lookup();
@@ -247,6 +283,7 @@ mod tests {
             private_key_path: get("key"),
             metadata_base_url: get("metadata"),
             federation_endpoint: get("federation"),
+            proxymux_endpoint: get("proxymux"),
             ..OciArgs::default()
         }
     }
@@ -257,10 +294,10 @@ mod tests {
         type Case<'a> = (&'a [(&'a str, &'a str)], bool, bool, &'a str);
         let cases: &[Case] = &[
             (
-                &[("auth", "workload_identity")],
+                &[("proxymux", "10.96.0.1:12250")],
                 false,
                 false,
-                "OCI_AUTH=workload_identity is not supported yet",
+                "OCI_PROXYMUX_ENDPOINT",
             ),
             (
                 &[("metadata", "169.254.169.254")],
@@ -323,15 +360,31 @@ mod tests {
         let instance =
             pinip_providers::oci::parse_provider_id("ocid1.instance.oc1.iad.abc").unwrap();
         assert!(oci_provider(&instance, &settings).await.is_ok());
+        // Workload identity reads the cluster's CA at once: a missing one is a
+        // configuration error, before any contact.
         let workload = CloudSettings {
-            oci: args(&[("auth", "workload_identity")]),
+            region: Some("us-ashburn-1".into()),
+            oci: OciArgs {
+                service_account_cert_path: Some("/nonexistent/ca.crt".into()),
+                proxymux_endpoint: Some(format!("https://{closed}")),
+                ..args(&[("auth", "workload_identity")])
+            },
             ..CloudSettings::default()
         };
         let err = oci_provider(&instance, &workload)
             .await
             .err()
             .expect("refused");
-        assert!(err.message.contains("not supported yet"), "{err}");
+        assert_eq!(
+            err.class,
+            pinip_providers::ErrorClass::InvalidInput,
+            "{err}"
+        );
+        assert!(
+            err.message
+                .contains("OCI_KUBERNETES_SERVICE_ACCOUNT_CERT_PATH"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -10,10 +10,9 @@
 //! - or a key handed over directly ([`SigningKey::new`]: tests and the simulator).
 //!
 //! `OCI_AUTH` ([`auth_mode`]) chooses: `api_key` (default; `config_file` is accepted as
-//! the SDKs' loader spells it) loads a key here; `instance_principal` uses
-//! [`super::principal`] instead. **Not implemented:** OKE workload identity
-//! (resource-principal tokens from the cluster's proxymux): `OCI_AUTH=workload_identity`
-//! is refused with a clear error rather than silently falling back to something else.
+//! the SDKs' loader spells it) loads a key here; `instance_principal` and
+//! `workload_identity` use [`super::principal`] instead; anything else is refused with a
+//! clear error rather than silently falling back to something else.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,10 +38,11 @@ pub enum AuthMode {
     ApiKey,
     /// `instance_principal`.
     InstancePrincipal,
+    /// `workload_identity` (OKE, resource principals 2.2).
+    WorkloadIdentity,
 }
 
-/// `OCI_AUTH`, case-insensitive. `workload_identity` and unknown values are errors
-/// that say what is supported.
+/// `OCI_AUTH`, case-insensitive. Unknown values are errors that say what is supported.
 pub fn auth_mode(value: Option<&str>) -> Result<AuthMode, String> {
     match value
         .map(str::trim)
@@ -52,11 +52,9 @@ pub fn auth_mode(value: Option<&str>) -> Result<AuthMode, String> {
     {
         None | Some("api_key") | Some("config_file") => Ok(AuthMode::ApiKey),
         Some("instance_principal") => Ok(AuthMode::InstancePrincipal),
-        Some("workload_identity") => Err(
-            "OCI_AUTH=workload_identity is not supported yet: use instance_principal (the nodes' dynamic group) or api_key; see docs/oci.md".into(),
-        ),
+        Some("workload_identity") => Ok(AuthMode::WorkloadIdentity),
         Some(other) => Err(format!(
-            "OCI_AUTH={other:?} is not known: use api_key or instance_principal"
+            "OCI_AUTH={other:?} is not known: use api_key, instance_principal or workload_identity"
         )),
     }
 }
@@ -67,10 +65,10 @@ pub fn from_environment(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Loade
     let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
     match auth_mode(get("OCI_AUTH").as_deref()) {
         Ok(AuthMode::ApiKey) => {}
-        Ok(AuthMode::InstancePrincipal) => {
-            return Err(config_error(
-                "OCI_AUTH=instance_principal signs with the instance's certificate, not an API key (pinip_providers::oci::InstancePrincipal)".into(),
-            ))
+        Ok(mode @ (AuthMode::InstancePrincipal | AuthMode::WorkloadIdentity)) => {
+            return Err(config_error(format!(
+                "OCI_AUTH={mode:?} signs with session tokens, not an API key (pinip_providers::oci::Principal)"
+            )))
         }
         Err(message) => return Err(config_error(message)),
     }
@@ -209,15 +207,13 @@ mod tests {
             auth_mode(Some("INSTANCE_PRINCIPAL")),
             Ok(AuthMode::InstancePrincipal)
         );
-        assert!(auth_mode(Some("workload_identity"))
-            .unwrap_err()
-            .contains("not supported yet"));
+        assert_eq!(
+            auth_mode(Some("workload_identity")),
+            Ok(AuthMode::WorkloadIdentity)
+        );
         assert!(auth_mode(Some("kerberos"))
             .unwrap_err()
             .contains("not known"));
-        let lookup = |k: &str| (k == "OCI_AUTH").then(|| "workload_identity".to_string());
-        let e = from_environment(&lookup).unwrap_err();
-        assert!(e.message.contains("not supported yet"), "{e}");
         let lookup = |k: &str| (k == "OCI_AUTH").then(|| "instance_principal".to_string());
         let e = from_environment(&lookup).unwrap_err();
         assert!(e.message.contains("not an API key"), "{e}");

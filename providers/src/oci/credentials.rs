@@ -1,9 +1,10 @@
 //! What signs the provider's calls: a fixed key (an API key, or a session token from a
-//! config file), or instance principals, whose key changes with every token.
+//! config file), or a principal (instance principals, workload identity), whose key
+//! changes with every token.
 
 use std::sync::Arc;
 
-use super::principal::InstancePrincipal;
+use super::principal::Principal;
 use super::signer::SigningKey;
 use crate::ProviderError;
 
@@ -11,8 +12,8 @@ use crate::ProviderError;
 pub enum Credentials {
     /// An API key (`<tenancy>/<user>/<fingerprint>`) or a config file's session token.
     Key(SigningKey),
-    /// `OCI_AUTH=instance_principal`.
-    InstancePrincipal(Arc<InstancePrincipal>),
+    /// `OCI_AUTH=instance_principal` or `workload_identity`.
+    Principal(Arc<Principal>),
 }
 
 impl From<SigningKey> for Credentials {
@@ -26,7 +27,7 @@ impl Credentials {
     pub(crate) async fn signing_key(&self) -> Result<SigningKey, ProviderError> {
         match self {
             Credentials::Key(key) => Ok(key.clone()),
-            Credentials::InstancePrincipal(p) => p.signing_key().await,
+            Credentials::Principal(p) => p.signing_key().await,
         }
     }
 
@@ -34,7 +35,7 @@ impl Credentials {
     pub(crate) async fn rejected(&self, key_id: &str) -> bool {
         match self {
             Credentials::Key(_) => false,
-            Credentials::InstancePrincipal(p) => {
+            Credentials::Principal(p) => {
                 p.rejected(key_id).await;
                 true
             }
@@ -43,14 +44,14 @@ impl Credentials {
 
     /// Whether these credentials can tell the region when the settings do not.
     pub(crate) fn knows_region(&self) -> bool {
-        matches!(self, Credentials::InstancePrincipal(_))
+        matches!(self, Credentials::Principal(_))
     }
 
     /// The region the credentials know (instance principals: the metadata service's).
     pub(crate) async fn region(&self) -> Result<Option<String>, ProviderError> {
         match self {
             Credentials::Key(_) => Ok(None),
-            Credentials::InstancePrincipal(p) => p.region().await.map(Some),
+            Credentials::Principal(p) => p.region().await.map(Some),
         }
     }
 }

@@ -14,8 +14,8 @@
 //!   ephemeral public IP.
 //!
 //! Credentials ([`Credentials`]): an API key or a config file's session token
-//! ([`auth`]), or instance principals ([`principal`]: the instance's certificate
-//! exchanged for session tokens, renewed before they expire).
+//! ([`auth`]), or session tokens the provider obtains and renews itself ([`principal`]):
+//! instance principals ([`instance`]) and OKE workload identity ([`workload`]).
 //!
 //! IPv6: OCI has no reserved public IPv6 to move between nodes (a VNIC's IPv6
 //! addresses come from its subnet's prefix), so `IPV6=true` is refused at start.
@@ -25,6 +25,7 @@ mod client;
 mod credentials;
 mod errors;
 pub mod filter;
+mod instance;
 pub mod permissions;
 mod principal;
 mod provider_id;
@@ -34,6 +35,7 @@ mod swap;
 pub mod tags;
 pub mod token;
 mod wire;
+mod workload;
 pub mod x509;
 
 use std::collections::HashMap;
@@ -52,10 +54,15 @@ use crate::{
 pub use auth::{auth_mode, from_config, from_environment, AuthMode, Loaded};
 pub use client::default_endpoint;
 pub use credentials::Credentials;
-pub use principal::{Clock, InstancePrincipal, PrincipalSettings, DEFAULT_METADATA_BASE_URL};
+pub use instance::{InstanceSettings, DEFAULT_METADATA_BASE_URL};
+pub use principal::{Clock, Principal};
 pub use provider_id::{parse_provider_id, ProviderIdError};
 pub use signer::SigningKey;
 pub use swap::Target;
+pub use workload::{
+    WorkloadSettings, DEFAULT_SERVICE_ACCOUNT_CERT_PATH, DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH,
+    PROXYMUX_PORT,
+};
 
 use client::CoreClient;
 use filter::TagFilter;

@@ -71,7 +71,7 @@ impl Principals {
         })
     }
 
-    fn issue(&mut self, mut claims: Value, now: i64) -> Result<String, ApiError> {
+    pub fn issue(&mut self, mut claims: Value, now: i64) -> Result<String, ApiError> {
         self.issued += 1;
         claims["jti"] = json!(self.issued.to_string());
         claims["iat"] = json!(now);

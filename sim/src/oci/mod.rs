@@ -9,7 +9,8 @@
 //!
 //! Instance principals too: each instance's metadata service ([`metadata`]: its
 //! certificate from a test PKI made at start, [`identity`]) and the auth service's
-//! federation endpoint ([`federation`]), whose `ST$` session tokens Core Services accepts.
+//! federation endpoint ([`federation`]), and an OKE cluster's proxymux for workload
+//! identity ([`proxymux`]), whose `ST$` session tokens Core Services accepts.
 //!
 //! Tests and `pinip simulate` seed the world through [`OciSim`] (compartments,
 //! instances with a primary VNIC and private IP, reserved public IPs with tags) while
@@ -21,6 +22,7 @@ mod federation;
 mod identity;
 mod metadata;
 mod model;
+mod proxymux;
 mod routes;
 mod signature;
 mod state;
@@ -39,6 +41,7 @@ pub use faults::{Failure, Faults};
 pub use federation::DEFAULT_TOKEN_LIFETIME;
 pub use identity::TEST_INSTANCE_KEY_PEM;
 pub use model::Lifetime;
+pub use proxymux::ProxymuxEndpoint;
 pub use routes::route;
 pub use signature::{parse_authorization, KeyRing};
 
@@ -127,6 +130,7 @@ pub(crate) struct Shared {
     counts: Mutex<RequestCounts>,
     keys: Mutex<KeyRing>,
     principals: Mutex<federation::Principals>,
+    cluster: Mutex<proxymux::Cluster>,
     last_key: Mutex<Option<String>>,
     requests: AtomicU64,
     shutdown: CancellationToken,
@@ -214,6 +218,7 @@ impl OciSim {
             }),
             keys: Mutex::new(keys),
             principals: Mutex::new(federation::Principals::new().map_err(anyhow::Error::msg)?),
+            cluster: Mutex::new(proxymux::Cluster::default()),
             last_key: Mutex::new(None),
             requests: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
