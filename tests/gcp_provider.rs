@@ -204,6 +204,49 @@ async fn add_access_config_failing_after_the_ephemeral_ip_was_removed_leaves_the
 }
 
 #[tokio::test]
+async fn a_failed_re_attach_to_a_nic_left_without_an_external_ip_gives_it_an_ephemeral_one() {
+    let s = setup(IpFamily::V4).await;
+    let me = described(&s, "node-1").await;
+    let pool = s.provider.list_pool().await.unwrap();
+    s.provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap();
+    // Someone removes the address by hand: the NIC has no external IPv4 at all.
+    s.sim.detach_by_hand("pool-1");
+    assert!(!has_external_v4(&s.sim, "node-1"));
+    let me = described(&s, "node-1").await;
+    s.sim.fail_next(
+        "instances.addAccessConfig",
+        Failure::Http {
+            status: 503,
+            reason: "backendError",
+            message: "unavailable".into(),
+        },
+    );
+    let error = s
+        .provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.class, ErrorClass::Transient, "{error}");
+    // Without this, a node whose address then goes to another node waits on an
+    // exhausted pool with no egress at all.
+    assert!(
+        has_external_v4(&s.sim, "node-1"),
+        "the node must end with an external IP: {:?}",
+        s.sim.external_ips("node-1")
+    );
+    assert!(!s.sim.attached_to("node-1").contains(&ip("203.0.113.10")));
+    // The next attempt swaps the ephemeral one for the static address.
+    s.provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap();
+    assert_eq!(s.sim.attached_to("node-1"), vec![ip("203.0.113.10")]);
+}
+
+#[tokio::test]
 async fn an_address_taken_meanwhile_is_a_conflict_and_the_node_keeps_an_external_ip() {
     let s = setup(IpFamily::V4).await;
     let me = described(&s, "node-1").await;

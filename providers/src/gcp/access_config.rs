@@ -7,9 +7,10 @@
 //! set up — KubeIP issues #34, #84, #110):
 //! - nothing is deleted before a candidate is claimed (the agent claims before it calls
 //!   `attach`, and `attach` is never called without a claim);
-//! - if adding the static address fails after the ephemeral one was removed, an
-//!   ephemeral one is restored (re-read, re-added, a few attempts with backoff) before
-//!   the error is returned;
+//! - if adding the static address fails after the ephemeral one was removed, or on a
+//!   NIC that had no external IPv4 at all (its address removed by hand), an ephemeral
+//!   one is restored (re-read, re-added, a few attempts with backoff) before the error
+//!   is returned;
 //! - the swap runs to its end even if the caller gives up waiting (see `mod.rs`);
 //! - a change lands when its operation completes, not when it is accepted: a delete
 //!   whose end was not seen (its wait failed) may still land after the restore looked
@@ -106,9 +107,19 @@ pub async fn attach(
     match plan(nic, target) {
         Plan::AlreadyAttached => Ok(()),
         Plan::Add => {
-            client
+            // The NIC has no external IPv4 (removed by hand, or a restore that failed):
+            // if the static address cannot be added either, give it an ephemeral one,
+            // so a node that then waits (its address taken, the pool exhausted) is not
+            // left without egress.
+            let added = client
                 .add_access_config(zone, name, &nic.name, &static_config(address, None))
-                .await
+                .await;
+            if let Err(e) = &added {
+                warn!(instance = name, address = %target, error = %e,
+                    "adding the static address to a NIC without an external IPv4 failed; giving it an ephemeral one");
+                restore_ephemeral(client, zone, name, &nic.name, None, false).await;
+            }
+            added
         }
         Plan::Replace(current) => {
             if let Err(e) = client

@@ -98,6 +98,7 @@ impl Storm<'_> {
 
     /// Faults stop; every dead agent comes back.
     pub(super) async fn calm_down(&mut self) -> anyhow::Result<()> {
+        self.calm_at = Some(Instant::now());
         self.world.kube.set_faults(KubeFaults::default());
         self.world.cloud.set_failure_rates(0.0, 0.0);
         // Before anything restarts: a replacement must not attach into a hang left for
@@ -165,12 +166,19 @@ impl Storm<'_> {
         }
     }
 
-    /// One sweep interval (plus slack) after the last deletion, nothing names deleted nodes.
+    /// Nothing names deleted nodes once the sweep had its chance: from the last
+    /// deletion, or from the end of the faults if that came later (a sweep that meets a
+    /// 409 storm or a 5xx retries at its next interval), a leader's takeover (a killed
+    /// leader's Lease must stand still for a term, seen by two looks), then two sweep
+    /// intervals and some slack.
     pub(super) async fn check_no_leftovers_of_deleted_nodes(&mut self) {
         let Some(last) = self.deleted.iter().map(|(_, _, at)| *at).max() else {
             return;
         };
-        let bound = last + self.spec.sweep_interval * 2 + Duration::from_secs(2);
+        let from = self.calm_at.map_or(last, |calm| calm.max(last));
+        let term = crate::domain::sweep_leadership::term(self.spec.sweep_interval);
+        let takeover = term + crate::domain::sweep_leadership::look_period(term) * 2;
+        let bound = from + takeover + self.spec.sweep_interval * 2 + Duration::from_secs(2);
         let deadline = bound.max(Instant::now());
         loop {
             let leftovers = self.leftovers();
@@ -178,11 +186,68 @@ impl Storm<'_> {
                 return;
             }
             if Instant::now() >= deadline {
+                tracing::warn!(
+                    "{leftovers:?}: sweep Lease {}; deleted nodes {}",
+                    self.describe_sweep_lease(),
+                    self.describe_deleted()
+                );
                 self.violations.extend(leftovers);
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Who leads the sweep, as the Lease says.
+    fn describe_sweep_lease(&self) -> String {
+        match self.world.kube.get(
+            Kind::Lease,
+            Some(LEASE_NAMESPACE),
+            crate::agent::sweeper::SWEEP_LEASE,
+        ) {
+            Some(lease) => format!(
+                "holder {} renewed {} resourceVersion {}",
+                lease
+                    .pointer("/spec/holderIdentity")
+                    .and_then(Value::as_str)
+                    .unwrap_or("-"),
+                lease
+                    .pointer("/spec/renewTime")
+                    .and_then(Value::as_str)
+                    .unwrap_or("-"),
+                lease
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("-"),
+            ),
+            None => "none".into(),
+        }
+    }
+
+    /// Each deleted node's claims and addresses as they stand, and its agent.
+    fn describe_deleted(&self) -> String {
+        let claims = self.world.kube.list(Kind::Lease, Some(LEASE_NAMESPACE));
+        let mut lines = Vec::new();
+        for (node, instance, _) in &self.deleted {
+            for lease in claims
+                .iter()
+                .filter(|l| l.pointer("/spec/holderIdentity").and_then(Value::as_str) == Some(node))
+            {
+                let address = lease
+                    .pointer("/metadata/annotations/pinip.dev~1address")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?");
+                lines.push(format!(
+                    "{node} (instance {instance}) claims {address} (rv {}): {}",
+                    lease
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or("-"),
+                    self.describe_address(address, &[node.as_str()])
+                ));
+            }
+        }
+        lines.join("; ")
     }
 
     pub(super) fn leftovers(&self) -> Vec<String> {

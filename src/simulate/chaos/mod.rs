@@ -114,6 +114,8 @@ struct Storm<'w> {
     violations: Vec<String>,
     clear_kube_at: Option<Instant>,
     clear_cloud_at: Option<Instant>,
+    /// When the faults stopped.
+    calm_at: Option<Instant>,
 }
 
 pub async fn run(world: &mut SimulatedWorld, spec: ChaosSpec) -> anyhow::Result<Report> {
@@ -133,6 +135,7 @@ pub async fn run(world: &mut SimulatedWorld, spec: ChaosSpec) -> anyhow::Result<
         violations: Vec::new(),
         clear_kube_at: None,
         clear_cloud_at: None,
+        calm_at: None,
     };
     for node in storm.world.nodes.clone() {
         storm.start_agent(&node.name).await?;
