@@ -22,7 +22,8 @@ resource "oci_containerengine_cluster" "main" {
   name               = var.cluster_name
   kubernetes_version = var.kubernetes_version
   vcn_id             = oci_core_vcn.main.id
-  type               = "BASIC_CLUSTER"
+  # Workload identity exists on enhanced clusters only (they cost a monthly fee).
+  type = var.auth == "workload_identity" ? "ENHANCED_CLUSTER" : "BASIC_CLUSTER"
 
   endpoint_config {
     is_public_ip_enabled = true

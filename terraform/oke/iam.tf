@@ -3,15 +3,19 @@
 # step), granted to
 #   - auth = "api_key": a group holding one API-key user, or
 #   - auth = "instance_principal": the dynamic group of the cluster's nodes (the matching
-#     rule of deploy/iam/oci-dynamic-group.txt), with no user and no key.
+#     rule of deploy/iam/oci-dynamic-group.txt), with no user and no key, or
+#   - auth = "workload_identity": pinip's service account in this (enhanced) cluster, the
+#     statements of deploy/iam/oci-workload-identity.txt.
 # The pool and the nodes share one compartment here.
 locals {
+  api_key            = var.auth == "api_key"
   instance_principal = var.auth == "instance_principal"
+  workload_identity  = var.auth == "workload_identity"
   pinip_subject = (local.instance_principal
-    ? "dynamic-group ${one(oci_identity_dynamic_group.pinip[*].name)}"
-    : "group ${one(oci_identity_group.pinip[*].name)}"
+    ? "dynamic-group ${join("", oci_identity_dynamic_group.pinip[*].name)}"
+    : "group ${join("", oci_identity_group.pinip[*].name)}"
   )
-  pinip_policy = [
+  pinip_group_policy = [
     for line in split("\n", file("${path.module}/../../deploy/iam/oci-policy.txt")) :
     replace(
       replace(
@@ -22,6 +26,18 @@ locals {
     )
     if startswith(trimspace(line), "Allow ")
   ]
+  pinip_workload_policy = [
+    for line in split("\n", file("${path.module}/../../deploy/iam/oci-workload-identity.txt")) :
+    replace(
+      replace(
+        replace(trimspace(line), "<cluster-ocid>", oci_containerengine_cluster.main.id),
+        "compartment <pool-compartment>", "compartment id ${var.compartment_ocid}",
+      ),
+      "compartment <node-compartment>", "compartment id ${var.compartment_ocid}",
+    )
+    if startswith(trimspace(line), "Allow ")
+  ]
+  pinip_policy = local.workload_identity ? local.pinip_workload_policy : local.pinip_group_policy
   pinip_matching_rule = one([
     for line in split("\n", file("${path.module}/../../deploy/iam/oci-dynamic-group.txt")) :
     replace(trimspace(line), "<node-compartment>", var.compartment_ocid)
@@ -40,14 +56,14 @@ resource "oci_identity_dynamic_group" "pinip" {
 }
 
 resource "oci_identity_group" "pinip" {
-  count          = local.instance_principal ? 0 : 1
+  count          = local.api_key ? 1 : 0
   compartment_id = var.tenancy_ocid
   name           = "pinip-agents-${var.cluster_name}"
   description    = "pinip agents of OKE cluster ${var.cluster_name}"
 }
 
 resource "oci_identity_user" "pinip" {
-  count          = local.instance_principal ? 0 : 1
+  count          = local.api_key ? 1 : 0
   compartment_id = var.tenancy_ocid
   name           = "pinip-${var.cluster_name}"
   description    = "pinip agent of OKE cluster ${var.cluster_name} (API key only, no console password)"

@@ -9,7 +9,7 @@ output "cluster_id" {
 }
 
 output "pinip_user" {
-  description = "The IAM user whose API key pinip signs with (group pinip-agents-<cluster>); null with auth = instance_principal."
+  description = "The IAM user whose API key pinip signs with (group pinip-agents-<cluster>); null unless auth = api_key."
   value       = one(oci_identity_user.pinip[*].id)
 }
 

@@ -1,5 +1,6 @@
-# pinip, deployed from deploy/overlays/oci (auth = "api_key") or
-# deploy/overlays/oci-instance-principal exactly as `kubectl apply -k` would, with what
+# pinip, deployed from deploy/overlays/oci (auth = "api_key"),
+# deploy/overlays/oci-instance-principal or deploy/overlays/oci-workload-identity
+# exactly as `kubectl apply -k` would, with what
 # only this cluster knows patched in: the compartment (PROJECT), the region, the cluster
 # name, the pool's tags and the image; with an API key, also the Secret holding the OCI
 # config file and key the overlay mounts.
@@ -12,10 +13,15 @@ locals {
   ]
   # The overlay's own OCI_AUTH (instance principals) is kept: a strategic merge patch
   # merges env entries by name.
-  oci_config = local.instance_principal ? "" : join("\n", [
+  overlay = {
+    api_key            = "oci"
+    instance_principal = "oci-instance-principal"
+    workload_identity  = "oci-workload-identity"
+  }[var.auth]
+  oci_config = !local.api_key ? "" : join("\n", [
     "[DEFAULT]",
-    "user=${one(oci_identity_user.pinip[*].id)}",
-    "fingerprint=${one(oci_identity_api_key.pinip[*].fingerprint)}",
+    "user=${join("", oci_identity_user.pinip[*].id)}",
+    "fingerprint=${join("", oci_identity_api_key.pinip[*].fingerprint)}",
     "tenancy=${var.tenancy_ocid}",
     "region=${var.region}",
     "key_file=/etc/pinip/oci/key.pem",
@@ -24,7 +30,7 @@ locals {
 }
 
 data "kustomization_overlay" "pinip" {
-  resources = ["${path.module}/../../deploy/overlays/${local.instance_principal ? "oci-instance-principal" : "oci"}"]
+  resources = ["${path.module}/../../deploy/overlays/${local.overlay}"]
 
   patches {
     target {
@@ -57,7 +63,7 @@ resource "kustomization_resource" "pinip_p0" {
 
 # The OCI config file and key the DaemonSet mounts at /etc/pinip/oci (auth = "api_key").
 resource "kustomization_resource" "pinip_api_key" {
-  count = local.instance_principal ? 0 : 1
+  count = local.api_key ? 1 : 0
   manifest = jsonencode({
     apiVersion = "v1"
     kind       = "Secret"

@@ -104,12 +104,12 @@ variable "public_inbound" {
 }
 
 variable "auth" {
-  description = "How pinip authenticates: api_key (an API-key-only user in a group, its key in the Secret pinip-oci-api-key) or instance_principal (the nodes' dynamic group; no user, no key, no Secret)."
+  description = "How pinip authenticates: api_key (an API-key-only user in a group, its key in the Secret pinip-oci-api-key), instance_principal (the nodes' dynamic group; no user, key or Secret) or workload_identity (pinip's service account; makes the cluster an enhanced one; no user, key or Secret)."
   type        = string
   default     = "api_key"
 
   validation {
-    condition     = contains(["api_key", "instance_principal"], var.auth)
-    error_message = "auth: api_key or instance_principal (pinip does not support OKE workload identity yet)."
+    condition     = contains(["api_key", "instance_principal", "workload_identity"], var.auth)
+    error_message = "auth: api_key, instance_principal or workload_identity."
   }
 }

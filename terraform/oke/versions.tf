@@ -6,8 +6,7 @@ terraform {
       source  = "oracle/oci"
       version = ">= 6.0, < 8.0"
     }
-    # pinip's API key (auth = "api_key"; OKE workload identity is not supported by
-    # pinip yet: docs/oci.md).
+    # pinip's API key (auth = "api_key").
     tls = {
       source  = "hashicorp/tls"
       version = "~> 4.0"
