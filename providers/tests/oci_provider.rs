@@ -237,6 +237,34 @@ async fn a_failed_swap_and_a_failed_first_restore_still_leave_a_public_ip() {
 }
 
 #[tokio::test]
+async fn a_failed_re_assignment_to_a_node_left_without_a_public_ip_gives_it_an_ephemeral_one() {
+    let w = world(1).await;
+    let node = w.sim.add_instance(&w.compartment, "node-1", true, true);
+    let p = provider(&w);
+    let instance = describe(&p, &node).await;
+    let target = address(&p, pool_ip(0)).await;
+    p.attach(&target, &instance, &owner(&node, "node-1"))
+        .await
+        .expect("attach");
+    // Someone unassigns the reserved IP by hand: the node has no public IP at all.
+    w.sim.unassign_by_hand(&target.id);
+    let freed = address(&p, pool_ip(0)).await;
+    w.sim.fail_next("UpdatePublicIp", Failure::internal());
+    let e = p
+        .attach(&freed, &instance, &owner(&node, "node-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, ErrorClass::Transient, "{e}");
+    // Without this, a node whose address then goes to another node waits on an
+    // exhausted pool without any public IP.
+    assert!(matches!(
+        w.sim.public_ip_of(&node.instance_id),
+        Some((_, Lifetime::Ephemeral))
+    ));
+    assert!(w.sim.managed_without_public_ip().is_empty());
+}
+
+#[tokio::test]
 async fn an_assignment_that_landed_but_answered_an_error_is_kept_and_adopted() {
     let w = world(1).await;
     let node = w.sim.add_instance(&w.compartment, "node-1", true, true);

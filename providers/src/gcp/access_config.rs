@@ -32,6 +32,10 @@ pub const ONE_TO_ONE_NAT: &str = "ONE_TO_ONE_NAT";
 pub const DEFAULT_NAME: &str = "external-nat";
 const RESTORE_ATTEMPTS: u32 = 4;
 const RESTORE_FIRST_DELAY: Duration = Duration::from_millis(250);
+/// After the quick attempts: how long the background restore keeps trying, and its
+/// longest pause.
+const RESTORE_BACKGROUND_FOR: Duration = Duration::from_secs(3600);
+const RESTORE_BACKGROUND_MAX_PAUSE: Duration = Duration::from_secs(30);
 
 /// What attaching `target` to a NIC takes, given its current access configs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,7 +193,10 @@ pub async fn detach(
 /// Make sure the NIC has an external IPv4 again: re-read it, and add an ephemeral one
 /// if none is there, a few times with backoff. Failures are logged loudly, not
 /// returned: the caller reports its own (first) error. `known_missing`: the delete
-/// just succeeded, so the first re-read is skipped.
+/// just succeeded, so the first re-read is skipped. If every attempt fails, a task of
+/// its own keeps trying until the NIC has one: the agent may not attach again soon (its
+/// address gone to another node, the pool exhausted), and a node must not wait without
+/// egress.
 async fn restore_ephemeral(
     client: &ComputeClient,
     zone: &str,
@@ -200,50 +207,96 @@ async fn restore_ephemeral(
 ) {
     let mut delay = RESTORE_FIRST_DELAY;
     for attempt in 1..=RESTORE_ATTEMPTS {
-        if !client.settle(zone, instance).await {
-            warn!(
-                instance,
-                attempt,
-                "an earlier write on the instance is not seen done yet; the restore waits for it"
-            );
-            tokio::time::sleep(delay).await;
-            delay *= 2;
-            continue;
-        }
-        let has_one = if known_missing && attempt == 1 {
-            false
-        } else {
-            match client.get_instance(zone, instance).await {
-                Ok(current) => current
-                    .network_interfaces
-                    .iter()
-                    .find(|n| n.name == nic_name)
-                    .is_some_and(|n| external_v4(n).is_some()),
-                Err(e) => {
-                    warn!(instance, attempt, error = %e, "could not read the instance while restoring its external IP");
-                    false
-                }
-            }
-        };
-        if has_one {
+        let skip_read = known_missing && attempt == 1;
+        if restore_once(client, zone, instance, nic_name, like, skip_read, attempt).await {
             return;
-        }
-        match client
-            .add_access_config(zone, instance, nic_name, &ephemeral_config(like))
-            .await
-        {
-            Ok(()) => {
-                info!(instance, "ephemeral external IP restored");
-                return;
-            }
-            Err(e) => {
-                warn!(instance, attempt, error = %e, "restoring an ephemeral external IP failed")
-            }
         }
         tokio::time::sleep(delay).await;
         delay *= 2;
     }
-    error!(instance, "the node may be left WITHOUT an external IPv4: restoring an ephemeral one failed {RESTORE_ATTEMPTS} times; the next attempt of the agent tries again");
+    error!(instance, "the node may be left WITHOUT an external IPv4: restoring an ephemeral one failed {RESTORE_ATTEMPTS} times; trying again in the background until it has one");
+    let (client, zone, instance, nic_name, like) = (
+        client.clone(),
+        zone.to_string(),
+        instance.to_string(),
+        nic_name.to_string(),
+        like.cloned(),
+    );
+    tokio::spawn(async move {
+        let mut attempt = RESTORE_ATTEMPTS;
+        let mut delay = delay.min(RESTORE_BACKGROUND_MAX_PAUSE);
+        let give_up = tokio::time::Instant::now() + RESTORE_BACKGROUND_FOR;
+        while tokio::time::Instant::now() < give_up {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(RESTORE_BACKGROUND_MAX_PAUSE);
+            attempt += 1;
+            let restored = restore_once(
+                &client,
+                &zone,
+                &instance,
+                &nic_name,
+                like.as_ref(),
+                false,
+                attempt,
+            );
+            if restored.await {
+                return;
+            }
+        }
+        error!(instance, "gave up restoring an external IPv4 after {RESTORE_BACKGROUND_FOR:?}; the agent's next attach tries again");
+    });
+}
+
+/// One restore attempt: true once the NIC has an external IPv4 (or the instance is
+/// gone), false to try again.
+async fn restore_once(
+    client: &ComputeClient,
+    zone: &str,
+    instance: &str,
+    nic_name: &str,
+    like: Option<&AccessConfig>,
+    skip_read: bool,
+    attempt: u32,
+) -> bool {
+    if !client.settle(zone, instance).await {
+        warn!(
+            instance,
+            attempt,
+            "an earlier write on the instance is not seen done yet; the restore waits for it"
+        );
+        return false;
+    }
+    if !skip_read {
+        match client.get_instance(zone, instance).await {
+            Ok(current) => {
+                let has_one = current
+                    .network_interfaces
+                    .iter()
+                    .find(|n| n.name == nic_name)
+                    .is_some_and(|n| external_v4(n).is_some());
+                if has_one {
+                    return true;
+                }
+            }
+            Err(e) if e.class == crate::ErrorClass::NotFound => return true,
+            Err(e) => {
+                warn!(instance, attempt, error = %e, "could not read the instance while restoring its external IP");
+            }
+        }
+    }
+    match client
+        .add_access_config(zone, instance, nic_name, &ephemeral_config(like))
+        .await
+    {
+        Ok(()) => {
+            info!(instance, "ephemeral external IP restored");
+            true
+        }
+        Err(e) => {
+            warn!(instance, attempt, error = %e, "restoring an ephemeral external IP failed");
+            false
+        }
+    }
 }
 
 fn primary_nic(instance: &Instance) -> Result<&NetworkInterface, ProviderError> {

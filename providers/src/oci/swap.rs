@@ -27,6 +27,10 @@ use super::wire::{PublicIp, UpdatePublicIp};
 
 const RESTORE_ATTEMPTS: u32 = 4;
 const RESTORE_FIRST_DELAY: Duration = Duration::from_millis(250);
+/// After the quick attempts: how long the background restore keeps trying, and its
+/// longest pause.
+const RESTORE_BACKGROUND_FOR: Duration = Duration::from_secs(3600);
+const RESTORE_BACKGROUND_MAX_PAUSE: Duration = Duration::from_secs(30);
 const TAG_ATTEMPTS: usize = 3;
 /// How long an assignment may stay ASSIGNING before attach reports it as not done yet.
 const ASSIGN_WAIT: Duration = Duration::from_secs(60);
@@ -91,7 +95,9 @@ pub async fn attach(
             ),
         ));
     }
-    let mut removed_ephemeral = false;
+    // From here on the node has no public IP (its ephemeral one deleted below, or none
+    // at all: its reserved IP unassigned by hand): a failed assignment must leave it
+    // with an ephemeral one.
     match client.public_ip_on(&target.private_ip).await? {
         None => {}
         Some(current) if current.is_reserved() => {
@@ -110,7 +116,6 @@ pub async fn attach(
                 restore(client, target).await;
                 return Err(e);
             }
-            removed_ephemeral = true;
         }
     }
     let details = UpdatePublicIp {
@@ -126,11 +131,9 @@ pub async fn attach(
         Err(e) => Err(e),
     };
     if let Err(e) = assigned {
-        if removed_ephemeral {
-            warn!(instance = %target.instance, address = %ip.ip_address, error = %e,
-                "assigning the reserved IP failed after the ephemeral one was deleted; restoring an ephemeral public IP");
-            restore(client, target).await;
-        }
+        warn!(instance = %target.instance, address = %ip.ip_address, error = %e,
+            "assigning the reserved IP failed while the node had no public IP; restoring an ephemeral public IP");
+        restore(client, target).await;
         return Err(e);
     }
     info!(instance = %target.instance, address = %ip.ip_address, "reserved public IP assigned");
@@ -273,30 +276,58 @@ pub async fn set_tags(
 
 /// Make sure `target` has a public IP again: re-check, and create an ephemeral one if
 /// none is there, a few times with backoff. Failures are logged loudly, not returned:
-/// the caller reports its own (first) error.
+/// the caller reports its own (first) error. If every attempt fails, a task of its own
+/// keeps trying until the node has one: the agent may not assign again soon (its
+/// address gone to another node, the pool exhausted), and a node must not wait without
+/// a public IP.
 pub async fn restore(client: &CoreClient, target: &Target) {
     let mut delay = RESTORE_FIRST_DELAY;
     for attempt in 1..=RESTORE_ATTEMPTS {
-        match client.public_ip_on(&target.private_ip).await {
-            Ok(Some(_)) => return,
-            Ok(None) => match client
-                .create_ephemeral(&target.compartment, &target.private_ip)
-                .await
-            {
-                Ok(_) => {
-                    info!(instance = %target.instance, "ephemeral public IP restored");
-                    return;
-                }
-                Err(e) => {
-                    warn!(instance = %target.instance, attempt, error = %e, "restoring an ephemeral public IP failed")
-                }
-            },
-            Err(e) => {
-                warn!(instance = %target.instance, attempt, error = %e, "could not read the node's public IP while restoring it")
-            }
+        if restore_once(client, target, attempt).await {
+            return;
         }
         tokio::time::sleep(delay).await;
         delay *= 2;
     }
-    error!(instance = %target.instance, "the node may be left WITHOUT a public IP: restoring an ephemeral one failed {RESTORE_ATTEMPTS} times; the agent's next attempt tries again");
+    error!(instance = %target.instance, "the node may be left WITHOUT a public IP: restoring an ephemeral one failed {RESTORE_ATTEMPTS} times; trying again in the background until it has one");
+    let (client, target) = (client.clone(), target.clone());
+    tokio::spawn(async move {
+        let mut attempt = RESTORE_ATTEMPTS;
+        let mut delay = delay.min(RESTORE_BACKGROUND_MAX_PAUSE);
+        let give_up = tokio::time::Instant::now() + RESTORE_BACKGROUND_FOR;
+        while tokio::time::Instant::now() < give_up {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(RESTORE_BACKGROUND_MAX_PAUSE);
+            attempt += 1;
+            if restore_once(&client, &target, attempt).await {
+                return;
+            }
+        }
+        error!(instance = %target.instance, "gave up restoring a public IP after {RESTORE_BACKGROUND_FOR:?}; the agent's next assignment tries again");
+    });
+}
+
+/// One restore attempt: true once the node's private IP has a public IP (or is gone).
+async fn restore_once(client: &CoreClient, target: &Target, attempt: u32) -> bool {
+    match client.public_ip_on(&target.private_ip).await {
+        Ok(Some(_)) => true,
+        Ok(None) => match client
+            .create_ephemeral(&target.compartment, &target.private_ip)
+            .await
+        {
+            Ok(_) => {
+                info!(instance = %target.instance, "ephemeral public IP restored");
+                true
+            }
+            Err(e) => {
+                warn!(instance = %target.instance, attempt, error = %e, "restoring an ephemeral public IP failed");
+                false
+            }
+        },
+        Err(e) if e.class == ErrorClass::NotFound => true,
+        Err(e) => {
+            warn!(instance = %target.instance, attempt, error = %e, "could not read the node's public IP while restoring it");
+            false
+        }
+    }
 }
