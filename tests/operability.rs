@@ -66,6 +66,10 @@ async fn readyz_turns_ready_once_the_address_is_published_and_metrics_say_so() {
         .spawn_agent(KIT.settings(&world, &a.name))
         .await
         .unwrap();
+    // The second agent starts once the first holds the pool's one address: started
+    // together, either may win it (under load the second sometimes did).
+    KIT.status(&mut first, "an address", AgentStatus::is_ready)
+        .await;
     let mut waiting = world
         .spawn_agent(KIT.settings(&world, &b.name))
         .await
@@ -83,8 +87,6 @@ async fn readyz_turns_ready_once_the_address_is_published_and_metrics_say_so() {
     let addr = server.local_addr().unwrap();
     tokio::spawn(server.serve(stop.clone()));
 
-    KIT.status(&mut first, "an address", AgentStatus::is_ready)
-        .await;
     KIT.status(&mut waiting, "pool exhausted", |s| {
         matches!(s, AgentStatus::PoolExhausted { .. })
     })
