@@ -33,9 +33,10 @@ pub const DEFAULT_NAME: &str = "external-nat";
 const RESTORE_ATTEMPTS: u32 = 4;
 const RESTORE_FIRST_DELAY: Duration = Duration::from_millis(250);
 /// After the quick attempts: how long the background restore keeps trying, and its
-/// longest pause.
+/// longest pause (short: a node without a public IP has no egress, and each try starts
+/// with one read).
 const RESTORE_BACKGROUND_FOR: Duration = Duration::from_secs(3600);
-const RESTORE_BACKGROUND_MAX_PAUSE: Duration = Duration::from_secs(30);
+const RESTORE_BACKGROUND_MAX_PAUSE: Duration = Duration::from_secs(5);
 
 /// What attaching `target` to a NIC takes, given its current access configs.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -28,9 +28,10 @@ use super::wire::{PublicIp, UpdatePublicIp};
 const RESTORE_ATTEMPTS: u32 = 4;
 const RESTORE_FIRST_DELAY: Duration = Duration::from_millis(250);
 /// After the quick attempts: how long the background restore keeps trying, and its
-/// longest pause.
+/// longest pause (short: a node without a public IP has no egress, and each try starts
+/// with one read).
 const RESTORE_BACKGROUND_FOR: Duration = Duration::from_secs(3600);
-const RESTORE_BACKGROUND_MAX_PAUSE: Duration = Duration::from_secs(30);
+const RESTORE_BACKGROUND_MAX_PAUSE: Duration = Duration::from_secs(5);
 const TAG_ATTEMPTS: usize = 3;
 /// How long an assignment may stay ASSIGNING before attach reports it as not done yet.
 const ASSIGN_WAIT: Duration = Duration::from_secs(60);
