@@ -85,6 +85,32 @@ async fn address(p: &OciProvider, ip: Ipv4Addr) -> PoolAddress {
 }
 
 #[tokio::test]
+async fn a_node_resolved_by_two_calls_at_once_is_read_once() {
+    let w = world(2).await;
+    let node = w.sim.add_instance(&w.compartment, "node-1", true, true);
+    // Without PROJECT the pool's compartment is the node's: the listing resolves the
+    // instance too, while the agent's first pass describes it side by side.
+    let mut unscoped = settings(&w, &["freeformTags.kubeip=reserved"]);
+    unscoped.compartment = None;
+    let p = OciProvider::new(unscoped)
+        .expect("provider builds")
+        .for_instance(&node.instance_id);
+    let me = reference(&node);
+    let (pool, described) = tokio::join!(p.list_pool(), p.describe_instance(&me));
+    assert_eq!(pool.expect("list").len(), 2);
+    described.expect("describe");
+    let counts = w.sim.request_counts();
+    for op in [
+        "GetInstance",
+        "ListVnicAttachments",
+        "GetVnic",
+        "ListPrivateIps",
+    ] {
+        assert_eq!(counts.operation(op), 1, "{op}");
+    }
+}
+
+#[tokio::test]
 async fn the_pool_is_every_page_narrowed_by_the_filter() {
     let w = world(0).await;
     let namespace_filtered = 7;

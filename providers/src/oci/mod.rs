@@ -93,6 +93,9 @@ pub struct OciProvider {
     compartment: Mutex<Option<String>>,
     /// instance OCID → its primary private IP (never changes for an instance).
     targets: Mutex<HashMap<String, Target>>,
+    /// One resolution at a time: the agent lists the pool and describes its instance
+    /// side by side, and both may need the instance (the compartment, the target).
+    resolving: tokio::sync::Mutex<()>,
     /// private IP OCID → instance OCID, learned (never changes for a private IP).
     holders: Mutex<HashMap<String, String>>,
     /// The node this provider serves: without `PROJECT`, its compartment is the pool's.
@@ -146,6 +149,7 @@ impl OciProvider {
             order,
             compartment: Mutex::new(settings.compartment.filter(|c| !c.trim().is_empty())),
             targets: Mutex::new(HashMap::new()),
+            resolving: tokio::sync::Mutex::new(()),
             holders: Mutex::new(HashMap::new()),
             home: None,
         })
@@ -160,6 +164,10 @@ impl OciProvider {
 
     /// The node's primary VNIC and its primary private IP. None: the instance is gone.
     async fn resolve(&self, instance: &str) -> Result<Option<Target>, ProviderError> {
+        if let Some(known) = lock(&self.targets).get(instance).cloned() {
+            return Ok(Some(known));
+        }
+        let _one_at_a_time = self.resolving.lock().await;
         if let Some(known) = lock(&self.targets).get(instance).cloned() {
             return Ok(Some(known));
         }
