@@ -186,12 +186,13 @@ impl Reporter {
                     matched,
                     free, "pool exhausted; waiting for an address to be freed"
                 );
-                // The Event first: whoever sees the status can rely on the Event.
+                // The Event and the metric first: whoever sees the status can rely on
+                // both (as for an assignment below).
+                m.assigned(AssignResult::Waiting, "pool_exhausted");
                 if let Some(events) = events {
                     events.warning(reason::POOL_EXHAUSTED, "Assign", note).await;
                 }
                 self.status(AgentStatus::PoolExhausted { matched, free });
-                m.assigned(AssignResult::Waiting, "pool_exhausted");
             }
             Outcome::AttemptFailed {
                 error,
@@ -209,10 +210,10 @@ impl Reporter {
             }
             Outcome::Stalled { error, note } => {
                 error!("{note}");
-                self.status(AgentStatus::Stalled(error.to_string()));
                 if let Some(events) = events {
                     events.warning(reason::STALLED, "Assign", note).await;
                 }
+                self.status(AgentStatus::Stalled(error.to_string()));
             }
             Outcome::Assigned {
                 address,
