@@ -32,6 +32,14 @@ pub trait Provider: Send + Sync {
         owner: &Ownership,
     ) -> Result<(), ProviderError>;
 
+    /// Give `instance` an ephemeral public IP if it has none at all, for a node that
+    /// waits without an address: an address removed by hand, then taken by another node,
+    /// must not leave it without egress. Default: nothing (a cloud that restores one by
+    /// itself, as EC2 does, or a provider without ephemeral IPs).
+    async fn ensure_public_ip(&self, _instance: &Instance) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// Detach `address` if it is still on `instance`, and clear its ownership record.
     async fn detach(
         &self,

@@ -69,6 +69,9 @@ impl Agent {
         let mut failures: u32 = 0;
         let mut taint_given_up = false;
         let mut publication_cleared = false;
+        // Once per wait: a node whose address was removed by hand and then went to
+        // another node has no public IP at all (GCP, OCI) until it gets one back.
+        let mut public_ip_ensured = false;
         // The reason last written on the Node (`pinip.dev/waiting`), so it changes once.
         let mut waiting_shown: Option<&'static str> = None;
         loop {
@@ -84,6 +87,9 @@ impl Agent {
                 Ok(Pass::Interrupted) => return Ok(None),
                 Ok(Pass::Exhausted { matched, free }) => {
                     failures = 0;
+                    if !public_ip_ensured {
+                        public_ip_ensured = self.ensure_public_ip(ctx).await;
+                    }
                     // The node may still publish an address it no longer holds (lost while
                     // this agent was down): a waiting node must not advertise it.
                     if preferred.is_some() && !publication_cleared {
@@ -394,6 +400,24 @@ impl Agent {
             }
         }
         pool
+    }
+
+    /// A node about to wait gets an ephemeral public IP if it has none; true once asked.
+    async fn ensure_public_ip(&self, ctx: &mut NodeContext) -> bool {
+        let instance = match self.described(ctx).await {
+            Ok(instance) => instance,
+            Err(e) => {
+                debug!(error = %e, "could not read the instance; its public IP is checked at the next pass");
+                return false;
+            }
+        };
+        match cloud(ctx.provider.ensure_public_ip(&instance)).await {
+            Ok(()) => true,
+            Err(e) => {
+                debug!(error = %e, "could not check the node's public IP; again at the next pass");
+                false
+            }
+        }
     }
 
     /// The instance as the cloud describes it, read once per node.

@@ -43,6 +43,11 @@ impl Provider for DryRunProvider {
         Ok(())
     }
 
+    async fn ensure_public_ip(&self, instance: &Instance) -> Result<(), ProviderError> {
+        info!(instance = %instance.reference.id, "dry run: would give the node an ephemeral public IP if it has none");
+        Ok(())
+    }
+
     async fn detach(
         &self,
         address: &PoolAddress,

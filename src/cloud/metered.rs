@@ -77,6 +77,13 @@ impl Provider for MeteredProvider {
         result
     }
 
+    async fn ensure_public_ip(&self, instance: &Instance) -> Result<(), ProviderError> {
+        let started = Instant::now();
+        let result = self.inner.ensure_public_ip(instance).await;
+        self.record("ensure_public_ip", started, &result);
+        result
+    }
+
     async fn detach(
         &self,
         address: &PoolAddress,

@@ -191,6 +191,18 @@ pub async fn detach(
     Ok(true)
 }
 
+/// A NIC without any external IPv4 (its address removed by hand) gets an ephemeral one.
+pub async fn ensure_external_v4(client: &ComputeClient, zone: &str, instance: &Instance) {
+    let Ok(nic) = primary_nic(instance) else {
+        return;
+    };
+    if external_v4(nic).is_some() {
+        return;
+    }
+    warn!(instance = %instance.name, "the node waits without any external IPv4; giving it an ephemeral one");
+    restore_ephemeral(client, zone, &instance.name, &nic.name, None, true).await;
+}
+
 /// Make sure the NIC has an external IPv4 again: re-read it, and add an ephemeral one
 /// if none is there, a few times with backoff. Failures are logged loudly, not
 /// returned: the caller reports its own (first) error. `known_missing`: the delete

@@ -342,6 +342,20 @@ impl Provider for GcpProvider {
         joined(task, method::ADD_ACCESS_CONFIG).await
     }
 
+    async fn ensure_public_ip(&self, instance: &Instance) -> Result<(), ProviderError> {
+        // An IPv6 pool never touches the NIC's IPv4 access config.
+        if self.pool.family != IpFamily::V4 {
+            return Ok(());
+        }
+        let (zone, name) = (&instance.reference.zone, &instance.reference.id);
+        if !self.client.settle(zone, name).await {
+            return Ok(());
+        }
+        let read = self.client.get_instance(zone, name).await?;
+        access_config::ensure_external_v4(&self.client, zone, &read).await;
+        Ok(())
+    }
+
     async fn detach(
         &self,
         address: &PoolAddress,

@@ -358,6 +358,14 @@ impl Provider for OciProvider {
         joined(task, op::UPDATE_PUBLIC_IP).await
     }
 
+    async fn ensure_public_ip(&self, instance: &Instance) -> Result<(), ProviderError> {
+        if let Some(target) = self.resolve(&instance.reference.id).await? {
+            // Reads first: nothing is written while the node has a public IP.
+            swap::restore(&self.client, &target).await;
+        }
+        Ok(())
+    }
+
     async fn detach(
         &self,
         address: &PoolAddress,
