@@ -17,6 +17,7 @@ pub mod gcp;
 pub mod oci;
 pub mod order;
 mod provider;
+mod restore_schedule;
 mod types;
 
 pub use error::{ErrorClass, ProviderError};

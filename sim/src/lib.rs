@@ -3,5 +3,6 @@
 pub mod clock;
 pub mod compute;
 pub mod ec2;
+mod https;
 pub mod kube;
 pub mod oci;

@@ -18,25 +18,18 @@
 //!   and never trusts a read taken while one is pending.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::ProviderError;
 
 use super::client::ComputeClient;
 use super::wire::{AccessConfig, Address, Instance, NetworkInterface};
+use crate::restore_schedule::restore_on_schedule;
 
 pub const ONE_TO_ONE_NAT: &str = "ONE_TO_ONE_NAT";
 /// gcloud's and GKE's name for the external access config.
 pub const DEFAULT_NAME: &str = "external-nat";
-const RESTORE_ATTEMPTS: u32 = 4;
-const RESTORE_FIRST_DELAY: Duration = Duration::from_millis(250);
-/// After the quick attempts: how long the background restore keeps trying, and its
-/// longest pause (short: a node without a public IP has no egress, and each try starts
-/// with one read).
-const RESTORE_BACKGROUND_FOR: Duration = Duration::from_secs(3600);
-const RESTORE_BACKGROUND_MAX_PAUSE: Duration = Duration::from_secs(5);
 
 /// What attaching `target` to a NIC takes, given its current access configs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -218,46 +211,36 @@ async fn restore_ephemeral(
     like: Option<&AccessConfig>,
     known_missing: bool,
 ) {
-    let mut delay = RESTORE_FIRST_DELAY;
-    for attempt in 1..=RESTORE_ATTEMPTS {
-        let skip_read = known_missing && attempt == 1;
-        if restore_once(client, zone, instance, nic_name, like, skip_read, attempt).await {
-            return;
-        }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
-    }
-    error!(instance, "the node may be left WITHOUT an external IPv4: restoring an ephemeral one failed {RESTORE_ATTEMPTS} times; trying again in the background until it has one");
-    let (client, zone, instance, nic_name, like) = (
+    let (client, zone, name, nic_name, like) = (
         client.clone(),
         zone.to_string(),
         instance.to_string(),
         nic_name.to_string(),
         like.cloned(),
     );
-    tokio::spawn(async move {
-        let mut attempt = RESTORE_ATTEMPTS;
-        let mut delay = delay.min(RESTORE_BACKGROUND_MAX_PAUSE);
-        let give_up = tokio::time::Instant::now() + RESTORE_BACKGROUND_FOR;
-        while tokio::time::Instant::now() < give_up {
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(RESTORE_BACKGROUND_MAX_PAUSE);
-            attempt += 1;
-            let restored = restore_once(
+    restore_on_schedule(instance, "an external IPv4", move |attempt| {
+        let (client, zone, name, nic_name, like) = (
+            client.clone(),
+            zone.clone(),
+            name.clone(),
+            nic_name.clone(),
+            like.clone(),
+        );
+        let skip_read = known_missing && attempt == 1;
+        async move {
+            restore_once(
                 &client,
                 &zone,
-                &instance,
+                &name,
                 &nic_name,
                 like.as_ref(),
-                false,
+                skip_read,
                 attempt,
-            );
-            if restored.await {
-                return;
-            }
+            )
+            .await
         }
-        error!(instance, "gave up restoring an external IPv4 after {RESTORE_BACKGROUND_FOR:?}; the agent's next attach tries again");
-    });
+    })
+    .await;
 }
 
 /// One restore attempt: true once the NIC has an external IPv4 (or the instance is

@@ -16,8 +16,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
+use crate::restore_schedule::restore_on_schedule;
 use crate::{ErrorClass, Ownership, ProviderError};
 
 use super::client::CoreClient;
@@ -25,13 +26,6 @@ use super::permissions::op;
 use super::tags;
 use super::wire::{PublicIp, UpdatePublicIp};
 
-const RESTORE_ATTEMPTS: u32 = 4;
-const RESTORE_FIRST_DELAY: Duration = Duration::from_millis(250);
-/// After the quick attempts: how long the background restore keeps trying, and its
-/// longest pause (short: a node without a public IP has no egress, and each try starts
-/// with one read).
-const RESTORE_BACKGROUND_FOR: Duration = Duration::from_secs(3600);
-const RESTORE_BACKGROUND_MAX_PAUSE: Duration = Duration::from_secs(5);
 const TAG_ATTEMPTS: usize = 3;
 /// How long an assignment may stay ASSIGNING before attach reports it as not done yet.
 const ASSIGN_WAIT: Duration = Duration::from_secs(60);
@@ -282,30 +276,12 @@ pub async fn set_tags(
 /// address gone to another node, the pool exhausted), and a node must not wait without
 /// a public IP.
 pub async fn restore(client: &CoreClient, target: &Target) {
-    let mut delay = RESTORE_FIRST_DELAY;
-    for attempt in 1..=RESTORE_ATTEMPTS {
-        if restore_once(client, target, attempt).await {
-            return;
-        }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
-    }
-    error!(instance = %target.instance, "the node may be left WITHOUT a public IP: restoring an ephemeral one failed {RESTORE_ATTEMPTS} times; trying again in the background until it has one");
-    let (client, target) = (client.clone(), target.clone());
-    tokio::spawn(async move {
-        let mut attempt = RESTORE_ATTEMPTS;
-        let mut delay = delay.min(RESTORE_BACKGROUND_MAX_PAUSE);
-        let give_up = tokio::time::Instant::now() + RESTORE_BACKGROUND_FOR;
-        while tokio::time::Instant::now() < give_up {
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(RESTORE_BACKGROUND_MAX_PAUSE);
-            attempt += 1;
-            if restore_once(&client, &target, attempt).await {
-                return;
-            }
-        }
-        error!(instance = %target.instance, "gave up restoring a public IP after {RESTORE_BACKGROUND_FOR:?}; the agent's next assignment tries again");
-    });
+    let (client, owned) = (client.clone(), target.clone());
+    restore_on_schedule(&target.instance, "a public IP", move |attempt| {
+        let (client, target) = (client.clone(), owned.clone());
+        async move { restore_once(&client, &target, attempt).await }
+    })
+    .await;
 }
 
 /// One restore attempt: true once the node's private IP has a public IP (or is gone).

@@ -89,7 +89,7 @@ pub(crate) struct Shared {
     /// `127.0.0.1:PORT`, as advertised in discovery.
     address: String,
     /// The CA and serving certificate, made when first needed.
-    tls: std::sync::OnceLock<tls::Serving>,
+    tls: std::sync::OnceLock<crate::https::Serving>,
 }
 
 /// Locks a mutex, shrugging off poisoning: counters and dice stay usable.

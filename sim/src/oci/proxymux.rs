@@ -13,7 +13,6 @@
 //!   accepts it with the `podKey` as its `jwk`.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,22 +22,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, SanType};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
 
 use super::errors::ApiError;
-use super::identity::pem;
 use super::signature::rsa_key_of_spki;
 use super::x509::rsa_components;
 use super::{OciSim, Shared};
-
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The simulated cluster's side of workload identity.
 #[derive(Default)]
@@ -63,29 +52,24 @@ impl OciSim {
     /// Serve the proxymux on another loopback port (HTTPS, a CA made now) until
     /// [`OciSim::shutdown`].
     pub async fn serve_proxymux(&self) -> anyhow::Result<ProxymuxEndpoint> {
-        let (ca_pem, config) = serving()?;
-        let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr = tcp.local_addr()?;
-        let listener = TlsListener::new(tcp, config, self.shared.shutdown.clone())?;
+        let serving = crate::https::serving("pinip-sim OKE cluster CA", "proxymux")?;
         let app = axum::Router::new()
             .route(
                 "/resourcePrincipalSessionTokens",
                 axum::routing::post(exchange),
             )
             .with_state(self.shared.clone());
-        let stop = self.shared.shutdown.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::warn!(error = %e, "OCI proxymux stopped serving");
-            }
-        });
+        let addr = crate::https::serve(
+            app,
+            serving.config,
+            self.shared.shutdown.clone(),
+            "the OCI proxymux",
+        )
+        .await?;
         Ok(ProxymuxEndpoint {
             url: format!("https://{addr}"),
             port: addr.port(),
-            ca_pem,
+            ca_pem: serving.ca_pem,
         })
     }
 
@@ -221,93 +205,4 @@ fn answer(sh: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<String, ApiEr
         "jwk": jwk.to_string(),
     });
     super::lock(&sh.principals).issue(claims, now)
-}
-
-/// A cluster CA and a serving certificate for 127.0.0.1 it signed.
-fn serving() -> anyhow::Result<(String, Arc<rustls::ServerConfig>)> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "pinip-sim OKE cluster CA");
-    ca.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()])?;
-    leaf.subject_alt_names
-        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    leaf.distinguished_name.push(DnType::CommonName, "proxymux");
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = leaf.signed_by(&key, &ca_cert, &ca_key)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(cert.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((pem("CERTIFICATE", ca_cert.der()), Arc::new(config)))
-}
-
-/// An `axum::serve` listener handing over connections once their TLS handshake is done
-/// (as the Kubernetes simulator's HTTPS listener does).
-struct TlsListener {
-    accepted: mpsc::Receiver<(TlsStream<tokio::net::TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    fn new(
-        tcp: TcpListener,
-        config: Arc<rustls::ServerConfig>,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<TlsListener> {
-        let local = tcp.local_addr()?;
-        let (tx, accepted) = mpsc::channel(64);
-        let acceptor = TlsAcceptor::from(config);
-        tokio::spawn(async move {
-            loop {
-                let (stream, peer) = tokio::select! {
-                    accepted = tcp.accept() => match accepted {
-                        Ok(pair) => pair,
-                        Err(_) => {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                            continue;
-                        }
-                    },
-                    _ = shutdown.cancelled() => return,
-                };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    if let Ok(Ok(tls)) =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        let _ = tx.send((tls, peer)).await;
-                    }
-                });
-            }
-        });
-        Ok(TlsListener { accepted, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<tokio::net::TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.accepted.recv().await {
-            Some(pair) => pair,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }
