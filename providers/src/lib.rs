@@ -17,11 +17,13 @@ pub mod gcp;
 pub mod oci;
 pub mod order;
 mod provider;
+mod rate_limit;
 mod restore_schedule;
 mod types;
 
 pub use error::{ErrorClass, ProviderError};
 pub use provider::{Provider, ProviderHandle};
+pub use rate_limit::AssignmentRateLimit;
 pub use types::{
     Instance, InstanceRef, IpFamily, Ownership, PoolAddress, PoolSpec, OWNER_CLUSTER_TAG,
     OWNER_INSTANCE_TAG, OWNER_NODE_TAG,

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{Instance, InstanceRef, Ownership, PoolAddress, ProviderError};
+use crate::{AssignmentRateLimit, Instance, InstanceRef, Ownership, PoolAddress, ProviderError};
 
 /// What the agent needs from a cloud, and nothing more.
 ///
@@ -32,12 +32,43 @@ pub trait Provider: Send + Sync {
         owner: &Ownership,
     ) -> Result<(), ProviderError>;
 
+    /// Attach `address` to `instance`, leaving the ownership record to
+    /// [`Provider::record_owner`] when it is a call of its own: the agent writes it after
+    /// publishing the address, off the critical path. True when the record was written
+    /// with the attach (a cloud whose attach call carries it). Default: `attach`.
+    async fn attach_unrecorded(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<bool, ProviderError> {
+        self.attach(address, instance, owner).await.map(|()| true)
+    }
+
+    /// Write `owner` as the ownership record of `address`, attached to `instance`.
+    /// Default: `attach`, which is idempotent on our own instance and records the owner.
+    async fn record_owner(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<(), ProviderError> {
+        self.attach(address, instance, owner).await
+    }
+
     /// Give `instance` an ephemeral public IP if it has none at all, for a node that
     /// waits without an address: an address removed by hand, then taken by another node,
     /// must not leave it without egress. Default: nothing (a cloud that restores one by
     /// itself, as EC2 does, or a provider without ephemeral IPs).
     async fn ensure_public_ip(&self, _instance: &Instance) -> Result<(), ProviderError> {
         Ok(())
+    }
+
+    /// The published rate limit that bounds this cloud's assignments (the tightest one an
+    /// assignment spends from), for agents that share it to pace themselves once
+    /// throttled. Default: none known (the agent then backs off blindly).
+    fn assignment_rate_limit(&self) -> Option<AssignmentRateLimit> {
+        None
     }
 
     /// Detach `address` if it is still on `instance`, and clear its ownership record.

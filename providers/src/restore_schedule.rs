@@ -8,7 +8,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tracing::error;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error};
 
 const QUICK_ATTEMPTS: u32 = 4;
 const FIRST_PAUSE: Duration = Duration::from_millis(250);
@@ -19,8 +20,14 @@ const BACKGROUND_FOR: Duration = Duration::from_secs(3600);
 
 /// Run `attempt(n)` (true: the node has a public IP again, or is gone) on the schedule
 /// above. `what` names the IP in the log lines ("an external IPv4", "a public IP").
-pub(crate) async fn restore_on_schedule<F, Fut>(instance: &str, what: &'static str, mut attempt: F)
-where
+/// The background attempts end with `lifetime` (the provider's: an agent that is gone
+/// restores nothing; in `pinip simulate` one process runs many agents and worlds).
+pub(crate) async fn restore_on_schedule<F, Fut>(
+    instance: &str,
+    what: &'static str,
+    lifetime: CancellationToken,
+    mut attempt: F,
+) where
     F: FnMut(u32) -> Fut + Send + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
@@ -39,7 +46,13 @@ where
         let give_up = tokio::time::Instant::now() + BACKGROUND_FOR;
         let mut n = QUICK_ATTEMPTS;
         while tokio::time::Instant::now() < give_up {
-            tokio::time::sleep(pause).await;
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = lifetime.cancelled() => {
+                    debug!(instance, "the provider is gone; no more attempts to restore {what}");
+                    return;
+                }
+            }
             pause = (pause * 2).min(BACKGROUND_MAX_PAUSE);
             n += 1;
             if attempt(n).await {

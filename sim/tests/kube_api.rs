@@ -337,6 +337,17 @@ async fn nodes_get_patch_list() -> TestResult {
     assert_eq!(rest.items.len(), 1);
     assert_ne!(rest.items[0].metadata.name, page.items[0].metadata.name);
     assert!(rest.metadata.continue_.is_none());
+    // The rest is counted for a plain list (a metadata-only one too), never for a list
+    // with selectors (ListMeta.remainingItemCount).
+    assert_eq!(page.metadata.remaining_item_count, Some(1));
+    let metadata_page = nodes.list_metadata(&ListParams::default().limit(1)).await?;
+    assert_eq!(metadata_page.metadata.remaining_item_count, Some(1));
+    let selected = nodes
+        .list(&ListParams::default().limit(1).labels("!absent"))
+        .await?;
+    assert_eq!(selected.items.len(), 1);
+    assert!(selected.metadata.continue_.is_some());
+    assert_eq!(selected.metadata.remaining_item_count, None);
 
     // Handle-side changes are visible over HTTP.
     assert!(sim

@@ -43,6 +43,9 @@ pub enum AssignResult {
     Waiting,
     /// An attempt failed (reason: the error class).
     Failed,
+    /// The cloud throttled an attempt; the agent paces itself (not a failure: the
+    /// alerts on `failed` do not fire for it).
+    Throttled,
 }
 
 impl AssignResult {
@@ -53,6 +56,7 @@ impl AssignResult {
             AssignResult::Reattached => "reattached",
             AssignResult::Waiting => "waiting",
             AssignResult::Failed => "failed",
+            AssignResult::Throttled => "throttled",
         }
     }
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 use pinip_providers::{ErrorClass, Instance, Ownership, PoolAddress, ProviderError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
+use super::pacing::ThrottledAttach;
 use super::report::{exhausted_note, humanize, Outcome};
 use super::{cloud, explain_forbidden, sleep_or_shutdown, Agent, AgentError, Held, NodeContext};
 use crate::cluster::claim_store::{Claim, ClaimAttempt, ClaimError};
@@ -18,7 +19,7 @@ use crate::domain::retry::FailureHint;
 use crate::domain::selection::{candidates, held_by};
 
 /// The outcome of one pass over the pool.
-enum Pass {
+pub(super) enum Pass {
     Assigned(Box<Held>),
     Exhausted { matched: usize, free: usize },
     Interrupted,
@@ -26,7 +27,7 @@ enum Pass {
 
 /// A failed pass, by what the agent does about it.
 #[derive(Debug, thiserror::Error)]
-enum PassError {
+pub(super) enum PassError {
     #[error("{0}")]
     Cloud(ProviderError),
     #[error("Kubernetes API: {0}")]
@@ -64,9 +65,22 @@ impl Agent {
         preferred: Option<IpAddr>,
         shutdown: &CancellationToken,
     ) -> Result<Option<Held>, AgentError> {
+        let acquired = self.acquire_until_done(ctx, preferred, shutdown).await;
+        self.give_back_throttled(ctx).await;
+        acquired
+    }
+
+    async fn acquire_until_done(
+        &self,
+        ctx: &mut NodeContext,
+        preferred: Option<IpAddr>,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Held>, AgentError> {
         self.report.report(None, Outcome::Acquiring).await;
         let policy = self.settings.retry;
         let mut failures: u32 = 0;
+        // Throttled passes in a row: paced (`agent::pacing`), never counted as failures.
+        let mut throttled: u32 = 0;
         let mut taint_given_up = false;
         let mut publication_cleared = false;
         // Once per wait: a node whose address was removed by hand and then went to
@@ -87,6 +101,7 @@ impl Agent {
                 Ok(Pass::Interrupted) => return Ok(None),
                 Ok(Pass::Exhausted { matched, free }) => {
                     failures = 0;
+                    throttled = 0;
                     if !public_ip_ensured {
                         public_ip_ensured = self.ensure_public_ip(ctx).await;
                     }
@@ -129,8 +144,17 @@ impl Agent {
                         self.settings.claims.namespace
                     )))
                 }
+                Err(PassError::Cloud(e)) if e.class == ErrorClass::Throttled => {
+                    throttled += 1;
+                    let pause = self.throttled_pause(ctx, &e, throttled).await;
+                    let text = e.to_string();
+                    let outcome = Outcome::Throttled { error: &text, pause };
+                    self.report.report(None, outcome).await;
+                    pause
+                }
                 Err(error) => {
                     failures += 1;
+                    throttled = 0;
                     let text = error.to_string();
                     let class = match &error {
                         PassError::Cloud(e) => Some(&e.class),
@@ -162,54 +186,6 @@ impl Agent {
         }
     }
 
-    /// Write why the node waits on its Node, once per change of `kind`; best effort.
-    async fn show_waiting(
-        &self,
-        ctx: &NodeContext,
-        shown: &mut Option<&'static str>,
-        kind: &'static str,
-        why: &str,
-    ) {
-        if *shown == Some(kind) {
-            return;
-        }
-        match ctx.publisher.publish_waiting(why).await {
-            Ok(()) => *shown = Some(kind),
-            Err(e) => {
-                debug!(error = %e, "could not say on the Node why it waits; trying again later")
-            }
-        }
-    }
-
-    /// TAINT_GIVE_UP (KubeIP issue #156): when no address could be had for that long,
-    /// lift the taint and label the node `pinip.dev/assigned=false`, so a mixed pool keeps
-    /// scheduling. The agent keeps trying; a later assignment relabels the node.
-    async fn maybe_give_up_taint(&self, ctx: &NodeContext, done: &mut bool) {
-        let taint = &self.settings.taint;
-        let (Some(key), Some(after)) = (&taint.key, taint.give_up) else {
-            return;
-        };
-        if *done || self.report.elapsed() < after {
-            return;
-        }
-        *done = true;
-        let lifted = match ctx.publisher.remove_taint(key).await {
-            Ok(lifted) => lifted,
-            Err(e) => {
-                warn!(error = %e, taint = %key, "could not lift the taint after TAINT_GIVE_UP");
-                return;
-            }
-        };
-        if let Err(e) = ctx.publisher.mark_unassigned().await {
-            warn!(error = %e, "could not label the node as without an address");
-        }
-        if lifted {
-            let note = format!("no address after {}; removed taint {key} so the node can run workloads without a static address (label pinip.dev/assigned=false)", humanize(after));
-            let outcome = Outcome::TaintLiftedWithoutAddress { note };
-            self.report.report(Some(&ctx.notifier), outcome).await;
-        }
-    }
-
     /// One pass: list the pool (one cloud call answers "already mine?" and "what is
     /// free?"), then claim and attach the first candidate that is free in both places.
     async fn pass(
@@ -218,6 +194,9 @@ impl Agent {
         preferred: Option<IpAddr>,
         shutdown: &CancellationToken,
     ) -> Result<Pass, PassError> {
+        if let Some(assigned) = self.resume_throttled(ctx).await? {
+            return Ok(assigned);
+        }
         let pool = self.list_pool_and_describe(ctx).await?;
         self.report.report(None, Outcome::pool_seen(&pool)).await;
         if let Some(mine) = held_by(&pool, &ctx.instance.id).into_iter().next() {
@@ -228,10 +207,12 @@ impl Agent {
                 claim: adopted.claim,
                 adopted: true,
                 taken_from: adopted.taken_from,
+                owner_recorded: true,
             })));
         }
         let ordered = self.settings.cloud.pool.order_by.is_some();
         let free = candidates(&pool, &self.settings.node.name, ordered, preferred);
+        ctx.free_seen = Some(free.len());
         if free.is_empty() {
             return Ok(Pass::Exhausted {
                 matched: pool.len(),
@@ -305,7 +286,7 @@ impl Agent {
 
     /// Attach a claimed candidate and mark the claim held: the assignment, or `None`
     /// to try the next candidate (unavailable in the cloud).
-    async fn attach_claimed(
+    pub(super) async fn attach_claimed(
         &self,
         ctx: &mut NodeContext,
         candidate: &PoolAddress,
@@ -317,7 +298,7 @@ impl Agent {
             .attach_renewing(ctx, candidate, instance, owner, &mut claim)
             .await
         {
-            Ok(()) => {
+            Ok(owner_recorded) => {
                 let mut taken_from = None;
                 match ctx.claims.mark_held(&mut claim).await {
                     Ok(()) => {}
@@ -335,7 +316,17 @@ impl Agent {
                     claim,
                     adopted: false,
                     taken_from,
+                    owner_recorded,
                 }))))
+            }
+            // Refused before anything changed: the claim is kept for the next pass,
+            // which tries the attach again without listing the pool (`agent::pacing`).
+            Err(e) if e.class == ErrorClass::Throttled => {
+                ctx.resume = Some(ThrottledAttach {
+                    candidate: candidate.clone(),
+                    claim,
+                });
+                Err(PassError::Cloud(e))
             }
             Err(e) => {
                 // A fresh claim goes back, and our held claim (the address our node
@@ -421,7 +412,7 @@ impl Agent {
     }
 
     /// The instance as the cloud describes it, read once per node.
-    async fn described(&self, ctx: &mut NodeContext) -> Result<Instance, ProviderError> {
+    pub(super) async fn described(&self, ctx: &mut NodeContext) -> Result<Instance, ProviderError> {
         if let Some(instance) = &ctx.described {
             return Ok(instance.clone());
         }
@@ -430,44 +421,8 @@ impl Agent {
         Ok(described)
     }
 
-    /// Who we are, as the cloud's ownership record should say.
-    fn owner(&self, ctx: &NodeContext) -> Ownership {
-        Ownership {
-            cluster: self.settings.node.cluster.clone(),
-            node: self.settings.node.name.clone(),
-            instance: ctx.instance.id.clone(),
-        }
-    }
-
-    /// Correct an ownership record that does not name this node: a tag/label write that
-    /// failed after the attach, or an address attached before pinip ran. Attach is
-    /// idempotent on our own instance and records the owner; one cloud write, only then.
-    pub(super) async fn repair_ownership(&self, ctx: &NodeContext, address: &PoolAddress) {
-        let owner = self.owner(ctx);
-        if address.owner.as_ref() == Some(&owner) {
-            return;
-        }
-        let instance = match &ctx.described {
-            Some(instance) => instance.clone(),
-            None => match cloud(ctx.provider.describe_instance(&ctx.instance)).await {
-                Ok(instance) => instance,
-                Err(e) => {
-                    warn!(error = %e, "could not read the instance to correct the ownership record; retried at the next verification");
-                    return;
-                }
-            },
-        };
-        match cloud(ctx.provider.attach(address, &instance, &owner)).await {
-            Ok(()) => {
-                info!(address = %address.ip, previous_owner = ?address.owner, "ownership record corrected")
-            }
-            Err(e) => {
-                warn!(address = %address.ip, error = %e, "could not correct the ownership record; retried at the next verification")
-            }
-        }
-    }
-
-    /// Attach while renewing the claim, so a slow cloud does not let it expire.
+    /// Attach while renewing the claim, so a slow cloud does not let it expire; true if
+    /// the ownership record came with it (else it follows the publication).
     async fn attach_renewing(
         &self,
         ctx: &NodeContext,
@@ -475,8 +430,8 @@ impl Agent {
         instance: &Instance,
         owner: &Ownership,
         claim: &mut Claim,
-    ) -> Result<(), ProviderError> {
-        let attach = cloud(ctx.provider.attach(address, instance, owner));
+    ) -> Result<bool, ProviderError> {
+        let attach = cloud(ctx.provider.attach_unrecorded(address, instance, owner));
         tokio::pin!(attach);
         let period = (self.settings.claims.duration / 3).max(Duration::from_millis(200));
         let mut renew = tokio::time::interval_at(Instant::now() + period, period);

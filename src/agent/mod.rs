@@ -4,11 +4,14 @@
 
 mod acquire;
 mod identify;
+mod ownership;
+mod pacing;
 mod release;
 mod report;
 mod steady;
 mod sweep_leader;
 pub mod sweeper;
+mod waiting;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -69,6 +72,9 @@ struct Held {
     /// Another node whose claim on this address we replaced (the cloud shows the
     /// address on our instance): its publication of the address is stale.
     taken_from: Option<String>,
+    /// Whether the cloud's ownership record is written; if not, it follows the
+    /// publication (docs/design.md, "the critical path").
+    owner_recorded: bool,
 }
 
 /// Everything about the node once it is known.
@@ -80,6 +86,10 @@ struct NodeContext {
     provider: ProviderHandle,
     claims: ClaimStore,
     notifier: Notifier,
+    /// Free addresses in the last pool listing (how many agents can still compete).
+    free_seen: Option<usize>,
+    /// A claimed candidate whose attach the cloud throttled, tried first next pass.
+    resume: Option<pacing::ThrottledAttach>,
 }
 
 /// Why the steady state ended.
@@ -98,6 +108,7 @@ pub struct Agent {
     report: Reporter,
     wall_clock: Option<WallClock>,
     denials: Mutex<DenialStreak>,
+    census: pacing::Census,
 }
 
 impl Agent {
@@ -114,6 +125,7 @@ impl Agent {
             report,
             wall_clock: None,
             denials: Mutex::new(DenialStreak::default()),
+            census: pacing::Census::default(),
         };
         (agent, status)
     }
@@ -251,6 +263,8 @@ impl Agent {
             instance,
             described: None,
             provider,
+            free_seen: None,
+            resume: None,
         })
     }
 
@@ -315,6 +329,9 @@ impl Agent {
                 };
                 self.report.report(Some(&ctx.notifier), assigned).await;
                 first_assignment = false;
+                if !held.owner_recorded {
+                    self.record_owner(ctx, &held.address).await;
+                }
                 self.steady_state(ctx, &held, node.clone(), shutdown).await
             }
             .instrument(span.clone())

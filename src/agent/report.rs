@@ -59,6 +59,11 @@ pub(crate) enum Outcome<'a> {
         class: Option<&'a ErrorClass>,
         attempt: u32,
     },
+    /// The cloud throttled an attempt; the next comes after `pause` (paced).
+    Throttled {
+        error: &'a str,
+        pause: Duration,
+    },
     /// RETRY_ATTEMPTS attempts in a row failed; the agent keeps trying.
     Stalled {
         error: &'a str,
@@ -207,6 +212,10 @@ impl Reporter {
                         .warning(reason::PERMISSION_DENIED, "Assign", error.to_string())
                         .await;
                 }
+            }
+            Outcome::Throttled { error, pause } => {
+                m.assigned(AssignResult::Throttled, "paced");
+                info!(%error, pause = %humanize(pause), "the cloud throttled us; next attempt paced");
             }
             Outcome::Stalled { error, note } => {
                 error!("{note}");

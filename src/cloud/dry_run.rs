@@ -4,7 +4,8 @@
 
 use async_trait::async_trait;
 use pinip_providers::{
-    Instance, InstanceRef, Ownership, PoolAddress, Provider, ProviderError, ProviderHandle,
+    AssignmentRateLimit, Instance, InstanceRef, Ownership, PoolAddress, Provider, ProviderError,
+    ProviderHandle,
 };
 use std::sync::Arc;
 use tracing::info;
@@ -25,6 +26,10 @@ impl Provider for DryRunProvider {
         self.inner.name()
     }
 
+    fn assignment_rate_limit(&self) -> Option<AssignmentRateLimit> {
+        self.inner.assignment_rate_limit()
+    }
+
     async fn describe_instance(&self, instance: &InstanceRef) -> Result<Instance, ProviderError> {
         self.inner.describe_instance(instance).await
     }
@@ -40,6 +45,25 @@ impl Provider for DryRunProvider {
         owner: &Ownership,
     ) -> Result<(), ProviderError> {
         info!(address = %address.ip, allocation = %address.id, instance = %instance.reference.id, owner_node = %owner.node, "dry run: would attach the address");
+        Ok(())
+    }
+
+    async fn attach_unrecorded(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<bool, ProviderError> {
+        self.attach(address, instance, owner).await.map(|()| true)
+    }
+
+    async fn record_owner(
+        &self,
+        address: &PoolAddress,
+        _instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<(), ProviderError> {
+        info!(address = %address.ip, owner_node = %owner.node, "dry run: would record the owner");
         Ok(())
     }
 

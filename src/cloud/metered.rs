@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pinip_providers::{
-    ErrorClass, Instance, InstanceRef, Ownership, PoolAddress, Provider, ProviderError,
-    ProviderHandle,
+    AssignmentRateLimit, ErrorClass, Instance, InstanceRef, Ownership, PoolAddress, Provider,
+    ProviderError, ProviderHandle,
 };
 use tokio::time::Instant;
 
@@ -51,6 +51,10 @@ impl Provider for MeteredProvider {
         self.inner.name()
     }
 
+    fn assignment_rate_limit(&self) -> Option<AssignmentRateLimit> {
+        self.inner.assignment_rate_limit()
+    }
+
     async fn describe_instance(&self, instance: &InstanceRef) -> Result<Instance, ProviderError> {
         let started = Instant::now();
         let result = self.inner.describe_instance(instance).await;
@@ -74,6 +78,30 @@ impl Provider for MeteredProvider {
         let started = Instant::now();
         let result = self.inner.attach(address, instance, owner).await;
         self.record("attach", started, &result);
+        result
+    }
+
+    async fn attach_unrecorded(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<bool, ProviderError> {
+        let started = Instant::now();
+        let result = self.inner.attach_unrecorded(address, instance, owner).await;
+        self.record("attach", started, &result);
+        result
+    }
+
+    async fn record_owner(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<(), ProviderError> {
+        let started = Instant::now();
+        let result = self.inner.record_owner(address, instance, owner).await;
+        self.record("record_owner", started, &result);
         result
     }
 

@@ -68,8 +68,8 @@ const fn call(name: &'static str, unfiltered: bool, count: u64) -> Call {
     }
 }
 
-/// EC2, one fresh assignment: the node's own instance (`InstanceIds` alone, so the
-/// unfiltered bucket), the pool listing (filtered), the association, the ownership
+/// EC2, one fresh assignment: the node's own instance (by an `instance-id` filter, so
+/// the filtered bucket), the pool listing (filtered), the association, the ownership
 /// tags. IPv6 lists the subnet's ENIs (filtered) instead of the Elastic IPs, reads the
 /// subnet's blocks, and assigns. (The sweep's one listing per run is no assignment's.)
 pub fn ec2_assignment(family: IpFamily) -> &'static [Call] {
@@ -80,14 +80,14 @@ pub fn ec2_assignment(family: IpFamily) -> &'static [Call] {
 }
 
 const EC2_V4: &[Call] = &[
-    call("DescribeInstances", true, 1),
+    call("DescribeInstances", false, 1),
     call("DescribeAddresses", false, 1),
     call("AssociateAddress", false, 1),
     call("CreateTags", false, 1),
 ];
 
 const EC2_V6: &[Call] = &[
-    call("DescribeInstances", true, 1),
+    call("DescribeInstances", false, 1),
     call("DescribeNetworkInterfaces", false, 1),
     call("DescribeSubnets", false, 1),
     call("AssignIpv6Addresses", false, 1),

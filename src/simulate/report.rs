@@ -314,6 +314,29 @@ fn mean(values: &[u64]) -> f64 {
 
 /// Every claim must be `held` and match the cloud: a claim left `claiming`, or held for
 /// an address its holder's instance does not carry, is a leak.
+/// Claims not yet `held`: acquisitions in flight (an attach done in the cloud is
+/// marked held a moment later), or leftovers that `check_claims` reports.
+pub(crate) fn claims_not_held(world: &SimulatedWorld) -> usize {
+    world
+        .kube
+        .list(Kind::Lease, Some(LEASE_NAMESPACE))
+        .iter()
+        .filter(|lease| {
+            lease
+                .pointer("/metadata/labels/app.kubernetes.io~1managed-by")
+                .and_then(Value::as_str)
+                == Some(crate::domain::claim_record::MANAGED_BY_VALUE)
+        })
+        .filter(|lease| {
+            lease
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(PHASE_ANNOTATION))
+                .and_then(Value::as_str)
+                != Some("held")
+        })
+        .count()
+}
+
 fn check_claims(
     world: &SimulatedWorld,
     by_instance: &HashMap<&str, Vec<IpAddr>>,

@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
-use aws_sdk_ec2::config::retry::RetryConfig;
+use aws_sdk_ec2::config::retry::{ClassifyRetry, RetryAction, RetryConfig};
 use aws_sdk_ec2::config::timeout::TimeoutConfig;
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
 use aws_sdk_ec2::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority;
 
 /// Attempts per call inside the SDK (its standard mode: jittered backoff, a retry
 /// quota). The agent's own backoff comes on top, between passes.
@@ -39,7 +41,34 @@ pub async fn client_from_environment(region: Option<String>) -> Client {
     if let Some(region) = region {
         loader = loader.region(Region::new(region));
     }
-    Client::new(&loader.load().await)
+    let config = aws_sdk_ec2::config::Builder::from(&loader.load().await)
+        .retry_classifier(ThrottlingIsPaced)
+        .build();
+    Client::from_conf(config)
+}
+
+/// The SDK does not retry a throttled call (EC2 answers `RequestLimitExceeded` and
+/// `Unavailable` with HTTP 503): the agent paces itself among the agents that share
+/// the account's buckets (`domain::pacing`), and an SDK retry a second later would
+/// spend a refused call for nothing. Other transient errors keep the SDK's retries.
+#[derive(Debug)]
+struct ThrottlingIsPaced;
+
+impl ClassifyRetry for ThrottlingIsPaced {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        match ctx.response().map(|r| r.status().as_u16()) {
+            Some(503) => RetryAction::RetryForbidden,
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "pinip: throttling is paced by the agent"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
 }
 
 /// A client for `endpoint` with static test credentials, signing for `region`.
@@ -58,6 +87,7 @@ pub fn client_for_endpoint(endpoint: &str, region: &str, max_attempts: u32) -> C
         ))
         .http_client(http_client())
         .retry_config(RetryConfig::standard().with_max_attempts(max_attempts.max(1)))
+        .retry_classifier(ThrottlingIsPaced)
         .timeout_config(timeouts())
         .build();
     Client::from_conf(config)

@@ -24,8 +24,8 @@ use super::instance::InstanceFacts;
 use super::ipv6::Ipv6Pool;
 use super::ordering::{AwsOrder, AwsOrderField};
 use crate::{
-    ErrorClass, Instance, InstanceRef, IpFamily, Ownership, PoolAddress, PoolSpec, Provider,
-    ProviderError,
+    AssignmentRateLimit, ErrorClass, Instance, InstanceRef, IpFamily, Ownership, PoolAddress,
+    PoolSpec, Provider, ProviderError,
 };
 use crate::{OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG};
 
@@ -97,13 +97,16 @@ impl AwsProvider {
         })
     }
 
-    /// `DescribeInstances` for one instance. Terminated or absent: NotFound.
+    /// `DescribeInstances` for one instance. Terminated or absent: NotFound. By an
+    /// `instance-id` filter rather than `InstanceIds`: a call without a filter spends
+    /// from the smaller "unfiltered" bucket (50 burst, 10 a second, against 100 and 20),
+    /// and an unknown id is an empty answer instead of an error.
     async fn describe(&self, id: &str) -> Result<InstanceFacts, ProviderError> {
         const OP: &str = "DescribeInstances";
         let out = self
             .client
             .describe_instances()
-            .instance_ids(id)
+            .filters(Filter::builder().name("instance-id").values(id).build())
             .send()
             .await
             .map_err(|e| from_sdk(OP, e))?;
@@ -414,7 +417,6 @@ impl AwsProvider {
         &self,
         address: &PoolAddress,
         instance: &Instance,
-        owner: &Ownership,
     ) -> Result<(), ProviderError> {
         const OP: &str = "AssociateAddress";
         let nic = primary_nic(instance, OP)?;
@@ -458,7 +460,7 @@ impl AwsProvider {
                 debug!(address = %address.ip, "already associated with this instance");
             }
         }
-        self.create_tags(&address.id, owner_tags(owner, None)).await
+        Ok(())
     }
 
     async fn detach_eip(
@@ -520,7 +522,6 @@ impl AwsProvider {
         &self,
         address: &PoolAddress,
         instance: &Instance,
-        owner: &Ownership,
     ) -> Result<(), ProviderError> {
         const OP: &str = "AssignIpv6Addresses";
         let nic = primary_nic(instance, OP)?;
@@ -542,8 +543,24 @@ impl AwsProvider {
                 }
             }
         }
-        self.create_tags(nic, owner_tags(owner, Some(address.ip)))
-            .await
+        Ok(())
+    }
+
+    /// The ownership tags: on the Elastic IP, or (IPv6) on the ENI, naming the address.
+    async fn tag_owner(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<(), ProviderError> {
+        match address.ip {
+            IpAddr::V4(_) => self.create_tags(&address.id, owner_tags(owner, None)).await,
+            IpAddr::V6(_) => {
+                let nic = primary_nic(instance, "CreateTags")?;
+                self.create_tags(nic, owner_tags(owner, Some(address.ip)))
+                    .await
+            }
+        }
     }
 
     async fn detach_ipv6(
@@ -670,6 +687,18 @@ impl Provider for AwsProvider {
         "aws"
     }
 
+    /// EC2's published default buckets ("Request throttling for the Amazon EC2 API"):
+    /// `AssociateAddress` is a mutating action (50 burst, 5 a second);
+    /// `AssignIpv6Addresses` has its own (100, 5). One call per assignment; the reads and
+    /// `CreateTags` have larger buckets. An account with raised limits is throttled
+    /// later, and paces by these numbers only once it is.
+    fn assignment_rate_limit(&self) -> Option<AssignmentRateLimit> {
+        Some(match self.family {
+            IpFamily::V4 => AssignmentRateLimit::bucket(50, 5, 1),
+            IpFamily::V6 => AssignmentRateLimit::bucket(100, 5, 1),
+        })
+    }
+
     async fn describe_instance(&self, instance: &InstanceRef) -> Result<Instance, ProviderError> {
         let facts = self.facts_of(&instance.id).await?;
         let nic = facts.primary_eni.clone().ok_or_else(|| {
@@ -702,10 +731,31 @@ impl Provider for AwsProvider {
         instance: &Instance,
         owner: &Ownership,
     ) -> Result<(), ProviderError> {
+        self.attach_unrecorded(address, instance, owner).await?;
+        self.tag_owner(address, instance, owner).await
+    }
+
+    /// The association (or assignment) alone; `CreateTags` is a call of its own.
+    async fn attach_unrecorded(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        _owner: &Ownership,
+    ) -> Result<bool, ProviderError> {
         match address.ip {
-            IpAddr::V4(_) => self.attach_eip(address, instance, owner).await,
-            IpAddr::V6(_) => self.attach_ipv6(address, instance, owner).await,
+            IpAddr::V4(_) => self.attach_eip(address, instance).await?,
+            IpAddr::V6(_) => self.attach_ipv6(address, instance).await?,
         }
+        Ok(false)
+    }
+
+    async fn record_owner(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<(), ProviderError> {
+        self.tag_owner(address, instance, owner).await
     }
 
     async fn detach(

@@ -218,7 +218,8 @@ async fn restore_ephemeral(
         nic_name.to_string(),
         like.cloned(),
     );
-    restore_on_schedule(instance, "an external IPv4", move |attempt| {
+    let lifetime = client.lifetime.clone();
+    restore_on_schedule(instance, "an external IPv4", lifetime, move |attempt| {
         let (client, zone, name, nic_name, like) = (
             client.clone(),
             zone.clone(),

@@ -65,6 +65,9 @@ pub struct ComputeClient {
     token: TokenSource,
     /// By instance name: writes whose end is unknown (see [`ComputeClient::settle`]).
     pub(super) unfinished: Arc<Mutex<HashMap<String, Unfinished>>>,
+    /// Cancelled when the provider that made this client is dropped: ends the tasks
+    /// that outlive a call (the background restore).
+    pub(super) lifetime: tokio_util::sync::CancellationToken,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -93,6 +96,7 @@ impl ComputeClient {
             project: project.to_string(),
             token,
             unfinished: Arc::new(Mutex::new(HashMap::new())),
+            lifetime: tokio_util::sync::CancellationToken::new(),
         })
     }
 

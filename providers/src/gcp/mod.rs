@@ -38,8 +38,8 @@ use async_trait::async_trait;
 use tracing::{debug, warn};
 
 use crate::{
-    ErrorClass, Instance, InstanceRef, IpFamily, Ownership, PoolAddress, PoolSpec, Provider,
-    ProviderError,
+    AssignmentRateLimit, ErrorClass, Instance, InstanceRef, IpFamily, Ownership, PoolAddress,
+    PoolSpec, Provider, ProviderError,
 };
 
 pub use auth::{TokenSource, COMPUTE_SCOPE};
@@ -80,6 +80,10 @@ pub struct GcpProvider {
     addresses: Mutex<HashMap<String, Address>>,
     /// The last `describe_instance` reads.
     instances: Mutex<HashMap<String, (WallInstant, wire::Instance)>>,
+    /// Addresses attached whose labels are still to be written (`record_owner`).
+    unlabelled: Mutex<HashMap<String, Address>>,
+    /// Ends the client's background tasks with this provider.
+    _lifetime: tokio_util::sync::DropGuard,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -113,6 +117,7 @@ impl GcpProvider {
             settings.token,
         )?;
         Ok(GcpProvider {
+            _lifetime: client.lifetime.clone().drop_guard(),
             client,
             region: settings.region,
             pool: settings.pool,
@@ -120,6 +125,7 @@ impl GcpProvider {
             subnetwork: Mutex::new(None),
             addresses: Mutex::new(HashMap::new()),
             instances: Mutex::new(HashMap::new()),
+            unlabelled: Mutex::new(HashMap::new()),
         })
     }
 
@@ -152,6 +158,57 @@ impl GcpProvider {
             return Ok(known);
         }
         self.client.get_address(&self.region, name).await
+    }
+
+    /// Put `address` on `instance`'s primary NIC (the swap of access configs, or the
+    /// NIC update for IPv6), on a task of its own; the address's record, for its labels.
+    async fn swap(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+    ) -> Result<Address, ProviderError> {
+        let target = address.ip;
+        if !self.pool.family.matches(&target) {
+            return Err(ProviderError::new(
+                ErrorClass::Permanent,
+                method::ADD_ACCESS_CONFIG,
+                format!("{target} is not an {:?} address", self.pool.family),
+            ));
+        }
+        let record = self.address_record(&address.id).await?;
+        let cached = self.recent_instance(&instance.reference.id);
+        lock(&self.addresses).remove(&address.id);
+        let client = self.client.clone();
+        let (zone, name) = (
+            instance.reference.zone.clone(),
+            instance.reference.id.clone(),
+        );
+        let family = self.pool.family;
+        // On its own task: a caller that stops waiting must not cut the swap in half.
+        let task = tokio::spawn(async move {
+            // A write whose end was not seen may still change the NIC: wait for it, and
+            // plan from a read taken after it.
+            let settled_first = client.has_unfinished(&name);
+            if !client.settle(&zone, &name).await {
+                return Err(ProviderError::new(
+                    ErrorClass::Transient,
+                    method::INSTANCES_GET,
+                    format!("an earlier change of {name} is still not done"),
+                ));
+            }
+            let read = match cached.filter(|_| !settled_first) {
+                Some(read) => read,
+                None => client.get_instance(&zone, &name).await?,
+            };
+            match family {
+                IpFamily::V4 => {
+                    access_config::attach(&client, &zone, &read, &record, target).await?
+                }
+                IpFamily::V6 => ipv6::attach(&client, &zone, read, &record, target).await?,
+            }
+            Ok(record)
+        });
+        joined(task, method::ADD_ACCESS_CONFIG).await
     }
 
     fn recent_instance(&self, name: &str) -> Option<wire::Instance> {
@@ -248,6 +305,17 @@ impl Provider for GcpProvider {
         "gcp"
     }
 
+    /// Compute's default per-project quotas: 1 500 mutations a minute and 1 500 operation
+    /// reads a minute, in windows of whole minutes; one assignment makes 3 of each (the
+    /// swap's two steps or the NIC update's two, then `setLabels`, each waited on).
+    fn assignment_rate_limit(&self) -> Option<AssignmentRateLimit> {
+        Some(AssignmentRateLimit::window(
+            Duration::from_secs(60),
+            1500,
+            3,
+        ))
+    }
+
     async fn describe_instance(&self, instance: &InstanceRef) -> Result<Instance, ProviderError> {
         let read = self
             .client
@@ -298,48 +366,38 @@ impl Provider for GcpProvider {
         instance: &Instance,
         owner: &Ownership,
     ) -> Result<(), ProviderError> {
-        let target = address.ip;
-        if !self.pool.family.matches(&target) {
-            return Err(ProviderError::new(
-                ErrorClass::Permanent,
-                method::ADD_ACCESS_CONFIG,
-                format!("{target} is not an {:?} address", self.pool.family),
-            ));
-        }
-        let record = self.address_record(&address.id).await?;
-        let cached = self.recent_instance(&instance.reference.id);
-        lock(&self.addresses).remove(&address.id);
-        let client = self.client.clone();
-        let (zone, name) = (
-            instance.reference.zone.clone(),
-            instance.reference.id.clone(),
-        );
-        let (region, family, owner) = (self.region.clone(), self.pool.family, owner.clone());
-        // On its own task: a caller that stops waiting must not cut the swap in half.
-        let task = tokio::spawn(async move {
-            // A write whose end was not seen may still change the NIC: wait for it, and
-            // plan from a read taken after it.
-            let settled_first = client.has_unfinished(&name);
-            if !client.settle(&zone, &name).await {
-                return Err(ProviderError::new(
-                    ErrorClass::Transient,
-                    method::INSTANCES_GET,
-                    format!("an earlier change of {name} is still not done"),
-                ));
-            }
-            let read = match cached.filter(|_| !settled_first) {
-                Some(read) => read,
-                None => client.get_instance(&zone, &name).await?,
-            };
-            match family {
-                IpFamily::V4 => {
-                    access_config::attach(&client, &zone, &read, &record, target).await?
-                }
-                IpFamily::V6 => ipv6::attach(&client, &zone, read, &record, target).await?,
-            }
-            set_owner(&client, &region, record, Some(&owner)).await
-        });
-        joined(task, method::ADD_ACCESS_CONFIG).await
+        self.attach_unrecorded(address, instance, owner).await?;
+        self.record_owner(address, instance, owner).await
+    }
+
+    /// The swap (or NIC update) alone; the labels are `setLabels` of their own.
+    async fn attach_unrecorded(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        _owner: &Ownership,
+    ) -> Result<bool, ProviderError> {
+        let record = self.swap(address, instance).await?;
+        lock(&self.unlabelled).insert(address.id.clone(), record);
+        Ok(false)
+    }
+
+    async fn record_owner(
+        &self,
+        address: &PoolAddress,
+        _instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<(), ProviderError> {
+        let known = lock(&self.unlabelled).remove(&address.id);
+        let record = match known {
+            Some(record) => record,
+            None => self.address_record(&address.id).await?,
+        };
+        let (client, region, owner) = (self.client.clone(), self.region.clone(), owner.clone());
+        // On its own task, as the swap: a label write is not cut in half either.
+        let task =
+            tokio::spawn(async move { set_owner(&client, &region, record, Some(&owner)).await });
+        joined(task, method::ADDRESSES_SET_LABELS).await
     }
 
     async fn ensure_public_ip(&self, instance: &Instance) -> Result<(), ProviderError> {

@@ -40,6 +40,9 @@ pub struct CoreClient {
     /// without `REGION`: the metadata service's, at the first call).
     base: Arc<tokio::sync::OnceCell<Url>>,
     credentials: Credentials,
+    /// Cancelled when the provider that made this client is dropped: ends the tasks
+    /// that outlive a call (the background restore).
+    pub(super) lifetime: tokio_util::sync::CancellationToken,
 }
 
 /// One answer: status, body, ETag, next page, request id.
@@ -71,6 +74,7 @@ impl CoreClient {
             http,
             base: Arc::new(base),
             credentials,
+            lifetime: tokio_util::sync::CancellationToken::new(),
         })
     }
 

@@ -87,6 +87,8 @@ pub struct OciSettings {
 
 pub struct OciProvider {
     client: CoreClient,
+    /// Ends the client's background tasks with this provider.
+    _lifetime: tokio_util::sync::DropGuard,
     family_pool: PoolSpec,
     filters: Vec<TagFilter>,
     order: Option<OrderBy>,
@@ -142,8 +144,10 @@ impl OciProvider {
             (None, "") => None,
             (None, region) => Some(default_endpoint(region)),
         };
+        let client = CoreClient::new(endpoint.as_deref(), settings.credentials)?;
         Ok(OciProvider {
-            client: CoreClient::new(endpoint.as_deref(), settings.credentials)?,
+            _lifetime: client.lifetime.clone().drop_guard(),
+            client,
             family_pool: settings.pool,
             filters,
             order,

@@ -277,7 +277,8 @@ pub async fn set_tags(
 /// a public IP.
 pub async fn restore(client: &CoreClient, target: &Target) {
     let (client, owned) = (client.clone(), target.clone());
-    restore_on_schedule(&target.instance, "a public IP", move |attempt| {
+    let lifetime = client.lifetime.clone();
+    restore_on_schedule(&target.instance, "a public IP", lifetime, move |attempt| {
         let (client, target) = (client.clone(), owned.clone());
         async move { restore_once(&client, &target, attempt).await }
     })

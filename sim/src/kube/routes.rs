@@ -321,13 +321,24 @@ fn list(sh: &Shared, info: &RequestInfo, query: &Query, repr: Repr) -> Result<Re
         items.truncate(limit);
         if let Some(last) = items.last() {
             list_meta["continue"] = json!(encode_continue(last));
-            list_meta["remainingItemCount"] = json!(remaining);
+            // The real server counts the rest only for a list without selectors
+            // (ListMeta: "if the list request contained label or field selectors, then
+            // the number of remaining items is unknown and the field will be left unset").
+            if !has_selector(query) {
+                list_meta["remainingItemCount"] = json!(remaining);
+            }
         }
     }
     Ok(ok(
         StatusCode::OK,
         table::list(repr, info.kind, items, list_meta),
     ))
+}
+
+fn has_selector(query: &Query) -> bool {
+    ["labelSelector", "fieldSelector"]
+        .iter()
+        .any(|key| query.get(*key).is_some_and(|v| !v.is_empty()))
 }
 
 /// Only JSON bodies are understood (typed Go clients that send protobuf get

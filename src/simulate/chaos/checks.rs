@@ -138,12 +138,15 @@ impl Storm<'_> {
                 .values()
                 .filter(|a| a.status.borrow().is_ready())
                 .count();
-            let done = ready == self.agents.len()
+            // And no acquisition in flight: a waiting agent that just attached the
+            // last free address still reports PoolExhausted until its claim is held.
+            let done = (ready == self.agents.len()
                 || self.pool_free() == 0
                     && self.agents.values().all(|a| {
                         let s = a.status.borrow();
                         s.is_ready() || matches!(*s, AgentStatus::PoolExhausted { .. })
-                    });
+                    }))
+                && crate::simulate::report::claims_not_held(self.world) == 0;
             if done {
                 return Ok(());
             }

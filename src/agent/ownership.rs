@@ -1,0 +1,60 @@
+//! The cloud's ownership record of an address (tags, labels): who we are, writing it
+//! after the publication, and mending one that does not name us.
+
+use pinip_providers::{Ownership, PoolAddress};
+use tracing::{info, warn};
+
+use super::{cloud, Agent, NodeContext};
+
+impl Agent {
+    /// Who we are, as the cloud's ownership record should say.
+    pub(super) fn owner(&self, ctx: &NodeContext) -> Ownership {
+        Ownership {
+            cluster: self.settings.node.cluster.clone(),
+            node: self.settings.node.name.clone(),
+            instance: ctx.instance.id.clone(),
+        }
+    }
+
+    /// Correct an ownership record that does not name this node: a tag/label write that
+    /// failed after the attach, or an address attached before pinip ran. Attach is
+    /// idempotent on our own instance and records the owner; one cloud write, only then.
+    pub(super) async fn repair_ownership(&self, ctx: &NodeContext, address: &PoolAddress) {
+        let owner = self.owner(ctx);
+        if address.owner.as_ref() == Some(&owner) {
+            return;
+        }
+        let instance = match &ctx.described {
+            Some(instance) => instance.clone(),
+            None => match cloud(ctx.provider.describe_instance(&ctx.instance)).await {
+                Ok(instance) => instance,
+                Err(e) => {
+                    warn!(error = %e, "could not read the instance to correct the ownership record; retried at the next verification");
+                    return;
+                }
+            },
+        };
+        match cloud(ctx.provider.attach(address, &instance, &owner)).await {
+            Ok(()) => {
+                info!(address = %address.ip, previous_owner = ?address.owner, "ownership record corrected")
+            }
+            Err(e) => {
+                warn!(address = %address.ip, error = %e, "could not correct the ownership record; retried at the next verification")
+            }
+        }
+    }
+
+    /// Write the ownership record of a freshly attached address, after its publication:
+    /// nothing depends on it before (the claim names our instance; the sweep and
+    /// `pinip status` read the claim first), and a failure is mended at the next
+    /// verification (`repair_ownership`).
+    pub(super) async fn record_owner(&self, ctx: &NodeContext, address: &PoolAddress) {
+        let Some(instance) = ctx.described.clone() else {
+            return;
+        };
+        let owner = self.owner(ctx);
+        if let Err(e) = cloud(ctx.provider.record_owner(address, &instance, &owner)).await {
+            warn!(address = %address.ip, error = %e, "could not record the owner on the cloud's address; retried at the next verification");
+        }
+    }
+}
