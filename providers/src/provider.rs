@@ -33,9 +33,10 @@ pub trait Provider: Send + Sync {
     ) -> Result<(), ProviderError>;
 
     /// Attach `address` to `instance`, leaving the ownership record to
-    /// [`Provider::record_owner`] when it is a call of its own: the agent writes it after
-    /// publishing the address, off the critical path. True when the record was written
-    /// with the attach (a cloud whose attach call carries it). Default: `attach`.
+    /// [`Provider::record_owner`] when it is a call of its own. True when the record was
+    /// written with the attach (a cloud whose attach call carries it). Default: `attach`.
+    /// The agent does not defer the record: a sweep needs it when the node vanishes
+    /// between the attach and the publication (docs/design.md, "the critical path").
     async fn attach_unrecorded(
         &self,
         address: &PoolAddress,

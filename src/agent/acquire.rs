@@ -207,7 +207,6 @@ impl Agent {
                 claim: adopted.claim,
                 adopted: true,
                 taken_from: adopted.taken_from,
-                owner_recorded: true,
             })));
         }
         let ordered = self.settings.cloud.pool.order_by.is_some();
@@ -298,7 +297,7 @@ impl Agent {
             .attach_renewing(ctx, candidate, instance, owner, &mut claim)
             .await
         {
-            Ok(owner_recorded) => {
+            Ok(()) => {
                 let mut taken_from = None;
                 match ctx.claims.mark_held(&mut claim).await {
                     Ok(()) => {}
@@ -316,7 +315,6 @@ impl Agent {
                     claim,
                     adopted: false,
                     taken_from,
-                    owner_recorded,
                 }))))
             }
             // Refused before anything changed: the claim is kept for the next pass,
@@ -421,8 +419,8 @@ impl Agent {
         Ok(described)
     }
 
-    /// Attach while renewing the claim, so a slow cloud does not let it expire; true if
-    /// the ownership record came with it (else it follows the publication).
+    /// Attach (and record the owner: see docs/design.md, "the critical path") while
+    /// renewing the claim, so a slow cloud does not let it expire.
     async fn attach_renewing(
         &self,
         ctx: &NodeContext,
@@ -430,8 +428,8 @@ impl Agent {
         instance: &Instance,
         owner: &Ownership,
         claim: &mut Claim,
-    ) -> Result<bool, ProviderError> {
-        let attach = cloud(ctx.provider.attach_unrecorded(address, instance, owner));
+    ) -> Result<(), ProviderError> {
+        let attach = cloud(ctx.provider.attach(address, instance, owner));
         tokio::pin!(attach);
         let period = (self.settings.claims.duration / 3).max(Duration::from_millis(200));
         let mut renew = tokio::time::interval_at(Instant::now() + period, period);

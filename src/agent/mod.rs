@@ -72,9 +72,6 @@ struct Held {
     /// Another node whose claim on this address we replaced (the cloud shows the
     /// address on our instance): its publication of the address is stale.
     taken_from: Option<String>,
-    /// Whether the cloud's ownership record is written; if not, it follows the
-    /// publication (docs/design.md, "the critical path").
-    owner_recorded: bool,
 }
 
 /// Everything about the node once it is known.
@@ -329,9 +326,6 @@ impl Agent {
                 };
                 self.report.report(Some(&ctx.notifier), assigned).await;
                 first_assignment = false;
-                if !held.owner_recorded {
-                    self.record_owner(ctx, &held.address).await;
-                }
                 self.steady_state(ctx, &held, node.clone(), shutdown).await
             }
             .instrument(span.clone())

@@ -1,5 +1,5 @@
-//! The cloud's ownership record of an address (tags, labels): who we are, writing it
-//! after the publication, and mending one that does not name us.
+//! The cloud's ownership record of an address (tags, labels): who we are, and mending
+//! a record that does not name us.
 
 use pinip_providers::{Ownership, PoolAddress};
 use tracing::{info, warn};
@@ -41,20 +41,6 @@ impl Agent {
             Err(e) => {
                 warn!(address = %address.ip, error = %e, "could not correct the ownership record; retried at the next verification")
             }
-        }
-    }
-
-    /// Write the ownership record of a freshly attached address, after its publication:
-    /// nothing depends on it before (the claim names our instance; the sweep and
-    /// `pinip status` read the claim first), and a failure is mended at the next
-    /// verification (`repair_ownership`).
-    pub(super) async fn record_owner(&self, ctx: &NodeContext, address: &PoolAddress) {
-        let Some(instance) = ctx.described.clone() else {
-            return;
-        };
-        let owner = self.owner(ctx);
-        if let Err(e) = cloud(ctx.provider.record_owner(address, &instance, &owner)).await {
-            warn!(address = %address.ip, error = %e, "could not record the owner on the cloud's address; retried at the next verification");
         }
     }
 }

@@ -112,7 +112,10 @@ pub fn pause_after_throttle(
             // sharers, and the rest need this many windows after it.
             let later_windows = if streak <= 1 {
                 let per_window = u64::from(per_window.max(1));
-                let needed = sharing.sharers.saturating_sub(per_window).div_ceil(per_window);
+                let needed = sharing
+                    .sharers
+                    .saturating_sub(per_window)
+                    .div_ceil(per_window);
                 ((sharing.place * needed as f64) as u64).min(needed.saturating_sub(1))
             } else {
                 0
