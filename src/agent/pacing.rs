@@ -85,29 +85,33 @@ impl Agent {
         error: &ProviderError,
         streak: u32,
     ) -> Duration {
-        let Some(limit) = ctx.provider.assignment_rate_limit() else {
+        let backoff = || {
             let hint = FailureHint {
                 throttled: true,
                 retry_after: error.retry_after,
             };
-            return self
-                .settings
+            self.settings
                 .retry
-                .after_failure(streak, hint, fastrand::f64());
+                .after_failure(streak, hint, fastrand::f64())
+        };
+        let Some(limit) = ctx.provider.assignment_rate_limit() else {
+            return backoff();
         };
         let nodes = self.node_count().await;
         let sharing = Sharing::of(&self.settings.node.name, sharers(nodes, ctx.free_seen));
         let wall_clock = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let pause = pause_after_throttle(
+        let Some(pause) = pause_after_throttle(
             &limit,
             &sharing,
             streak,
             wall_clock,
             error.retry_after,
             fastrand::f64(),
-        );
+        ) else {
+            return backoff();
+        };
         debug!(
             streak,
             sharers = sharing.sharers,

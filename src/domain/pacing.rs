@@ -76,7 +76,9 @@ pub fn place_of(node_name: &str) -> f64 {
 ///   the next window. `wall_clock` is the time since the Unix epoch (the windows start
 ///   at whole periods of it).
 ///
-/// Never less than what the cloud asked for (`Retry-After`).
+/// Never less than what the cloud asked for (`Retry-After`). None when the sharers
+/// could not have spent a window between them (fewer than one window's assignments):
+/// the throttle came from elsewhere, and the failure backoff applies.
 pub fn pause_after_throttle(
     limit: &AssignmentRateLimit,
     sharing: &Sharing,
@@ -84,7 +86,7 @@ pub fn pause_after_throttle(
     wall_clock: Duration,
     retry_after: Option<Duration>,
     jitter: f64,
-) -> Duration {
+) -> Option<Duration> {
     let jitter = jitter.clamp(0.0, 1.0);
     let pause = match *limit {
         AssignmentRateLimit::Bucket { burst, per_second } => {
@@ -105,6 +107,9 @@ pub fn pause_after_throttle(
             Duration::from_secs_f64(seconds.min(LONGEST_PAUSE.as_secs_f64()))
         }
         AssignmentRateLimit::Window { period, per_window } => {
+            if sharing.sharers <= u64::from(per_window) {
+                return None;
+            }
             let period_ms = period.as_millis().max(1) as u64;
             let into = (wall_clock.as_millis() % u128::from(period_ms)) as u64;
             let to_next = Duration::from_millis(period_ms - into);
@@ -124,9 +129,11 @@ pub fn pause_after_throttle(
             to_next + period.saturating_mul(later_windows as u32) + spread
         }
     };
-    pause
-        .min(LONGEST_PAUSE)
-        .max(retry_after.unwrap_or_default())
+    Some(
+        pause
+            .min(LONGEST_PAUSE)
+            .max(retry_after.unwrap_or_default()),
+    )
 }
 
 #[cfg(test)]
@@ -174,20 +181,20 @@ mod tests {
     #[test]
     fn a_first_throttle_spreads_the_sharers_over_the_time_the_bucket_needs() {
         let now = Duration::ZERO;
-        let last = pause_after_throttle(&EC2, &at(0.999, 1000), 1, now, None, 0.0);
+        let last = pause_after_throttle(&EC2, &at(0.999, 1000), 1, now, None, 0.0).unwrap();
         // 950 beyond the burst at 5 a second: 190 s, with the slack.
         assert!(last > Duration::from_secs(200) && last < Duration::from_secs(210));
-        let first = pause_after_throttle(&EC2, &at(0.0, 1000), 1, now, None, 0.0);
+        let first = pause_after_throttle(&EC2, &at(0.0, 1000), 1, now, None, 0.0).unwrap();
         assert_eq!(first, Duration::ZERO);
         // Agents at neighbouring places come one refill (0.2 s) or so apart.
-        let a = pause_after_throttle(&EC2, &at(0.500, 1000), 1, now, None, 0.0);
-        let b = pause_after_throttle(&EC2, &at(0.501, 1000), 1, now, None, 0.0);
+        let a = pause_after_throttle(&EC2, &at(0.500, 1000), 1, now, None, 0.0).unwrap();
+        let b = pause_after_throttle(&EC2, &at(0.501, 1000), 1, now, None, 0.0).unwrap();
         assert!(b > a && b - a < Duration::from_millis(250));
     }
 
     #[test]
     fn few_sharers_wait_about_one_refill() {
-        let pause = pause_after_throttle(&EC2, &at(0.9, 20), 1, Duration::ZERO, None, 0.5);
+        let pause = pause_after_throttle(&EC2, &at(0.9, 20), 1, Duration::ZERO, None, 0.5).unwrap();
         assert_eq!(pause, Duration::from_millis(100));
     }
 
@@ -195,6 +202,7 @@ mod tests {
     fn a_throttle_after_the_schedule_waits_a_random_share_of_the_spare_tokens_doubling() {
         let ms = |streak, jitter| {
             pause_after_throttle(&EC2, &at(0.9, 1000), streak, Duration::ZERO, None, jitter)
+                .unwrap()
                 .as_millis()
         };
         // A spare token every 2.2 s at 5 a second and a 10 % slack.
@@ -208,9 +216,10 @@ mod tests {
     #[test]
     fn retry_after_is_a_floor_and_an_hour_a_ceiling() {
         let asked = Some(Duration::from_secs(7));
-        let pause = pause_after_throttle(&EC2, &at(0.0, 1), 1, Duration::ZERO, asked, 0.0);
+        let pause = pause_after_throttle(&EC2, &at(0.0, 1), 1, Duration::ZERO, asked, 0.0).unwrap();
         assert_eq!(pause, Duration::from_secs(7));
-        let huge = pause_after_throttle(&EC2, &at(0.99, 10_000_000), 1, Duration::ZERO, None, 0.0);
+        let huge = pause_after_throttle(&EC2, &at(0.99, 10_000_000), 1, Duration::ZERO, None, 0.0)
+            .unwrap();
         assert_eq!(huge, LONGEST_PAUSE);
     }
 
@@ -218,16 +227,29 @@ mod tests {
     fn a_spent_window_sends_each_agent_to_the_window_its_place_falls_in() {
         // 25 s into a minute: the next window opens in 35 s.
         let now = Duration::from_secs(10 * 60 + 25);
-        let early = pause_after_throttle(&COMPUTE, &at(0.1, 1000), 1, now, None, 0.0);
+        let early = pause_after_throttle(&COMPUTE, &at(0.1, 1000), 1, now, None, 0.0).unwrap();
         assert_eq!(early, Duration::from_secs(35));
         // 1000 sharers, 500 a window: the spent window served 500, the next one
         // serves the rest.
-        let next = pause_after_throttle(&COMPUTE, &at(0.7, 1000), 1, now, None, 0.0);
+        let next = pause_after_throttle(&COMPUTE, &at(0.7, 1000), 1, now, None, 0.0).unwrap();
         assert_eq!(next, Duration::from_secs(35));
         // 2000: 1500 left, three windows; the upper third goes two windows later.
-        let late = pause_after_throttle(&COMPUTE, &at(0.7, 2000), 1, now, None, 0.0);
+        let late = pause_after_throttle(&COMPUTE, &at(0.7, 2000), 1, now, None, 0.0).unwrap();
         assert_eq!(late, Duration::from_secs(155));
-        let again = pause_after_throttle(&COMPUTE, &at(0.7, 1000), 2, now, None, 1.0);
+        let again = pause_after_throttle(&COMPUTE, &at(0.7, 1000), 2, now, None, 1.0).unwrap();
         assert_eq!(again, Duration::from_secs(37));
+    }
+
+    #[test]
+    fn a_window_too_big_for_the_sharers_to_spend_leaves_it_to_the_backoff() {
+        let now = Duration::from_secs(25);
+        assert_eq!(
+            pause_after_throttle(&COMPUTE, &at(0.5, 30), 1, now, None, 0.0),
+            None
+        );
+        assert_eq!(
+            pause_after_throttle(&COMPUTE, &at(0.5, 500), 2, now, None, 0.0),
+            None
+        );
     }
 }
