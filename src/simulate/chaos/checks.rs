@@ -15,6 +15,8 @@ use crate::cluster::publish::ADDRESS_KEY;
 use super::super::world::LEASE_NAMESPACE;
 use super::Storm;
 
+/// How long the end of a rollout waits for claims in flight to be held.
+const ROLLOUT_QUIET: Duration = Duration::from_secs(10);
 impl Storm<'_> {
     /// No address may be published on two live nodes at any moment.
     pub(super) fn check_publications(&mut self) {
@@ -318,6 +320,14 @@ impl Storm<'_> {
                     .await;
                 }
             }
+        }
+        // Agents that waited were restarted without waiting for them: one may be in the
+        // middle of a claim (claiming, attach, held) when the report reads the claims.
+        // A claim that stays un-held past this is reported by the claims check.
+        let deadline = Instant::now() + ROLLOUT_QUIET;
+        while crate::simulate::report::claims_not_held(self.world) > 0 && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let after = self.assigned();
         let changed: Vec<String> = before
