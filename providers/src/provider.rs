@@ -32,31 +32,6 @@ pub trait Provider: Send + Sync {
         owner: &Ownership,
     ) -> Result<(), ProviderError>;
 
-    /// Attach `address` to `instance`, leaving the ownership record to
-    /// [`Provider::record_owner`] when it is a call of its own. True when the record was
-    /// written with the attach (a cloud whose attach call carries it). Default: `attach`.
-    /// The agent does not defer the record: a sweep needs it when the node vanishes
-    /// between the attach and the publication (docs/design.md, "the critical path").
-    async fn attach_unrecorded(
-        &self,
-        address: &PoolAddress,
-        instance: &Instance,
-        owner: &Ownership,
-    ) -> Result<bool, ProviderError> {
-        self.attach(address, instance, owner).await.map(|()| true)
-    }
-
-    /// Write `owner` as the ownership record of `address`, attached to `instance`.
-    /// Default: `attach`, which is idempotent on our own instance and records the owner.
-    async fn record_owner(
-        &self,
-        address: &PoolAddress,
-        instance: &Instance,
-        owner: &Ownership,
-    ) -> Result<(), ProviderError> {
-        self.attach(address, instance, owner).await
-    }
-
     /// Give `instance` an ephemeral public IP if it has none at all, for a node that
     /// waits without an address: an address removed by hand, then taken by another node,
     /// must not leave it without egress. Default: nothing (a cloud that restores one by

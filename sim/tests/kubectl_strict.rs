@@ -78,6 +78,25 @@ async fn kubectl_meets_validation_selectors_and_namespaces() -> TestResult {
         "regarding.name=node-a",
     ])
     .await?;
+
+    // A paged list counts the rest only without selectors (ListMeta.remainingItemCount).
+    sim.add_node("node-b", Some("fake://b"), BTreeMap::new(), vec![]);
+    let (plain, _) = k.ok(&["get", "--raw", "/api/v1/nodes?limit=1"]).await?;
+    let plain: serde_json::Value = serde_json::from_str(&plain)?;
+    assert_eq!(plain["metadata"]["remainingItemCount"], json!(1), "{plain}");
+    let (selected, _) = k
+        .ok(&[
+            "get",
+            "--raw",
+            "/api/v1/nodes?limit=1&labelSelector=!absent",
+        ])
+        .await?;
+    let selected: serde_json::Value = serde_json::from_str(&selected)?;
+    assert!(selected["metadata"]["continue"].is_string(), "{selected}");
+    assert!(
+        selected["metadata"].get("remainingItemCount").is_none(),
+        "{selected}"
+    );
     k.ok(&[
         "get",
         "events",

@@ -48,25 +48,6 @@ impl Provider for DryRunProvider {
         Ok(())
     }
 
-    async fn attach_unrecorded(
-        &self,
-        address: &PoolAddress,
-        instance: &Instance,
-        owner: &Ownership,
-    ) -> Result<bool, ProviderError> {
-        self.attach(address, instance, owner).await.map(|()| true)
-    }
-
-    async fn record_owner(
-        &self,
-        address: &PoolAddress,
-        _instance: &Instance,
-        owner: &Ownership,
-    ) -> Result<(), ProviderError> {
-        info!(address = %address.ip, owner_node = %owner.node, "dry run: would record the owner");
-        Ok(())
-    }
-
     async fn ensure_public_ip(&self, instance: &Instance) -> Result<(), ProviderError> {
         info!(instance = %instance.reference.id, "dry run: would give the node an ephemeral public IP if it has none");
         Ok(())

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pinip_providers::AssignmentRateLimit;
 
-use super::selection::stable_hash;
+use super::selection::{finalise, stable_hash};
 
 /// Slack over the exact share: Poisson-like arrivals at the bucket's own rate would meet
 /// it empty half the time; 10 % below it, the burst left in the bucket absorbs them.
@@ -56,12 +56,7 @@ pub fn sharers(nodes: Option<u64>, free_addresses: Option<usize>) -> u64 {
 
 /// A node's place in [0, 1): FNV-1a of its name through SplitMix64's finaliser.
 pub fn place_of(node_name: &str) -> f64 {
-    let mut hash = stable_hash(node_name);
-    hash ^= hash >> 30;
-    hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    hash ^= hash >> 27;
-    hash = hash.wrapping_mul(0x94d0_49bb_1331_11eb);
-    hash ^= hash >> 31;
+    let hash = finalise(stable_hash(node_name));
     (hash >> 11) as f64 / (1u64 << 53) as f64
 }
 

@@ -51,6 +51,11 @@ fn rendezvous_rank(node_name: &str, ip: &IpAddr) -> u64 {
     for byte in octets {
         hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
     }
+    finalise(hash)
+}
+
+/// SplitMix64's finaliser: inputs differing in one bit land far apart.
+pub fn finalise(mut hash: u64) -> u64 {
     hash ^= hash >> 30;
     hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     hash ^= hash >> 27;

@@ -314,26 +314,35 @@ fn mean(values: &[u64]) -> f64 {
 
 /// Every claim must be `held` and match the cloud: a claim left `claiming`, or held for
 /// an address its holder's instance does not carry, is a leak.
-/// Claims not yet `held`: acquisitions in flight (an attach done in the cloud is
-/// marked held a moment later), or leftovers that `check_claims` reports.
-pub(crate) fn claims_not_held(world: &SimulatedWorld) -> usize {
+/// The claim Leases (the sweep token is another kind of Lease).
+fn claim_leases(world: &SimulatedWorld) -> Vec<Value> {
     world
         .kube
         .list(Kind::Lease, Some(LEASE_NAMESPACE))
-        .iter()
+        .into_iter()
         .filter(|lease| {
             lease
                 .pointer("/metadata/labels/app.kubernetes.io~1managed-by")
                 .and_then(Value::as_str)
                 == Some(crate::domain::claim_record::MANAGED_BY_VALUE)
         })
-        .filter(|lease| {
-            lease
-                .pointer("/metadata/annotations")
-                .and_then(|a| a.get(PHASE_ANNOTATION))
-                .and_then(Value::as_str)
-                != Some("held")
-        })
+        .collect()
+}
+
+fn phase_of(lease: &Value) -> &str {
+    lease
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(PHASE_ANNOTATION))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// Claims not yet `held`: acquisitions in flight (an attach done in the cloud is
+/// marked held a moment later), or leftovers that `check_claims` reports.
+pub(crate) fn claims_not_held(world: &SimulatedWorld) -> usize {
+    claim_leases(world)
+        .iter()
+        .filter(|lease| phase_of(lease) != "held")
         .count()
 }
 
@@ -342,15 +351,7 @@ fn check_claims(
     by_instance: &HashMap<&str, Vec<IpAddr>>,
     violations: &mut Vec<String>,
 ) {
-    for lease in world.kube.list(Kind::Lease, Some(LEASE_NAMESPACE)) {
-        // Only claims; the sweep token is another kind of Lease.
-        if lease
-            .pointer("/metadata/labels/app.kubernetes.io~1managed-by")
-            .and_then(Value::as_str)
-            != Some(crate::domain::claim_record::MANAGED_BY_VALUE)
-        {
-            continue;
-        }
+    for lease in claim_leases(world) {
         let name = lease
             .pointer("/metadata/name")
             .and_then(Value::as_str)
@@ -366,7 +367,7 @@ fn check_claims(
             .pointer("/spec/holderIdentity")
             .and_then(Value::as_str)
             .unwrap_or("");
-        let phase = get(PHASE_ANNOTATION);
+        let phase = phase_of(&lease);
         let address = get(ADDRESS_ANNOTATION);
         let instance = world
             .node(holder)

@@ -417,6 +417,7 @@ impl AwsProvider {
         &self,
         address: &PoolAddress,
         instance: &Instance,
+        owner: &Ownership,
     ) -> Result<(), ProviderError> {
         const OP: &str = "AssociateAddress";
         let nic = primary_nic(instance, OP)?;
@@ -460,7 +461,7 @@ impl AwsProvider {
                 debug!(address = %address.ip, "already associated with this instance");
             }
         }
-        Ok(())
+        self.create_tags(&address.id, owner_tags(owner, None)).await
     }
 
     async fn detach_eip(
@@ -522,6 +523,7 @@ impl AwsProvider {
         &self,
         address: &PoolAddress,
         instance: &Instance,
+        owner: &Ownership,
     ) -> Result<(), ProviderError> {
         const OP: &str = "AssignIpv6Addresses";
         let nic = primary_nic(instance, OP)?;
@@ -543,24 +545,8 @@ impl AwsProvider {
                 }
             }
         }
-        Ok(())
-    }
-
-    /// The ownership tags: on the Elastic IP, or (IPv6) on the ENI, naming the address.
-    async fn tag_owner(
-        &self,
-        address: &PoolAddress,
-        instance: &Instance,
-        owner: &Ownership,
-    ) -> Result<(), ProviderError> {
-        match address.ip {
-            IpAddr::V4(_) => self.create_tags(&address.id, owner_tags(owner, None)).await,
-            IpAddr::V6(_) => {
-                let nic = primary_nic(instance, "CreateTags")?;
-                self.create_tags(nic, owner_tags(owner, Some(address.ip)))
-                    .await
-            }
-        }
+        self.create_tags(nic, owner_tags(owner, Some(address.ip)))
+            .await
     }
 
     async fn detach_ipv6(
@@ -731,31 +717,10 @@ impl Provider for AwsProvider {
         instance: &Instance,
         owner: &Ownership,
     ) -> Result<(), ProviderError> {
-        self.attach_unrecorded(address, instance, owner).await?;
-        self.tag_owner(address, instance, owner).await
-    }
-
-    /// The association (or assignment) alone; `CreateTags` is a call of its own.
-    async fn attach_unrecorded(
-        &self,
-        address: &PoolAddress,
-        instance: &Instance,
-        _owner: &Ownership,
-    ) -> Result<bool, ProviderError> {
         match address.ip {
-            IpAddr::V4(_) => self.attach_eip(address, instance).await?,
-            IpAddr::V6(_) => self.attach_ipv6(address, instance).await?,
+            IpAddr::V4(_) => self.attach_eip(address, instance, owner).await,
+            IpAddr::V6(_) => self.attach_ipv6(address, instance, owner).await,
         }
-        Ok(false)
-    }
-
-    async fn record_owner(
-        &self,
-        address: &PoolAddress,
-        instance: &Instance,
-        owner: &Ownership,
-    ) -> Result<(), ProviderError> {
-        self.tag_owner(address, instance, owner).await
     }
 
     async fn detach(

@@ -80,8 +80,6 @@ pub struct GcpProvider {
     addresses: Mutex<HashMap<String, Address>>,
     /// The last `describe_instance` reads.
     instances: Mutex<HashMap<String, (WallInstant, wire::Instance)>>,
-    /// Addresses attached whose labels are still to be written (`record_owner`).
-    unlabelled: Mutex<HashMap<String, Address>>,
     /// Ends the client's background tasks with this provider.
     _lifetime: tokio_util::sync::DropGuard,
 }
@@ -125,7 +123,6 @@ impl GcpProvider {
             subnetwork: Mutex::new(None),
             addresses: Mutex::new(HashMap::new()),
             instances: Mutex::new(HashMap::new()),
-            unlabelled: Mutex::new(HashMap::new()),
         })
     }
 
@@ -158,57 +155,6 @@ impl GcpProvider {
             return Ok(known);
         }
         self.client.get_address(&self.region, name).await
-    }
-
-    /// Put `address` on `instance`'s primary NIC (the swap of access configs, or the
-    /// NIC update for IPv6), on a task of its own; the address's record, for its labels.
-    async fn swap(
-        &self,
-        address: &PoolAddress,
-        instance: &Instance,
-    ) -> Result<Address, ProviderError> {
-        let target = address.ip;
-        if !self.pool.family.matches(&target) {
-            return Err(ProviderError::new(
-                ErrorClass::Permanent,
-                method::ADD_ACCESS_CONFIG,
-                format!("{target} is not an {:?} address", self.pool.family),
-            ));
-        }
-        let record = self.address_record(&address.id).await?;
-        let cached = self.recent_instance(&instance.reference.id);
-        lock(&self.addresses).remove(&address.id);
-        let client = self.client.clone();
-        let (zone, name) = (
-            instance.reference.zone.clone(),
-            instance.reference.id.clone(),
-        );
-        let family = self.pool.family;
-        // On its own task: a caller that stops waiting must not cut the swap in half.
-        let task = tokio::spawn(async move {
-            // A write whose end was not seen may still change the NIC: wait for it, and
-            // plan from a read taken after it.
-            let settled_first = client.has_unfinished(&name);
-            if !client.settle(&zone, &name).await {
-                return Err(ProviderError::new(
-                    ErrorClass::Transient,
-                    method::INSTANCES_GET,
-                    format!("an earlier change of {name} is still not done"),
-                ));
-            }
-            let read = match cached.filter(|_| !settled_first) {
-                Some(read) => read,
-                None => client.get_instance(&zone, &name).await?,
-            };
-            match family {
-                IpFamily::V4 => {
-                    access_config::attach(&client, &zone, &read, &record, target).await?
-                }
-                IpFamily::V6 => ipv6::attach(&client, &zone, read, &record, target).await?,
-            }
-            Ok(record)
-        });
-        joined(task, method::ADD_ACCESS_CONFIG).await
     }
 
     fn recent_instance(&self, name: &str) -> Option<wire::Instance> {
@@ -366,38 +312,48 @@ impl Provider for GcpProvider {
         instance: &Instance,
         owner: &Ownership,
     ) -> Result<(), ProviderError> {
-        self.attach_unrecorded(address, instance, owner).await?;
-        self.record_owner(address, instance, owner).await
-    }
-
-    /// The swap (or NIC update) alone; the labels are `setLabels` of their own.
-    async fn attach_unrecorded(
-        &self,
-        address: &PoolAddress,
-        instance: &Instance,
-        _owner: &Ownership,
-    ) -> Result<bool, ProviderError> {
-        let record = self.swap(address, instance).await?;
-        lock(&self.unlabelled).insert(address.id.clone(), record);
-        Ok(false)
-    }
-
-    async fn record_owner(
-        &self,
-        address: &PoolAddress,
-        _instance: &Instance,
-        owner: &Ownership,
-    ) -> Result<(), ProviderError> {
-        let known = lock(&self.unlabelled).remove(&address.id);
-        let record = match known {
-            Some(record) => record,
-            None => self.address_record(&address.id).await?,
-        };
-        let (client, region, owner) = (self.client.clone(), self.region.clone(), owner.clone());
-        // On its own task, as the swap: a label write is not cut in half either.
-        let task =
-            tokio::spawn(async move { set_owner(&client, &region, record, Some(&owner)).await });
-        joined(task, method::ADDRESSES_SET_LABELS).await
+        let target = address.ip;
+        if !self.pool.family.matches(&target) {
+            return Err(ProviderError::new(
+                ErrorClass::Permanent,
+                method::ADD_ACCESS_CONFIG,
+                format!("{target} is not an {:?} address", self.pool.family),
+            ));
+        }
+        let record = self.address_record(&address.id).await?;
+        let cached = self.recent_instance(&instance.reference.id);
+        lock(&self.addresses).remove(&address.id);
+        let client = self.client.clone();
+        let (zone, name) = (
+            instance.reference.zone.clone(),
+            instance.reference.id.clone(),
+        );
+        let (region, family, owner) = (self.region.clone(), self.pool.family, owner.clone());
+        // On its own task: a caller that stops waiting must not cut the swap in half.
+        let task = tokio::spawn(async move {
+            // A write whose end was not seen may still change the NIC: wait for it, and
+            // plan from a read taken after it.
+            let settled_first = client.has_unfinished(&name);
+            if !client.settle(&zone, &name).await {
+                return Err(ProviderError::new(
+                    ErrorClass::Transient,
+                    method::INSTANCES_GET,
+                    format!("an earlier change of {name} is still not done"),
+                ));
+            }
+            let read = match cached.filter(|_| !settled_first) {
+                Some(read) => read,
+                None => client.get_instance(&zone, &name).await?,
+            };
+            match family {
+                IpFamily::V4 => {
+                    access_config::attach(&client, &zone, &read, &record, target).await?
+                }
+                IpFamily::V6 => ipv6::attach(&client, &zone, read, &record, target).await?,
+            }
+            set_owner(&client, &region, record, Some(&owner)).await
+        });
+        joined(task, method::ADD_ACCESS_CONFIG).await
     }
 
     async fn ensure_public_ip(&self, instance: &Instance) -> Result<(), ProviderError> {
