@@ -219,6 +219,17 @@ impl FakeCloud {
     }
 
     /// Addresses currently attached to `instance_id`.
+    /// The addresses of every instance that holds one, in one look.
+    pub fn attachments(&self) -> BTreeMap<String, Vec<IpAddr>> {
+        let mut out: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+        for a in self.lock().addresses.values() {
+            if let Some(instance) = &a.attached_to {
+                out.entry(instance.clone()).or_default().push(a.ip);
+            }
+        }
+        out
+    }
+
     pub fn attached_to(&self, instance_id: &str) -> Vec<IpAddr> {
         self.lock()
             .addresses
@@ -361,21 +372,22 @@ impl FakeProvider {
     fn in_pool(&self, id: &str, address: &FakeAddress) -> bool {
         self.spec.family.matches(&address.ip)
             && self.filters.iter().all(|f| {
-                let field = if let Some(key) = f.name.strip_prefix("tag:") {
-                    address.tags.get(key).cloned()
-                } else {
-                    match f.name.as_str() {
-                        "public-ip" => Some(address.ip.to_string()),
-                        "allocation-id" => Some(id.to_string()),
-                        // tag-key: any tag key matches one of the values
-                        _ => {
-                            return address
-                                .tags
-                                .keys()
-                                .any(|k| f.values.iter().any(|v| value_matches(v, k)))
+                let field: Option<std::borrow::Cow<'_, str>> =
+                    if let Some(key) = f.name.strip_prefix("tag:") {
+                        address.tags.get(key).map(|v| v.as_str().into())
+                    } else {
+                        match f.name.as_str() {
+                            "public-ip" => Some(address.ip.to_string().into()),
+                            "allocation-id" => Some(id.into()),
+                            // tag-key: any tag key matches one of the values
+                            _ => {
+                                return address
+                                    .tags
+                                    .keys()
+                                    .any(|k| f.values.iter().any(|v| value_matches(v, k)))
+                            }
                         }
-                    }
-                };
+                    };
                 field.is_some_and(|value| f.values.iter().any(|p| value_matches(p, &value)))
             })
     }

@@ -136,6 +136,9 @@ impl SimulatedCloud for AwsSim {
     fn attached_to(&self, instance_id: &str) -> Vec<IpAddr> {
         self.ec2.attached_to(instance_id)
     }
+    fn attachments(&self) -> BTreeMap<String, Vec<IpAddr>> {
+        self.ec2.attachments()
+    }
     fn addresses(&self) -> Vec<AddressView> {
         let by_ip: BTreeMap<Ipv6Addr, String> = self
             .ipv6_ids()

@@ -37,6 +37,10 @@ pub trait SimulatedCloud: Send + Sync {
     fn set_failure_rates(&self, _error_rate: f64, _throttle_rate: f64) {}
 
     fn attached_to(&self, instance_id: &str) -> Vec<IpAddr>;
+    /// [`SimulatedCloud::attached_to`] of every instance that holds an address, read in
+    /// one look: the simulated cloud controller's per-tick view (one call per node and
+    /// tick made the harness's own work grow with nodes × pool).
+    fn attachments(&self) -> BTreeMap<String, Vec<IpAddr>>;
     fn addresses(&self) -> Vec<AddressView>;
     /// Invariant breaches seen so far (two instances on one address, a node with two,
     /// an address taken from an instance pinip does not manage, ...).
@@ -104,6 +108,9 @@ impl SimulatedCloud for FakeSim {
     }
     fn attached_to(&self, instance_id: &str) -> Vec<IpAddr> {
         self.0.attached_to(instance_id)
+    }
+    fn attachments(&self) -> BTreeMap<String, Vec<IpAddr>> {
+        self.0.attachments()
     }
     fn addresses(&self) -> Vec<AddressView> {
         self.0.addresses()

@@ -116,6 +116,9 @@ impl SimulatedCloud for GcpSim {
     fn attached_to(&self, instance_id: &str) -> Vec<IpAddr> {
         self.compute.attached_to(instance_id)
     }
+    fn attachments(&self) -> BTreeMap<String, Vec<IpAddr>> {
+        self.compute.attachments()
+    }
     fn addresses(&self) -> Vec<AddressView> {
         self.compute
             .addresses()

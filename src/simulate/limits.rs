@@ -94,8 +94,8 @@ const EC2_V6: &[Call] = &[
     call("CreateTags", false, 1),
 ];
 
-/// Compute, one fresh assignment: the instance, the pool listing (two lists: RESERVED
-/// and IN_USE), the swap (delete the ephemeral access config, add the reserved one,
+/// Compute, one fresh assignment: the instance, the pool listing (one list, every
+/// status), the swap (delete the ephemeral access config, add the reserved one,
 /// each waited on) and the ownership labels (waited on). IPv6 swaps the NIC's stack
 /// type in two waited steps and reads the instance again between them. (With
 /// `--latency-ms 0` operations are DONE at once and the agents skip the waits; their
@@ -109,7 +109,7 @@ pub fn compute_assignment(family: IpFamily) -> &'static [Call] {
 
 const COMPUTE_V4: &[Call] = &[
     call("instances.get", false, 1),
-    call("addresses.list", false, 2),
+    call("addresses.list", false, 1),
     call("instances.deleteAccessConfig", false, 1),
     call("instances.addAccessConfig", false, 1),
     call("addresses.setLabels", false, 1),
@@ -119,7 +119,7 @@ const COMPUTE_V4: &[Call] = &[
 
 const COMPUTE_V6: &[Call] = &[
     call("instances.get", false, 2),
-    call("addresses.list", false, 2),
+    call("addresses.list", false, 1),
     call("instances.updateNetworkInterface", false, 2),
     call("addresses.setLabels", false, 1),
     call("zoneOperations.wait", false, 2),

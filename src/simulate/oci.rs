@@ -139,6 +139,13 @@ impl SimulatedCloud for OciSimCloud {
             .map(IpAddr::V4)
             .collect()
     }
+    fn attachments(&self) -> BTreeMap<String, Vec<IpAddr>> {
+        self.sim
+            .attachments()
+            .into_iter()
+            .map(|(instance, ips)| (instance, ips.into_iter().map(IpAddr::V4).collect()))
+            .collect()
+    }
     fn addresses(&self) -> Vec<AddressView> {
         self.sim
             .public_ips()

@@ -412,16 +412,17 @@ impl SimulatedWorld {
                     _ = stop.cancelled() => return,
                     _ = tick.tick() => {}
                 }
+                let attachments = cloud.attachments();
                 for (name, instance) in &nodes {
-                    let external: Vec<String> = cloud
-                        .attached_to(instance)
-                        .iter()
+                    let external: Vec<String> = attachments
+                        .get(instance)
+                        .into_iter()
+                        .flatten()
                         .map(IpAddr::to_string)
                         .collect();
-                    let Some(current) = kube.get(pinip_sim::kube::Kind::Node, None, name) else {
-                        continue;
-                    };
-                    if reported_external(&current) != external {
+                    let reported =
+                        kube.inspect(pinip_sim::kube::Kind::Node, None, name, reported_external);
+                    if reported.is_some_and(|reported| reported != external) {
                         kube.update_node(name, |node| set_external(node, &external));
                     }
                 }

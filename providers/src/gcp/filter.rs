@@ -1,7 +1,10 @@
 //! The `filter` and `orderBy` parameters of `addresses.list`, with KubeIP's semantics:
 //! the user's `FILTER` entries are Compute API filter expressions
 //! (`labels.kubeip=reserved`), each wrapped in parentheses and ANDed (juxtaposed) with
-//! `(status=…) (addressType=EXTERNAL)` and the IP version. `ORDER_BY` is never sent:
+//! `(addressType=EXTERNAL)`, the IP version and, for KubeIP's two queries, `(status=…)`.
+//! pinip lists the pool once, every status together ([`Status::Any`]): the free
+//! candidates and "does my instance already hold one?" come from one call, which halves
+//! the listings that spend Compute's per-minute `list` quota. `ORDER_BY` is never sent:
 //! the API refuses `orderBy` next to a `filter`, so the provider sorts
 //! ([`super::ordering`]).
 
@@ -14,6 +17,8 @@ pub enum Status {
     Reserved,
     /// Attached (to an instance, or to anything else).
     InUse,
+    /// Every status (RESERVED, IN_USE, RESERVING): no status term.
+    Any,
 }
 
 impl Status {
@@ -21,6 +26,7 @@ impl Status {
         match self {
             Status::Reserved => "RESERVED",
             Status::InUse => "IN_USE",
+            Status::Any => "",
         }
     }
 }
@@ -34,11 +40,12 @@ pub fn api_filter(spec: &PoolSpec, status: Status) -> String {
         IpFamily::V4 => "(ipVersion!=IPV6)",
         IpFamily::V6 => "(ipVersion=IPV6)",
     };
-    let mut parts = vec![
-        format!("(status={})", status.api_name()),
-        "(addressType=EXTERNAL)".to_string(),
-        version.to_string(),
-    ];
+    let mut parts = match status {
+        Status::Any => Vec::new(),
+        status => vec![format!("(status={})", status.api_name())],
+    };
+    parts.push("(addressType=EXTERNAL)".to_string());
+    parts.push(version.to_string());
     parts.extend(
         spec.filter
             .iter()
@@ -101,6 +108,15 @@ mod tests {
         assert_eq!(
             api_filter(&none, Status::Reserved),
             "(status=RESERVED) (addressType=EXTERNAL) (ipVersion!=IPV6)"
+        );
+    }
+
+    #[test]
+    fn the_one_listing_of_every_status_has_no_status_term() {
+        let s = spec(&["labels.kubeip=reserved"], IpFamily::V4);
+        assert_eq!(
+            api_filter(&s, Status::Any),
+            "(addressType=EXTERNAL) (ipVersion!=IPV6) (labels.kubeip=reserved)"
         );
     }
 }

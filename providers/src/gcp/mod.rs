@@ -2,10 +2,10 @@
 //! instances through the Compute v1 REST API, on `reqwest` with tokens from
 //! `gcp_auth` (Application Default Credentials) or a static token for emulators.
 //!
-//! - `list_pool`: `addresses.list` in the region with KubeIP's filter
-//!   (`(status=…) (addressType=EXTERNAL) (ipVersion…) (FILTER…)`, every page), once
-//!   for RESERVED (the free candidates) and once for IN_USE (so "does my instance
-//!   already hold one?" is answered in the same pass), sorted here by `ORDER_BY`
+//! - `list_pool`: `addresses.list` in the region with KubeIP's filter less its status
+//!   term (`(addressType=EXTERNAL) (ipVersion…) (FILTER…)`, every page): one listing
+//!   gives the free candidates (RESERVED) and "does my instance already hold one?"
+//!   (IN_USE), where KubeIP lists twice; sorted here by `ORDER_BY`
 //!   ([`ordering`]: the API refuses `orderBy` next to a filter); free IPv6 addresses
 //!   that cannot go on this node's NIC (endpoint type `NETLB`, another subnetwork) are
 //!   left out once the NIC is known;
@@ -283,14 +283,13 @@ impl Provider for GcpProvider {
     }
 
     async fn list_pool(&self) -> Result<Vec<PoolAddress>, ProviderError> {
-        let (free, used) = tokio::join!(self.list(Status::Reserved), self.list(Status::InUse));
-        let (free, used) = (free?, used?);
+        let listed = self.list(Status::Any).await?;
         let mut records = lock(&self.addresses);
         records.clear();
-        let mut pool: Vec<PoolAddress> = Vec::with_capacity(free.len() + used.len());
-        // An address that changed state between the two calls shows up twice; the
-        // second (IN_USE) view wins, so it is never offered as free.
-        for address in free.iter().chain(used.iter()) {
+        let mut pool: Vec<PoolAddress> = Vec::with_capacity(listed.len());
+        // Pages are read one after another: an address that changed state between two
+        // of them may show up twice; the later view wins.
+        for address in &listed {
             let Some(entry) = pool_address(address, self.pool.family) else {
                 debug!(address = %address.name, ip = %address.address, "skipping an address of another family or with no IP");
                 continue;

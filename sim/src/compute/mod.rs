@@ -403,6 +403,22 @@ impl ComputeSim {
             .unwrap_or_default()
     }
 
+    /// The reserved addresses of every instance that holds one, in one look.
+    pub fn attachments(&self) -> BTreeMap<String, Vec<IpAddr>> {
+        let state = self.shared.state();
+        let reserved: std::collections::HashSet<IpAddr> =
+            state.addresses.values().map(|a| a.ip).collect();
+        let held = |i: &model::SimInstance| -> Vec<IpAddr> {
+            let ips = i.external_ips().into_iter();
+            ips.filter(|ip| reserved.contains(ip)).collect()
+        };
+        let all = state
+            .instances
+            .iter()
+            .map(|(name, i)| (name.clone(), held(i)));
+        all.filter(|(_, ips)| !ips.is_empty()).collect()
+    }
+
     /// The reserved addresses on the instance.
     pub fn attached_to(&self, instance: &str) -> Vec<IpAddr> {
         let state = self.shared.state();

@@ -246,6 +246,18 @@ impl Ec2Sim {
         self.region().holdings()
     }
 
+    /// The Elastic IPs and pool IPv6 addresses of every instance that holds one, in one
+    /// look.
+    pub fn attachments(&self) -> BTreeMap<String, Vec<IpAddr>> {
+        let mut out: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+        for a in self.addresses() {
+            if let Some(instance) = a.instance {
+                out.entry(instance).or_default().push(a.ip);
+            }
+        }
+        out
+    }
+
     /// Elastic IPs and pool IPv6 addresses on `instance`.
     pub fn attached_to(&self, instance: &str) -> Vec<IpAddr> {
         self.addresses()

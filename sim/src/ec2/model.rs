@@ -632,12 +632,16 @@ impl Region {
                 }
             })
             .collect();
+        // Which ENI holds each IPv6 address, in one pass over the ENIs (the first one,
+        // as a search per address would find).
+        let mut on_eni: BTreeMap<Ipv6Addr, Option<&String>> = BTreeMap::new();
+        for eni in self.enis.values() {
+            for ip in &eni.ipv6 {
+                on_eni.entry(*ip).or_insert(eni.instance_id.as_ref());
+            }
+        }
         for (ip, tags) in &self.ipv6_pool {
-            let holder = self
-                .enis
-                .values()
-                .find(|e| e.ipv6.contains(ip))
-                .and_then(|e| e.instance_id.clone());
+            let holder = on_eni.get(ip).copied().flatten().cloned();
             out.push(HeldAddress {
                 id: ip.to_string(),
                 ip: IpAddr::V6(*ip),

@@ -13,6 +13,7 @@ mod faults;
 mod field;
 mod kind;
 mod kubeconfig;
+mod listing;
 mod managed;
 mod meta;
 mod openapi;
@@ -361,6 +362,19 @@ impl KubeSim {
             .store
             .get(kind, namespace, name)
             .map(|v| events::view(kind, v))
+    }
+
+    /// What `read` makes of a stored object, without copying it (a harness that looks
+    /// at every Node several times a second). Not for `EventV1`, whose stored form
+    /// differs from its view.
+    pub fn inspect<R>(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        name: &str,
+        read: impl FnOnce(&Value) -> R,
+    ) -> Option<R> {
+        self.shared.store.inspect(kind, namespace, name, read)
     }
 
     /// Objects of a kind, in one namespace or (with `None`) all of them.

@@ -21,6 +21,7 @@ use super::schema::{self, FieldValidation};
 use super::ssa::{self, Writer};
 use super::status::ResourceRef;
 use super::status::{self, ApiError, MODIFIED};
+use super::store::ListQuery;
 use super::table::{self, Repr};
 use super::watch::{self, WatchParams};
 use super::{meta, validate, Shared};
@@ -305,20 +306,32 @@ fn list(sh: &Shared, info: &RequestInfo, query: &Query, repr: Repr) -> Result<Re
             ) > (ns.as_str(), n.as_str())
         })
     };
-    // Selectors match the stored form directly except for events.k8s.io (renamed fields).
+    // Selectors match the stored form directly except for events.k8s.io (renamed fields):
+    // only then can the store apply them, and the limit, before copying.
     let direct = info.kind != Kind::EventV1;
-    let (stored, rv) = sh.store.list_matching(info.kind, info.ns(), |o| {
+    let narrow = ListQuery {
+        only: direct
+            .then(|| selectors.fields.required("metadata.name"))
+            .flatten(),
+        limit: if direct { limit } else { 0 },
+    };
+    let listed = sh.store.list_matching(info.kind, info.ns(), narrow, |o| {
         after_token(o) && (!direct || selectors.matches(o))
     });
-    let mut items: Vec<Value> = stored
+    let rv = listed.rv;
+    let mut items: Vec<Value> = listed
+        .objects
         .into_iter()
         .map(|o| view(info.kind, o))
         .filter(|o| direct || selectors.matches(o))
         .collect();
-    let mut list_meta = json!({"resourceVersion": rv.to_string()});
+    let mut remaining = listed.remaining;
     if limit > 0 && items.len() > limit {
-        let remaining = items.len() - limit;
+        remaining += items.len() - limit;
         items.truncate(limit);
+    }
+    let mut list_meta = json!({"resourceVersion": rv.to_string()});
+    if limit > 0 && remaining > 0 {
         if let Some(last) = items.last() {
             list_meta["continue"] = json!(encode_continue(last));
             // The real server counts the rest only for a list without selectors

@@ -243,16 +243,15 @@ impl FieldSelector {
 
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(path, want, eq)| {
-            let got = path
-                .split('.')
-                .try_fold(obj, |v, seg| v.get(seg))
-                .map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    Value::Null => String::new(),
-                    other => other.to_string(),
-                })
-                .unwrap_or_default();
-            (got == *want) == *eq
+            let equal = match path.split('.').try_fold(obj, |v, seg| v.get(seg)) {
+                Some(Value::String(s)) => s == want,
+                None | Some(Value::Null) => want.is_empty(),
+                Some(other) => {
+                    let text = other.to_string();
+                    text == *want
+                }
+            };
+            equal == *eq
         })
     }
 }

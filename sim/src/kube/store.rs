@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use super::fanout::Fanout;
+pub use super::listing::{ListQuery, Listed};
 
 use super::faults::SplitMix64;
 use super::field::FieldError;
@@ -118,6 +119,22 @@ impl Store {
             .cloned()
     }
 
+    /// What `read` makes of the stored object, without copying it.
+    pub fn inspect<R>(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        name: &str,
+        read: impl FnOnce(&Value) -> R,
+    ) -> Option<R> {
+        let kind = kind.storage();
+        self.lock()
+            .objects
+            .get(&kind)
+            .and_then(|m| m.get(&key(ns, name)))
+            .map(read)
+    }
+
     /// Objects of a kind (in one namespace, or all), ordered by
     /// namespace/name, with the version they are consistent with.
     pub fn list(&self, kind: Kind, ns: Option<&str>) -> (Vec<Value>, u64) {
@@ -125,29 +142,53 @@ impl Store {
         (Inner::list(&inner, kind.storage(), ns), inner.rv)
     }
 
-    /// Like [`Store::list`], copying only the objects `keep` accepts (a selective list
-    /// of a big kind copies what it returns, not the whole kind).
+    /// Like [`Store::list`], copying only what the list returns (a selective list of a
+    /// big kind copies what it returns, not the whole kind): the objects `keep` accepts,
+    /// only the one named `only` when the list names one (`metadata.name=`), the first
+    /// `limit` of them (0: all) and how many more matched.
     pub fn list_matching(
         &self,
         kind: Kind,
         ns: Option<&str>,
+        query: ListQuery<'_>,
         keep: impl Fn(&Value) -> bool,
-    ) -> (Vec<Value>, u64) {
+    ) -> Listed {
         let inner = self.lock();
+        let rv = inner.rv;
         let Some(m) = inner.objects.get(&kind.storage()) else {
-            return (Vec::new(), inner.rv);
+            return Listed {
+                objects: Vec::new(),
+                remaining: 0,
+                rv,
+            };
         };
-        let objects = match ns {
-            Some(ns) => m
-                .range((ns.to_string(), String::new())..)
-                .take_while(|((n, _), _)| n == ns)
-                .map(|(_, v)| v)
-                .filter(|v| keep(v))
-                .cloned()
-                .collect(),
-            None => m.values().filter(|v| keep(v)).cloned().collect(),
+        let one_key = query
+            .only
+            .and_then(|name| match (ns, kind.def().namespaced) {
+                (Some(ns), _) => Some(key(Some(ns), name)),
+                (None, false) => Some(key(None, name)),
+                // A named list across namespaces may match one object in each.
+                (None, true) => None,
+            });
+        let candidates: Box<dyn Iterator<Item = &Value>> = match (one_key, ns) {
+            (Some(k), _) => Box::new(m.get(&k).into_iter()),
+            (None, Some(ns)) => Box::new(
+                m.range((ns.to_string(), String::new())..)
+                    .take_while(move |((n, _), _)| n == ns)
+                    .map(|(_, v)| v),
+            ),
+            (None, None) => Box::new(m.values()),
         };
-        (objects, inner.rv)
+        let mut matching = candidates.filter(|v| keep(v));
+        let objects: Vec<Value> = match query.limit {
+            0 => matching.by_ref().cloned().collect(),
+            limit => matching.by_ref().take(limit).cloned().collect(),
+        };
+        Listed {
+            objects,
+            remaining: matching.count(),
+            rv,
+        }
     }
 
     /// Stores a new object: fills uid, creationTimestamp and resourceVersion,

@@ -80,6 +80,27 @@ impl OciSim {
         state.occupant(&target).map(|p| (p.ip, p.lifetime))
     }
 
+    /// The reserved public IPs of every instance that holds one, in one look.
+    pub fn attachments(&self) -> BTreeMap<String, Vec<Ipv4Addr>> {
+        let mut state = self.shared.state();
+        state.settle(Instant::now());
+        let mut out: BTreeMap<String, Vec<Ipv4Addr>> = BTreeMap::new();
+        for p in state.public_ips.values() {
+            if p.lifetime != Lifetime::Reserved || !p.state.occupies() {
+                continue;
+            }
+            let holder = p
+                .private_ip
+                .as_deref()
+                .and_then(|t| state.private_ips.get(t))
+                .and_then(|pip| state.vnics.get(&pip.vnic_id));
+            if let Some(vnic) = holder {
+                out.entry(vnic.instance_id.clone()).or_default().push(p.ip);
+            }
+        }
+        out
+    }
+
     /// Reserved public IPs on the instance.
     pub fn attached_to(&self, instance: &str) -> Vec<Ipv4Addr> {
         // Without a snapshot of everything: a cloud controller asks this for every node
