@@ -51,7 +51,7 @@ pub struct Call {
 #[derive(Clone, Debug)]
 struct FakeAddress {
     ip: IpAddr,
-    tags: BTreeMap<String, String>,
+    tags: Arc<BTreeMap<String, String>>,
     attached_to: Option<String>,
 }
 
@@ -105,7 +105,7 @@ impl FakeCloud {
     }
 
     pub fn add_address(&self, id: &str, ip: IpAddr, tags: &[(&str, &str)]) {
-        let tags = tags
+        let tags: BTreeMap<String, String> = tags
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
@@ -113,7 +113,7 @@ impl FakeCloud {
             id.to_string(),
             FakeAddress {
                 ip,
-                tags,
+                tags: Arc::new(tags),
                 attached_to: None,
             },
         );
@@ -213,7 +213,7 @@ impl FakeCloud {
                 id: id.clone(),
                 ip: a.ip,
                 attached_to: a.attached_to.clone(),
-                tags: a.tags.clone(),
+                tags: (*a.tags).clone(),
             })
             .collect()
     }
@@ -435,18 +435,22 @@ impl Provider for FakeProvider {
     async fn list_pool(&self) -> Result<Vec<PoolAddress>, ProviderError> {
         self.cloud.enter(op::LIST_POOL, "pool").await?;
         let mut state = self.cloud.lock();
-        let mut pool: Vec<PoolAddress> = state
-            .addresses
-            .iter()
-            .filter(|(id, a)| self.in_pool(id, a))
-            .map(|(id, a)| PoolAddress {
-                id: id.clone(),
-                ip: a.ip,
-                attached_to: a.attached_to.clone(),
-                owner: ownership_of(&a.tags),
-                labels: a.tags.clone(),
-            })
-            .collect();
+        // Sized once: grown by doubling, a thousand agents' listings were reallocations
+        // and page faults.
+        let mut pool = Vec::with_capacity(state.addresses.len());
+        pool.extend(
+            state
+                .addresses
+                .iter()
+                .filter(|(id, a)| self.in_pool(id, a))
+                .map(|(id, a)| PoolAddress {
+                    id: id.clone(),
+                    ip: a.ip,
+                    attached_to: a.attached_to.clone(),
+                    owner: ownership_of(&a.tags),
+                    labels: a.tags.clone(),
+                }),
+        );
         if let Some(order) = &self.order {
             order.sort(&mut pool);
         }
@@ -533,11 +537,10 @@ impl Provider for FakeProvider {
             }
             if let Some(a) = state.addresses.get_mut(&address.id) {
                 a.attached_to = Some(instance_id.clone());
-                a.tags
-                    .insert(OWNER_CLUSTER_TAG.into(), owner.cluster.clone());
-                a.tags.insert(OWNER_NODE_TAG.into(), owner.node.clone());
-                a.tags
-                    .insert(OWNER_INSTANCE_TAG.into(), owner.instance.clone());
+                let tags = Arc::make_mut(&mut a.tags);
+                tags.insert(OWNER_CLUSTER_TAG.into(), owner.cluster.clone());
+                tags.insert(OWNER_NODE_TAG.into(), owner.node.clone());
+                tags.insert(OWNER_INSTANCE_TAG.into(), owner.instance.clone());
             }
         }
         FakeCloud::record(state, op::ATTACH, &target, &result);
@@ -569,8 +572,9 @@ impl Provider for FakeProvider {
                 .get(OWNER_INSTANCE_TAG)
                 .is_some_and(|i| i == &instance.id);
             if owned_by_target && a.attached_to.is_none() {
+                let tags = Arc::make_mut(&mut a.tags);
                 for key in [OWNER_CLUSTER_TAG, OWNER_NODE_TAG, OWNER_INSTANCE_TAG] {
-                    a.tags.remove(key);
+                    tags.remove(key);
                 }
             }
         }

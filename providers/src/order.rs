@@ -118,7 +118,7 @@ mod tests {
             ip: ip.parse().unwrap(),
             attached_to: None,
             owner: None,
-            labels,
+            labels: labels.into(),
         }
     }
 

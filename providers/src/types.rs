@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -62,8 +63,10 @@ pub struct PoolAddress {
     pub attached_to: Option<String>,
     /// Ownership record pinip wrote on the cloud object (tags / labels), if any.
     pub owner: Option<Ownership>,
-    /// The cloud object's tags or labels (used by `ORDER_BY Tag:<key>`).
-    pub labels: BTreeMap<String, String>,
+    /// The cloud object's tags or labels (used by `ORDER_BY Tag:<key>`). Shared, so a
+    /// copy of a listing (a simulator's store, a candidate kept for a retry) costs a
+    /// reference count, not a map per address.
+    pub labels: Arc<BTreeMap<String, String>>,
 }
 
 impl PoolAddress {

@@ -21,13 +21,16 @@ pub fn held_by<'a>(pool: &'a [PoolAddress], instance_id: &str) -> Vec<&'a PoolAd
 ///   fight for the head of the list nor, after a lost claim, for the next address
 ///   (lost claims then depend on how full the pool is, not on the cluster's size;
 ///   docs/design.md, "Why the cluster is not serialised").
-pub fn candidates(
-    pool: &[PoolAddress],
+pub fn candidates<'a>(
+    pool: &'a [PoolAddress],
     node_name: &str,
     ordered: bool,
     preferred: Option<IpAddr>,
-) -> Vec<PoolAddress> {
-    let mut free: Vec<PoolAddress> = pool.iter().filter(|a| a.is_free()).cloned().collect();
+) -> Vec<&'a PoolAddress> {
+    // Borrowed, not copied: an agent ranks the whole pool on every pass, and a thousand
+    // simulated agents copying a thousand addresses (and their tags) each was most of
+    // the harness's allocation.
+    let mut free: Vec<&PoolAddress> = pool.iter().filter(|a| a.is_free()).collect();
     if !ordered {
         free.sort_by_cached_key(|a| (rendezvous_rank(node_name, &a.ip), a.ip));
     }
@@ -44,11 +47,18 @@ pub fn candidates(
 /// that addresses differing in one byte land far apart.
 fn rendezvous_rank(node_name: &str, ip: &IpAddr) -> u64 {
     let mut hash = stable_hash(node_name);
-    let octets = match ip {
-        IpAddr::V4(v4) => v4.octets().to_vec(),
-        IpAddr::V6(v6) => v6.octets().to_vec(),
+    let (v4, v6);
+    let octets: &[u8] = match ip {
+        IpAddr::V4(ip) => {
+            v4 = ip.octets();
+            &v4
+        }
+        IpAddr::V6(ip) => {
+            v6 = ip.octets();
+            &v6
+        }
     };
-    for byte in octets {
+    for &byte in octets {
         hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
     }
     finalise(hash)
@@ -82,7 +92,7 @@ mod tests {
                 ip: IpAddr::from([192, 0, 2, i as u8 + 1]),
                 attached_to: None,
                 owner: None,
-                labels: BTreeMap::new(),
+                labels: Default::default(),
             })
             .collect()
     }
@@ -100,7 +110,8 @@ mod tests {
 
     #[test]
     fn order_by_is_respected() {
-        let c = candidates(&pool(5), "node-xyz", true, None);
+        let p = pool(5);
+        let c = candidates(&p, "node-xyz", true, None);
         assert_eq!(c[0].id, "a-0");
     }
 

@@ -20,7 +20,6 @@ use crate::admin::metrics::Metrics;
 use crate::agent::{Agent, AgentError, Exit};
 use crate::cloud::settings::CloudSettings;
 use crate::cluster::claim_store::{ClaimSettings, WallClock};
-use crate::cluster::client::kube_client;
 use crate::cluster::publish::TaintSettings;
 use crate::config::{NodeSettings, Settings};
 use crate::domain::exit_decision::ReleasePolicy;
@@ -286,11 +285,11 @@ impl SimulatedWorld {
     /// node's requests and response bytes apart (`KubeSim::client_traffic`), as an API
     /// server sees the ServiceAccount token of each agent's pod.
     pub(super) async fn client_of(&self, node: &str) -> anyhow::Result<kube::Client> {
-        let path = self.kubeconfig.with_file_name(format!("kubeconfig-{node}"));
-        if !path.exists() {
-            self.kube.write_client_kubeconfig(&path, node)?;
-        }
-        kube_client(Some(&path)).await
+        let (_, yaml) = self.kube.client_kubeconfig(node)?;
+        crate::cloud::tls::install_crypto_provider();
+        let file = kube::config::Kubeconfig::from_yaml(&yaml)?;
+        let config = kube::Config::from_custom_kubeconfig(file, &Default::default()).await?;
+        Ok(kube::Client::try_from(config)?)
     }
 
     /// Start an agent in this process (the real agent, over real HTTP).

@@ -177,7 +177,7 @@ fn pool_address(view: AddressView) -> PoolAddress {
         ip: view.ip,
         attached_to: view.attached_to.filter(|i| !i.is_empty()),
         owner,
-        labels: view.labels,
+        labels: view.labels.into(),
     }
 }
 

@@ -229,7 +229,7 @@ impl AwsProvider {
                     ip: r.public_ip?,
                     attached_to,
                     owner: ownership_of(&r.tags),
-                    labels: r.tags,
+                    labels: r.tags.into(),
                 })
             })
             .collect())
@@ -378,7 +378,7 @@ impl AwsProvider {
                     ip: IpAddr::V6(ip),
                     attached_to: held.map(|(holder, _)| holder.clone()),
                     owner,
-                    labels: BTreeMap::new(),
+                    labels: Default::default(),
                 }
             })
             .collect())

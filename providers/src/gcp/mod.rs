@@ -189,7 +189,7 @@ pub fn pool_address(address: &Address, family: IpFamily) -> Option<PoolAddress> 
         ip,
         attached_to,
         owner: labels::owner_of(&address.labels),
-        labels: address.labels.clone(),
+        labels: address.labels.clone().into(),
     })
 }
 

@@ -275,7 +275,7 @@ impl OciProvider {
             ip: address,
             attached_to,
             owner: tags::owner_of(&ip.freeform_tags),
-            labels: filter::flat_tags(ip),
+            labels: filter::flat_tags(ip).into(),
         })
     }
 }

@@ -46,10 +46,14 @@ preferences: {{}}
 }
 
 pub fn write(path: &Path, server: &str, token: &str, ca_pem: Option<&str>) -> anyhow::Result<()> {
+    write_rendered(path, &render(server, token, ca_pem))
+}
+
+/// Writes a rendered kubeconfig, creating its directory.
+pub fn write_rendered(path: &Path, yaml: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating directory {}", dir.display()))?;
     }
-    std::fs::write(path, render(server, token, ca_pem))
-        .with_context(|| format!("writing kubeconfig {}", path.display()))
+    std::fs::write(path, yaml).with_context(|| format!("writing kubeconfig {}", path.display()))
 }

@@ -453,6 +453,15 @@ impl KubeSim {
 
     /// Writes a kubeconfig whose bearer token is registered as client `client`.
     pub fn write_client_kubeconfig(&self, path: &Path, client: &str) -> anyhow::Result<String> {
+        let (token, yaml) = self.client_kubeconfig(client)?;
+        kubeconfig::write_rendered(path, &yaml)?;
+        Ok(token)
+    }
+
+    /// A kubeconfig (YAML) whose bearer token is registered as client `client`, and that
+    /// token. In memory: a thousand simulated agents writing a file each spend their
+    /// time in the file system's inode allocation, which grows with the directory.
+    pub fn client_kubeconfig(&self, client: &str) -> anyhow::Result<(String, String)> {
         let token = format!("{DEFAULT_TOKEN}-client-{client}");
         self.register_client(&token, client);
         // With the cluster's CA in the kubeconfig, as a real one carries it, a client's
@@ -460,8 +469,8 @@ impl KubeSim {
         // agent in a cluster pays that once on its own node, while here a thousand
         // agents share two cores. The connection itself stays plain HTTP.
         let ca = self.serving()?.ca_pem.clone();
-        kubeconfig::write(path, &self.url(), &token, Some(&ca))?;
-        Ok(token)
+        let yaml = kubeconfig::render(&self.url(), &token, Some(&ca));
+        Ok((token, yaml))
     }
 
     /// Requests and response body bytes per client, since start or the last reset.

@@ -309,10 +309,15 @@ fn list(sh: &Shared, info: &RequestInfo, query: &Query, repr: Repr) -> Result<Re
     // Selectors match the stored form directly except for events.k8s.io (renamed fields):
     // only then can the store apply them, and the limit, before copying.
     let direct = info.kind != Kind::EventV1;
+    let equalities: Vec<(&str, &str)> = match direct {
+        true => selectors.labels.equalities().collect(),
+        false => Vec::new(),
+    };
     let narrow = ListQuery {
         only: direct
             .then(|| selectors.fields.required("metadata.name"))
             .flatten(),
+        labels: &equalities,
         limit: if direct { limit } else { 0 },
     };
     let listed = sh.store.list_matching(info.kind, info.ns(), narrow, |o| {

@@ -134,6 +134,15 @@ impl LabelSelector {
         Ok(LabelSelector(reqs))
     }
 
+    /// The selector's `key=value` terms: every match carries each of these labels.
+    pub fn equalities(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().filter_map(|r| match r {
+            LabelReq::Eq(k, v) => Some((k.as_str(), v.as_str())),
+            LabelReq::In(k, vs) if vs.len() == 1 => Some((k.as_str(), vs[0].as_str())),
+            _ => None,
+        })
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = obj.get("metadata").and_then(|m| m.get("labels"));
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);

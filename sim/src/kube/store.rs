@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use super::fanout::Fanout;
+use super::listing::{Key, LabelIndex};
 pub use super::listing::{ListQuery, Listed};
 
 use super::faults::SplitMix64;
@@ -64,8 +65,6 @@ pub struct Subscription {
     pub rx: broadcast::Receiver<Arc<Change>>,
 }
 
-type Key = (String, String);
-
 struct Inner {
     rv: u64,
     objects: BTreeMap<Kind, BTreeMap<Key, Value>>,
@@ -74,6 +73,7 @@ struct Inner {
     compacted_rv: u64,
     rng: SplitMix64,
     fanout: Fanout,
+    labels: LabelIndex,
 }
 
 /// Thread-safe store; every method holds the lock only briefly, never
@@ -97,6 +97,7 @@ impl Store {
                 compacted_rv: 0,
                 rng: SplitMix64::new(seed),
                 fanout: Fanout::default(),
+                labels: LabelIndex::default(),
             }),
         }
     }
@@ -170,14 +171,20 @@ impl Store {
                 // A named list across namespaces may match one object in each.
                 (None, true) => None,
             });
-        let candidates: Box<dyn Iterator<Item = &Value>> = match (one_key, ns) {
-            (Some(k), _) => Box::new(m.get(&k).into_iter()),
-            (None, Some(ns)) => Box::new(
+        let labelled = inner.labels.narrowest(kind.storage(), query.labels);
+        let candidates: Box<dyn Iterator<Item = &Value>> = match (one_key, ns, labelled) {
+            (Some(k), _, _) => Box::new(m.get(&k).into_iter()),
+            (None, _, Some(keys)) => Box::new(
+                keys.into_iter()
+                    .filter(move |(n, _)| ns.is_none_or(|ns| n == ns))
+                    .filter_map(|k| m.get(k)),
+            ),
+            (None, Some(ns), None) => Box::new(
                 m.range((ns.to_string(), String::new())..)
                     .take_while(move |((n, _), _)| n == ns)
                     .map(|(_, v)| v),
             ),
-            (None, None) => Box::new(m.values()),
+            (None, None, None) => Box::new(m.values()),
         };
         let mut matching = candidates.filter(|v| keep(v));
         let objects: Vec<Value> = match query.limit {
@@ -432,9 +439,10 @@ impl Inner {
         let objects = self.objects.entry(kind).or_default();
         let k = key(ns, name);
         let prev = match &new {
-            Some(obj) => objects.insert(k, obj.clone()),
+            Some(obj) => objects.insert(k.clone(), obj.clone()),
             None => objects.remove(&k),
         };
+        self.labels.replace(kind, &k, prev.as_ref(), new.as_ref());
         let object = match new {
             Some(obj) => obj,
             None => {
