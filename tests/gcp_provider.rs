@@ -4,10 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use pinip_providers::gcp::{GcpProvider, GcpSettings, TokenSource};
 use pinip_providers::{ErrorClass, Instance, InstanceRef, IpFamily, Ownership, PoolSpec, Provider};
-use pinip_sim::compute::{ComputeSim, Failure};
+use pinip_sim::clock::ManualClock;
+use pinip_sim::compute::{ComputeRateLimits, ComputeSim, Failure};
 
 const PROJECT: &str = "p";
 const REGION: &str = "us-central1";
@@ -497,6 +500,41 @@ async fn every_page_is_read() {
         2,
         "one listing of every status, in two pages"
     );
+}
+
+/// A listing the list quota refuses on its third page resumes at that page in the next
+/// window: the two pages read are not read again (at a thousand agents, starting over
+/// spent most of the list quota on pages thrown away).
+#[tokio::test]
+async fn a_listing_cut_short_by_the_list_quota_resumes_where_it_stopped() {
+    let s = setup(IpFamily::V4).await;
+    for i in 0..1100 {
+        s.sim.add_address(
+            REGION,
+            &format!("bulk-{i:04}"),
+            IpAddr::from([198, 18, (i / 250) as u8, (i % 250) as u8 + 1]),
+            &[("kubeip", "reserved")],
+        );
+    }
+    let clock = ManualClock::at(0);
+    s.sim.set_rate_clock(Arc::new(clock.clone()));
+    s.sim
+        .set_rate_limits(Some(ComputeRateLimits::uniform(Duration::from_secs(60), 2)));
+    let refused = s.provider.list_pool().await.unwrap_err();
+    assert_eq!(refused.class, ErrorClass::Throttled);
+
+    clock.advance_ms(60_000);
+    let pool = s.provider.list_pool().await.unwrap();
+    assert_eq!(pool.len(), 1102);
+    let admitted = s.sim.request_counts().method("addresses.list")
+        - s.sim.throttled_counts()["addresses.list"];
+    assert_eq!(admitted, 3, "pages 1 and 2, then page 3 alone");
+
+    // A complete listing is not resumed: the next one reads from the first page.
+    s.sim.set_rate_limits(None);
+    let before = s.sim.request_counts().method("addresses.list");
+    assert_eq!(s.provider.list_pool().await.unwrap().len(), 1102);
+    assert_eq!(s.sim.request_counts().method("addresses.list") - before, 3);
 }
 
 #[tokio::test]

@@ -464,7 +464,7 @@ async fn an_instance_id_filter_selects_exact_ids_and_wildcards() {
     assert!(ids(vec![by_id(&["i-00000000000000000"])]).await.is_empty());
     assert_eq!(
         ids(vec![by_id(&[&a.id, &b.id]), zone("us-east-1b")]).await,
-        [b.id.clone()]
+        std::slice::from_ref(&b.id)
     );
     assert_eq!(
         ids(vec![by_id(&["i-0a*"])]).await,

@@ -25,6 +25,7 @@ use crate::{ErrorClass, ProviderError};
 use super::auth::TokenSource;
 use super::errors;
 use super::operation::{instance_of_url, Unfinished};
+use super::paging::Resumable;
 use super::permissions::method;
 use super::wire::{
     AccessConfig, Address, AddressList, Instance, NetworkInterface, Operation, SetLabelsRequest,
@@ -68,6 +69,8 @@ pub struct ComputeClient {
     /// Cancelled when the provider that made this client is dropped: ends the tasks
     /// that outlive a call (the background restore).
     pub(super) lifetime: tokio_util::sync::CancellationToken,
+    /// The pool listing the list quota cut short, to resume (`gcp::paging`).
+    listing: Arc<Resumable>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -97,6 +100,7 @@ impl ComputeClient {
             token,
             unfinished: Arc::new(Mutex::new(HashMap::new())),
             lifetime: tokio_util::sync::CancellationToken::new(),
+            listing: Arc::default(),
         })
     }
 
@@ -174,8 +178,11 @@ impl ComputeClient {
         filter: &str,
     ) -> Result<Vec<Address>, ProviderError> {
         let url = self.url(&["regions", region, "addresses"]);
-        let mut all = Vec::new();
-        let mut page_token: Option<String> = None;
+        let query = format!("{region}\n{filter}");
+        let (mut all, mut page_token) = match self.listing.take(&query) {
+            Some((read, next)) => (read, Some(next)),
+            None => (Vec::new(), None),
+        };
         for _ in 0..MAX_PAGES {
             let mut request = self
                 .request(Method::GET, url.clone(), CALL_TIMEOUT)
@@ -183,7 +190,15 @@ impl ComputeClient {
             if let Some(token) = &page_token {
                 request = request.query(&[("pageToken", token.as_str())]);
             }
-            let page: AddressList = self.json(method::ADDRESSES_LIST, request).await?;
+            let page: AddressList = match self.json(method::ADDRESSES_LIST, request).await {
+                Ok(page) => page,
+                Err(e) => {
+                    if let (ErrorClass::Throttled, Some(next)) = (&e.class, page_token) {
+                        self.listing.keep(query, all, next);
+                    }
+                    return Err(e);
+                }
+            };
             all.extend(page.items);
             // A page may be empty and still carry a token (`NO_RESULTS_ON_PAGE`): follow it.
             match page.next_page_token.filter(|t| !t.is_empty()) {

@@ -26,6 +26,7 @@ mod ipv6;
 pub mod labels;
 mod operation;
 mod ordering;
+mod paging;
 pub mod permissions;
 mod wire;
 
@@ -287,20 +288,32 @@ impl Provider for GcpProvider {
         let mut records = lock(&self.addresses);
         records.clear();
         let mut pool: Vec<PoolAddress> = Vec::with_capacity(listed.len());
+        let mut position: HashMap<String, usize> = HashMap::with_capacity(listed.len());
         // Pages are read one after another: an address that changed state between two
         // of them may show up twice; the later view wins.
-        for address in &listed {
-            let Some(entry) = pool_address(address, self.pool.family) else {
+        for address in listed {
+            let Some(entry) = pool_address(&address, self.pool.family) else {
                 debug!(address = %address.name, ip = %address.address, "skipping an address of another family or with no IP");
                 continue;
             };
-            if let Some(why) = self.misfit(address) {
+            if let Some(why) = self.misfit(&address) {
                 debug!(address = %address.name, why, "skipping an address that cannot go on this node");
                 continue;
             }
-            pool.retain(|a| a.id != entry.id);
-            records.insert(address.name.clone(), address.clone());
-            pool.push(entry);
+            let free = entry.is_free();
+            match position.get(&entry.id) {
+                Some(&at) => pool[at] = entry,
+                None => {
+                    position.insert(entry.id.clone(), pool.len());
+                    pool.push(entry);
+                }
+            }
+            // Only a free address can be attached, and attach reads its record (labels,
+            // fingerprint) from here; an address in use is read when it is needed.
+            match free {
+                true => records.insert(address.name.clone(), address),
+                false => records.remove(&address.name),
+            };
         }
         Ok(pool)
     }

@@ -1,0 +1,76 @@
+//! A pool listing that the list quota cut short resumes where it stopped. Compute
+//! serves at most 500 addresses a page, so a pool of 1 100 costs three `addresses.list`
+//! calls, all counted against one per-minute window; starting over after a refused
+//! third page throws away the two pages read, which at a thousand agents was most of
+//! the list quota (docs/design.md, "Why Compute's quota windows are harder").
+//!
+//! Safe because a listing is only a candidate list: a page read a minute earlier may
+//! show an address free that is taken by now, and the claim and the cloud's own refusal
+//! still stand between it and a second node.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::client::lock;
+use super::wire::Address;
+
+/// Pages older than this are read again: past one quota window, a listing is stale
+/// enough that a fresh one is worth its calls.
+const RESUME_AGE: Duration = Duration::from_secs(90);
+
+/// What the interrupted listing had read, and where it stopped.
+#[derive(Debug)]
+struct Partial {
+    /// The region and filter it listed.
+    query: String,
+    items: Vec<Address>,
+    next_page: String,
+    at: Instant,
+}
+
+/// The one listing this client may resume.
+#[derive(Debug, Default)]
+pub(super) struct Resumable(Mutex<Option<Partial>>);
+
+impl Resumable {
+    /// The pages read and the token to go on with, if the last listing of `query` was
+    /// cut short recently. Taken: a listing resumes once.
+    pub(super) fn take(&self, query: &str) -> Option<(Vec<Address>, String)> {
+        let partial = lock(&self.0).take()?;
+        (partial.query == query && partial.at.elapsed() < RESUME_AGE)
+            .then_some((partial.items, partial.next_page))
+    }
+
+    /// Keep what a refused listing read, to resume at `next_page`.
+    pub(super) fn keep(&self, query: String, items: Vec<Address>, next_page: String) {
+        *lock(&self.0) = Some(Partial {
+            query,
+            items,
+            next_page,
+            at: Instant::now(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str) -> Address {
+        Address {
+            name: name.into(),
+            ..Address::default()
+        }
+    }
+
+    #[test]
+    fn a_listing_resumes_once_and_only_for_its_own_query() {
+        let resumable = Resumable::default();
+        resumable.keep("r\nf".into(), vec![named("a")], "t2".into());
+        assert!(resumable.take("r\nother").is_none());
+        resumable.keep("r\nf".into(), vec![named("a")], "t2".into());
+        let (items, token) = resumable.take("r\nf").expect("resumable");
+        assert_eq!((items.len(), token.as_str()), (1, "t2"));
+        assert!(resumable.take("r\nf").is_none());
+    }
+}
