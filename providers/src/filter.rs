@@ -133,6 +133,10 @@ pub fn value_matches(pattern: &str, value: &str) -> bool {
             _ => false,
         }
     }
+    // Most patterns are plain values: compared as they are, without copying either.
+    if !pattern.contains(['*', '?']) {
+        return pattern == value;
+    }
     let p: Vec<char> = pattern.chars().collect();
     let v: Vec<char> = value.chars().collect();
     go(&p, &v)
