@@ -482,17 +482,22 @@ async fn errors_are_classified_for_the_agent() {
     assert_eq!(missing.class, ErrorClass::NotFound);
 }
 
-#[tokio::test]
-async fn every_page_is_read() {
-    let s = setup(IpFamily::V4).await;
-    for i in 0..620 {
-        s.sim.add_address(
+/// `count` more pool addresses, `bulk-0000` on.
+fn add_bulk(sim: &ComputeSim, count: u32) {
+    for i in 0..count {
+        sim.add_address(
             REGION,
             &format!("bulk-{i:04}"),
             IpAddr::from([198, 18, (i / 250) as u8, (i % 250) as u8 + 1]),
             &[("kubeip", "reserved")],
         );
     }
+}
+
+#[tokio::test]
+async fn every_page_is_read() {
+    let s = setup(IpFamily::V4).await;
+    add_bulk(&s.sim, 620);
     let pool = s.provider.list_pool().await.unwrap();
     assert_eq!(pool.len(), 622);
     assert_eq!(
@@ -508,14 +513,7 @@ async fn every_page_is_read() {
 #[tokio::test]
 async fn a_listing_cut_short_by_the_list_quota_resumes_where_it_stopped() {
     let s = setup(IpFamily::V4).await;
-    for i in 0..1100 {
-        s.sim.add_address(
-            REGION,
-            &format!("bulk-{i:04}"),
-            IpAddr::from([198, 18, (i / 250) as u8, (i % 250) as u8 + 1]),
-            &[("kubeip", "reserved")],
-        );
-    }
+    add_bulk(&s.sim, 1100);
     let clock = ManualClock::at(0);
     s.sim.set_rate_clock(Arc::new(clock.clone()));
     s.sim
