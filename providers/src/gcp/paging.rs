@@ -4,9 +4,13 @@
 //! third page throws away the two pages read, which at a thousand agents was most of
 //! the list quota (docs/design.md, "Why Compute's quota windows are harder").
 //!
-//! Safe because a listing is only a candidate list: a page read a minute earlier may
-//! show an address free that is taken by now, and the claim and the cloud's own refusal
-//! still stand between it and a second node.
+//! Only the free addresses of the earlier pages are kept. A free one is only a
+//! candidate: shown free a minute ago and taken by now, it still meets the claim and the
+//! cloud's own refusal before it could reach a second node. An address in use is
+//! different: the agent adopts one it sees on its own instance, and a minute-old page
+//! may show it there after it was detached and given to another node, which would put
+//! one address on two nodes' publications. An address of ours missed this way costs a
+//! swap, never a second holder.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -37,8 +41,11 @@ impl Resumable {
     /// cut short recently. Taken: a listing resumes once.
     pub(super) fn take(&self, query: &str) -> Option<(Vec<Address>, String)> {
         let partial = lock(&self.0).take()?;
-        (partial.query == query && partial.at.elapsed() < RESUME_AGE)
-            .then_some((partial.items, partial.next_page))
+        if partial.query != query || partial.at.elapsed() >= RESUME_AGE {
+            return None;
+        }
+        let free = partial.items.into_iter().filter(|a| a.status == "RESERVED");
+        Some((free.collect(), partial.next_page))
     }
 
     /// Keep what a refused listing read, to resume at `next_page`.
@@ -56,9 +63,10 @@ impl Resumable {
 mod tests {
     use super::*;
 
-    fn named(name: &str) -> Address {
+    fn named(name: &str, status: &str) -> Address {
         Address {
             name: name.into(),
+            status: status.into(),
             ..Address::default()
         }
     }
@@ -66,11 +74,14 @@ mod tests {
     #[test]
     fn a_listing_resumes_once_and_only_for_its_own_query() {
         let resumable = Resumable::default();
-        resumable.keep("r\nf".into(), vec![named("a")], "t2".into());
+        let read = || vec![named("a", "RESERVED"), named("b", "IN_USE")];
+        resumable.keep("r\nf".into(), read(), "t2".into());
         assert!(resumable.take("r\nother").is_none());
-        resumable.keep("r\nf".into(), vec![named("a")], "t2".into());
+        resumable.keep("r\nf".into(), read(), "t2".into());
         let (items, token) = resumable.take("r\nf").expect("resumable");
-        assert_eq!((items.len(), token.as_str()), (1, "t2"));
+        // Only the free address of the earlier page goes on: one in use may have moved.
+        assert_eq!(items, [named("a", "RESERVED")]);
+        assert_eq!(token, "t2");
         assert!(resumable.take("r\nf").is_none());
     }
 }
