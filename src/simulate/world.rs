@@ -20,6 +20,7 @@ use crate::admin::metrics::Metrics;
 use crate::agent::{Agent, AgentError, Exit};
 use crate::cloud::settings::CloudSettings;
 use crate::cluster::claim_store::{ClaimSettings, WallClock};
+use crate::cluster::client::kube_client_from;
 use crate::cluster::publish::TaintSettings;
 use crate::config::{NodeSettings, Settings};
 use crate::domain::exit_decision::ReleasePolicy;
@@ -286,10 +287,7 @@ impl SimulatedWorld {
     /// server sees the ServiceAccount token of each agent's pod.
     pub(super) async fn client_of(&self, node: &str) -> anyhow::Result<kube::Client> {
         let (_, yaml) = self.kube.client_kubeconfig(node)?;
-        crate::cloud::tls::install_crypto_provider();
-        let file = kube::config::Kubeconfig::from_yaml(&yaml)?;
-        let config = kube::Config::from_custom_kubeconfig(file, &Default::default()).await?;
-        Ok(kube::Client::try_from(config)?)
+        kube_client_from(kube::config::Kubeconfig::from_yaml(&yaml)?).await
     }
 
     /// Start an agent in this process (the real agent, over real HTTP).

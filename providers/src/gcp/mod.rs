@@ -140,7 +140,7 @@ impl GcpProvider {
     /// Why a free address cannot go on this node, if it cannot (IPv6 only: the
     /// endpoint type, and the subnetwork once the NIC is known).
     fn misfit(&self, address: &Address) -> Option<String> {
-        if self.pool.family != IpFamily::V6 || address.status != "RESERVED" {
+        if self.pool.family != IpFamily::V6 || !address.is_reserved() {
             return None;
         }
         let nic = wire::NetworkInterface {
@@ -171,11 +171,11 @@ pub fn pool_address(address: &Address, family: IpFamily) -> Option<PoolAddress> 
     if !family.matches(&ip) {
         return None;
     }
-    let attached_to = match address.status.as_str() {
-        "RESERVED" => None,
+    let attached_to = match address.is_reserved() {
+        true => None,
         // IN_USE (or RESERVING): held by an instance, or by something else (a
         // forwarding rule, a NAT) that must never be taken from.
-        _ => Some(
+        false => Some(
             address
                 .users
                 .iter()

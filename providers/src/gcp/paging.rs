@@ -44,7 +44,7 @@ impl Resumable {
         if partial.query != query || partial.at.elapsed() >= RESUME_AGE {
             return None;
         }
-        let free = partial.items.into_iter().filter(|a| a.status == "RESERVED");
+        let free = partial.items.into_iter().filter(Address::is_reserved);
         Some((free.collect(), partial.next_page))
     }
 

@@ -48,6 +48,13 @@ pub struct Address {
     pub subnetwork: Option<String>,
 }
 
+impl Address {
+    /// Free: reserved and used by nothing (IN_USE and RESERVING are held).
+    pub fn is_reserved(&self) -> bool {
+        self.status == "RESERVED"
+    }
+}
+
 /// `compute#addressList`: one page of `addresses.list`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -50,35 +50,26 @@ impl LabelIndex {
     ) {
         let by_label = self.0.entry(kind).or_default();
         for (label, value) in labels(prev) {
-            if labels(new).any(|(l, v)| l == label && v == value) {
+            let Some(values) = by_label.get_mut(label) else {
                 continue;
+            };
+            if let Some(keys) = values.get_mut(value) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    values.remove(value);
+                }
             }
-            if let Some(values) = by_label.get_mut(label) {
-                if let Some(keys) = values.get_mut(value) {
-                    keys.remove(key);
-                    if keys.is_empty() {
-                        values.remove(value);
-                    }
-                }
-                if values.is_empty() {
-                    by_label.remove(label);
-                }
+            if values.is_empty() {
+                by_label.remove(label);
             }
         }
         for (label, value) in labels(new) {
-            let values = match by_label.get_mut(label) {
-                Some(values) => values,
-                None => by_label.entry(label.to_string()).or_default(),
-            };
-            match values.get_mut(value) {
-                Some(keys) if keys.contains(key) => {}
-                Some(keys) => {
-                    keys.insert(key.clone());
-                }
-                None => {
-                    values.insert(value.to_string(), BTreeSet::from([key.clone()]));
-                }
-            }
+            by_label
+                .entry(label.to_string())
+                .or_default()
+                .entry(value.to_string())
+                .or_default()
+                .insert(key.clone());
         }
     }
 
