@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use aws_support::Backend;
+use pinip_providers::aws::sdk::types::Filter;
 use pinip_providers::{ErrorClass, Ownership, PoolAddress, Provider};
 use pinip_providers::{OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG};
 
@@ -373,6 +374,59 @@ async fn live_holders_through_their_enis(backend: Backend) {
     }
 }
 
+/// DescribeInstances with an `instance-id` filter (how the agent describes its own
+/// instance): exact ids select those instances, an unknown id matches nothing (a filter
+/// is not validated, unlike `InstanceIds`), and the filter joins the others with AND.
+/// (Wildcards are the simulator's own test, `sim/tests/ec2_wire.rs`: moto 5.2.1 does
+/// not match a `?` on `instance-id`.)
+async fn instance_id_filter(backend: Backend) {
+    let a = backend.instance().await;
+    let b = backend.instance().await;
+    let ids = |filters: Vec<Filter>| {
+        let client = backend.client.clone();
+        async move {
+            let out = client
+                .describe_instances()
+                .set_filters(Some(filters))
+                .send()
+                .await
+                .unwrap();
+            out.reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .filter_map(|i| i.instance_id().map(str::to_string))
+                .collect::<BTreeSet<_>>()
+        }
+    };
+    let by_id = |values: &[&str]| {
+        Filter::builder()
+            .name("instance-id")
+            .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
+            .build()
+    };
+    let both: BTreeSet<String> = [a.id.clone(), b.id.clone()].into();
+    assert_eq!(
+        ids(vec![by_id(&[&a.id, &b.id])]).await,
+        both,
+        "{}",
+        backend.name()
+    );
+    assert!(
+        ids(vec![by_id(&["i-0123456789abcdef0"])]).await.is_empty(),
+        "{}",
+        backend.name()
+    );
+    let stopped = Filter::builder()
+        .name("instance-state-name")
+        .values("stopped")
+        .build();
+    assert!(
+        ids(vec![by_id(&[&a.id, &b.id]), stopped]).await.is_empty(),
+        "{}",
+        backend.name()
+    );
+}
+
 macro_rules! on_both {
     ($($scenario:ident),* $(,)?) => {
         mod simulator {
@@ -403,5 +457,6 @@ on_both!(
     exhausted_pool,
     filter_and_order,
     ipv6,
-    live_holders_through_their_enis
+    live_holders_through_their_enis,
+    instance_id_filter
 );

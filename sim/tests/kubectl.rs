@@ -151,6 +151,39 @@ async fn kubectl_conformance() -> TestResult {
         .stdout(&["get", "nodes", "-l", "pinip.io/eligible=true", "-o", "name"])
         .await?;
     assert_eq!(selected.trim(), "node/node-a");
+    // A list by label follows relabels and removals (the simulator answers an equality
+    // selector from a label index): overwritten, the old value selects nothing; as a
+    // one-value set (`in (false)`) and with a second term it selects the same; removed,
+    // nothing.
+    k.stdout(&[
+        "label",
+        "--overwrite",
+        "node",
+        "node-a",
+        "pinip.io/eligible=false",
+    ])
+    .await?;
+    let by_label = |selector: &'static str| {
+        let k = &k;
+        async move {
+            k.stdout(&["get", "nodes", "-l", selector, "-o", "name"])
+                .await
+        }
+    };
+    assert_eq!(by_label("pinip.io/eligible=true").await?.trim(), "");
+    assert_eq!(
+        by_label("pinip.io/eligible in (false)").await?.trim(),
+        "node/node-a"
+    );
+    assert_eq!(
+        by_label("pinip.io/eligible=false,!pinip.io/other")
+            .await?
+            .trim(),
+        "node/node-a"
+    );
+    k.stdout(&["label", "node", "node-a", "pinip.io/eligible-"])
+        .await?;
+    assert_eq!(by_label("pinip.io/eligible=false").await?.trim(), "");
     let described = k.stdout(&["describe", "node", "node-a"]).await?;
     assert!(described.contains("fake://a"), "{described}");
 
