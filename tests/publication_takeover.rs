@@ -98,8 +98,28 @@ async fn an_address_moved_by_hand_is_published_only_by_the_node_that_now_holds_i
     assert_eq!(world.published_address(&second.name), Some(address));
 }
 
+/// How re-attaching a lost address keeps failing.
+#[derive(Clone, Copy)]
+enum Refusal {
+    Denied,
+    /// The pass keeps its claim for a paced retry (`agent::pacing`); stopped then, the
+    /// agent must not give back the claim of the address its node publishes (Compute
+    /// chaos seeds 40012 and 40022: another node took it and published it too).
+    Throttled,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_stopped_while_reattaching_keeps_the_claim_of_the_address_its_node_publishes() {
+    stopped_while_reattaching(Refusal::Denied).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_stopped_in_a_throttled_reattach_keeps_the_claim_of_the_address_its_node_publishes(
+) {
+    stopped_while_reattaching(Refusal::Throttled).await;
+}
+
+async fn stopped_while_reattaching(refusal: Refusal) {
     let world = SimulatedWorld::start(WorldSpec {
         nodes: 1,
         pool: 2,
@@ -122,12 +142,27 @@ async fn an_agent_stopped_while_reattaching_keeps_the_claim_of_the_address_its_n
     let (address, id) = published_pool_address(&world, &node.name);
 
     // The address is detached by hand, and re-attaching it keeps failing.
-    fake.deny(pinip_providers::fake::op::ATTACH);
+    let attach = pinip_providers::fake::op::ATTACH;
+    match refusal {
+        Refusal::Denied => fake.deny(attach),
+        Refusal::Throttled => {
+            for _ in 0..100 {
+                fake.fail_next(attach, pinip_providers::ErrorClass::Throttled);
+            }
+        }
+    }
     fake.detach_by_hand(&id);
     agent
         .wait_until("re-acquiring", WAIT, |s| !s.is_ready())
         .await
         .expect("the agent notices the loss");
+    let refused = eventually("a refused re-attach", WAIT, || {
+        fake.calls()
+            .iter()
+            .any(|c| c.operation == attach && c.outcome.is_err())
+    })
+    .await;
+    assert_eq!(refused, Ok(()));
     // A pod restart in the middle of it.
     agent.stop().await.expect("the agent stops");
 

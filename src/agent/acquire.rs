@@ -337,7 +337,12 @@ impl Agent {
                 let unavailable = matches!(e.class, ErrorClass::Conflict | ErrorClass::NotFound);
                 let give_back = (claim.phase == Phase::Claiming || unavailable)
                     && !self.may_be_on_our_instance(ctx, candidate.ip).await;
-                if give_back {
+                // A held claim is that of the address our node publishes: the
+                // publication comes down first, or another node could take the address
+                // and publish it while ours still does.
+                if give_back
+                    && (claim.phase != Phase::Held || self.withdraw_own_publication(ctx).await)
+                {
                     if let Err(release_error) = ctx.claims.release(&claim).await {
                         warn!(error = %release_error, "could not release a claim after a failed attach; it expires after LEASE_DURATION");
                     }
@@ -347,6 +352,20 @@ impl Agent {
                     return Ok(None);
                 }
                 Err(PassError::Cloud(e))
+            }
+        }
+    }
+
+    /// Take our node's publication down; false (the claim is then kept) if that failed.
+    async fn withdraw_own_publication(&self, ctx: &NodeContext) -> bool {
+        match ctx.publisher.clear_address().await {
+            Ok(()) => {
+                self.report.report(None, Outcome::PublicationCleared).await;
+                true
+            }
+            Err(e) => {
+                warn!(error = %e, "could not clear the publication of an address no longer to be had; keeping its claim");
+                false
             }
         }
     }

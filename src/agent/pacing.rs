@@ -13,6 +13,7 @@ use super::acquire::{Pass, PassError};
 use super::{Agent, NodeContext};
 use crate::cluster::census::count_nodes;
 use crate::cluster::claim_store::Claim;
+use crate::domain::claim_record::Phase;
 use crate::domain::pacing::{pause_after_throttle, sharers, Sharing};
 use crate::domain::retry::FailureHint;
 
@@ -69,9 +70,17 @@ impl Agent {
     }
 
     /// Acquiring ended (shutdown, an error) with a throttled attempt's claim still
-    /// held: give it back, so it does not wait out LEASE_DURATION.
+    /// held: give a fresh (`claiming`) one back, so it does not wait out LEASE_DURATION.
+    /// A `held` one is the claim of the address our node still publishes (a re-attach
+    /// after the address was lost): it stays, or another node could take and publish
+    /// an address ours still advertises (Compute chaos seeds 40012 and 40022). The next
+    /// agent re-attaches it, or its next publication (or the sweep) drops it.
     pub(super) async fn give_back_throttled(&self, ctx: &mut NodeContext) {
         if let Some(ThrottledAttach { claim, .. }) = ctx.resume.take() {
+            if claim.phase == Phase::Held {
+                debug!(address = %claim.address, "keeping the claim of the address this node publishes");
+                return;
+            }
             if let Err(e) = ctx.claims.release(&claim).await {
                 warn!(error = %e, "could not release a claim after a throttled attach; it expires after LEASE_DURATION");
             }
