@@ -207,6 +207,38 @@ async fn add_access_config_failing_after_the_ephemeral_ip_was_removed_leaves_the
 }
 
 #[tokio::test]
+async fn a_throttled_add_after_the_delete_is_retried_with_the_static_address_not_an_ephemeral_one()
+{
+    let s = setup(IpFamily::V4).await;
+    let me = described(&s, "node-1").await;
+    let pool = s.provider.list_pool().await.unwrap();
+    // The quota refuses the static add twice (what a spent window answers).
+    for _ in 0..2 {
+        s.sim.fail_next(
+            "instances.addAccessConfig",
+            Failure::Http {
+                status: 403,
+                reason: "rateLimitExceeded",
+                message: "Quota exceeded for quota metric 'Queries'".into(),
+            },
+        );
+    }
+    s.provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap();
+    assert_eq!(s.sim.attached_to("node-1"), vec![ip("203.0.113.10")]);
+    let counts = s.sim.request_counts();
+    assert_eq!(counts.method("instances.deleteAccessConfig"), 1);
+    assert_eq!(
+        counts.method("instances.addAccessConfig"),
+        3,
+        "two refused static adds, then the static add; no ephemeral restore between"
+    );
+    assert_eq!(labels(&s.sim, "pool-1")["pinip-node"], "node-1");
+}
+
+#[tokio::test]
 async fn a_failed_re_attach_to_a_nic_left_without_an_external_ip_gives_it_an_ephemeral_one() {
     let s = setup(IpFamily::V4).await;
     let me = described(&s, "node-1").await;

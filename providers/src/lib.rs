@@ -20,6 +20,8 @@ mod provider;
 mod rate_limit;
 mod restore_schedule;
 mod types;
+#[cfg(feature = "gcp")]
+mod window_retry;
 
 pub use error::{ErrorClass, ProviderError};
 pub use provider::{Provider, ProviderHandle};

@@ -11,12 +11,18 @@ use tracing::{debug, warn};
 
 use super::pacing::ThrottledAttach;
 use super::report::{exhausted_note, humanize, Outcome};
-use super::{cloud, explain_forbidden, sleep_or_shutdown, Agent, AgentError, Held, NodeContext};
+use super::{
+    cloud, cloud_within, explain_forbidden, sleep_or_shutdown, Agent, AgentError, Held, NodeContext,
+};
 use crate::cluster::claim_store::{Claim, ClaimAttempt, ClaimError};
 use crate::cluster::errors::{is_forbidden, is_namespace_missing};
 use crate::domain::claim_record::Phase;
 use crate::domain::retry::FailureHint;
 use crate::domain::selection::{candidates, held_by};
+
+/// An attach may wait out one quota window (Compute's add after its delete, retried
+/// when the window turns: `gcp::access_config`), so it gets longer than other calls.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The outcome of one pass over the pool.
 pub(super) enum Pass {
@@ -448,7 +454,10 @@ impl Agent {
         owner: &Ownership,
         claim: &mut Claim,
     ) -> Result<(), ProviderError> {
-        let attach = cloud(ctx.provider.attach(address, instance, owner));
+        let attach = cloud_within(
+            ATTACH_TIMEOUT,
+            ctx.provider.attach(address, instance, owner),
+        );
         tokio::pin!(attach);
         let period = (self.settings.claims.duration / 3).max(Duration::from_millis(200));
         let mut renew = tokio::time::interval_at(Instant::now() + period, period);

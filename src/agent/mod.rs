@@ -421,12 +421,20 @@ fn explain_forbidden(e: &kube::Error) -> AgentError {
 async fn cloud<T>(
     call: impl std::future::Future<Output = Result<T, ProviderError>>,
 ) -> Result<T, ProviderError> {
-    match tokio::time::timeout(CLOUD_CALL_TIMEOUT, call).await {
+    cloud_within(CLOUD_CALL_TIMEOUT, call).await
+}
+
+/// [`cloud`] with a deadline of its own.
+async fn cloud_within<T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
+    match tokio::time::timeout(deadline, call).await {
         Ok(result) => result,
         Err(_) => Err(ProviderError::new(
             ErrorClass::Transient,
             "cloud call",
-            format!("no answer within {CLOUD_CALL_TIMEOUT:?}"),
+            format!("no answer within {deadline:?}"),
         )),
     }
 }

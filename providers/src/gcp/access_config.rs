@@ -18,18 +18,23 @@
 //!   and never trusts a read taken while one is pending.
 
 use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::{info, warn};
 
-use crate::ProviderError;
+use crate::window_retry::WindowRetry;
+use crate::{ErrorClass, ProviderError};
 
 use super::client::ComputeClient;
+use super::errors::is_rate_limited;
 use super::wire::{AccessConfig, Address, Instance, NetworkInterface};
 use crate::restore_schedule::restore_on_schedule;
 
 pub const ONE_TO_ONE_NAT: &str = "ONE_TO_ONE_NAT";
 /// gcloud's and GKE's name for the external access config.
 pub const DEFAULT_NAME: &str = "external-nat";
+/// Compute's rate quotas refill in windows of one minute, at whole minutes.
+pub const QUOTA_WINDOW: Duration = Duration::from_secs(60);
 
 /// What attaching `target` to a NIC takes, given its current access configs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,14 +139,13 @@ pub async fn attach(
                 restore_ephemeral(client, zone, name, &nic.name, Some(&current), false).await;
                 return Err(e);
             }
-            let added = client
-                .add_access_config(
-                    zone,
-                    name,
-                    &nic.name,
-                    &static_config(address, Some(&current)),
-                )
+            let config = static_config(address, Some(&current));
+            let mut added = client
+                .add_access_config(zone, name, &nic.name, &config)
                 .await;
+            if added.as_ref().is_err_and(is_rate_limited) {
+                added = retry_throttled_add(client, zone, name, &nic.name, &config, target).await;
+            }
             if let Err(e) = added {
                 warn!(instance = name, address = %target, error = %e,
                     "adding the static address failed after the ephemeral one was removed; restoring an ephemeral address");
@@ -152,6 +156,93 @@ pub async fn attach(
             Ok(())
         }
     }
+}
+
+/// The add after the delete was refused by the rate quota. The NIC has no external IPv4 until an add
+/// lands, and an ephemeral one spends the same quota, so the static one is retried on
+/// the quota window's schedule ([`WindowRetry`]): restoring an ephemeral address
+/// instead cost a second swap later, three mutations more per cut swap in a spent
+/// window. Ok once the NIC has the address; the last error otherwise (the caller then
+/// restores an ephemeral IPv4).
+async fn retry_throttled_add(
+    client: &ComputeClient,
+    zone: &str,
+    instance: &str,
+    nic_name: &str,
+    config: &AccessConfig,
+    target: IpAddr,
+) -> Result<(), ProviderError> {
+    let schedule = WindowRetry::new(QUOTA_WINDOW, wall_clock());
+    let mut attempt = 0;
+    let mut last = None;
+    while let Some(pause) = schedule.pause(attempt + 1, wall_clock(), fastrand::f64()) {
+        attempt += 1;
+        tokio::time::sleep(pause).await;
+        if client.has_unfinished(instance) {
+            // What was refused was the wait, not the add: it may land. Settle, read, and
+            // add again only if the NIC still has no external IPv4.
+            if !client.settle(zone, instance).await {
+                continue;
+            }
+            let current = match client.get_instance(zone, instance).await {
+                Ok(current) => current,
+                Err(e) if e.class == ErrorClass::Throttled => {
+                    last = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let nic = current
+                .network_interfaces
+                .iter()
+                .find(|n| n.name == nic_name)
+                .ok_or_else(|| {
+                    ProviderError::new(
+                        ErrorClass::NotFound,
+                        "instances.get",
+                        format!("NIC {nic_name} of {instance} is gone"),
+                    )
+                })?;
+            match plan(nic, target) {
+                Plan::AlreadyAttached => return Ok(()),
+                Plan::Replace(other) => {
+                    return Err(ProviderError::new(
+                        ErrorClass::Conflict,
+                        "instances.addAccessConfig",
+                        format!(
+                            "{instance} got another external IPv4 ({:?}) meanwhile",
+                            other.nat_ip
+                        ),
+                    ))
+                }
+                Plan::Add => {}
+            }
+        }
+        match client
+            .add_access_config(zone, instance, nic_name, config)
+            .await
+        {
+            Ok(()) => {
+                info!(instance, address = %target, attempt, "static address added once the quota allowed");
+                return Ok(());
+            }
+            Err(e) if is_rate_limited(&e) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        ProviderError::new(
+            ErrorClass::Throttled,
+            "instances.addAccessConfig",
+            "the quota window turned and the add is still refused",
+        )
+    }))
+}
+
+fn wall_clock() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 /// Take `target` off the instance if it is still there, and give the NIC an ephemeral
@@ -275,7 +366,7 @@ async fn restore_once(
                     return true;
                 }
             }
-            Err(e) if e.class == crate::ErrorClass::NotFound => return true,
+            Err(e) if e.class == ErrorClass::NotFound => return true,
             Err(e) => {
                 warn!(instance, attempt, error = %e, "could not read the instance while restoring its external IP");
             }
@@ -299,7 +390,7 @@ async fn restore_once(
 fn primary_nic(instance: &Instance) -> Result<&NetworkInterface, ProviderError> {
     instance.primary_nic().ok_or_else(|| {
         ProviderError::new(
-            crate::ErrorClass::Permanent,
+            ErrorClass::Permanent,
             super::permissions::method::INSTANCES_GET,
             format!("instance {} has no network interface", instance.name),
         )

@@ -162,6 +162,19 @@ pub fn from_transport(method: &'static str, error: &dyn std::fmt::Display) -> Pr
     ProviderError::new(ErrorClass::Transient, method, error.to_string())
 }
 
+/// A request refused by a per-minute rate quota (HTTP 429, or 403 with a rate
+/// reason): it clears when the window turns. Not a project quota such as in-use
+/// addresses (an operation ending in `QUOTA_EXCEEDED`), which waits for quota to free up.
+pub fn is_rate_limited(error: &ProviderError) -> bool {
+    error.class == ErrorClass::Throttled
+        && error.code.as_deref().is_some_and(|c| {
+            matches!(
+                c,
+                "rateLimitExceeded" | "userRateLimitExceeded" | "429" | "RESOURCE_EXHAUSTED"
+            )
+        })
+}
+
 /// A 412: the fingerprint we sent is stale; re-read and try again.
 pub fn is_stale_fingerprint(error: &ProviderError) -> bool {
     error
@@ -244,6 +257,9 @@ mod tests {
         );
         assert_eq!(e.class, ErrorClass::Throttled);
         assert!(e.is_retryable());
+        assert!(is_rate_limited(&e), "a per-minute window: {e:?}");
+        let e = from_http(method::ADDRESSES_LIST, 429, None, "");
+        assert!(is_rate_limited(&e), "{e:?}");
     }
 
     #[test]
@@ -276,6 +292,7 @@ mod tests {
         let e = from_operation(method::ADD_ACCESS_CONFIG, &quota).unwrap();
         assert_eq!(e.class, ErrorClass::Throttled, "{e}");
         assert!(e.message.contains("IN_USE_ADDRESSES"));
+        assert!(!is_rate_limited(&e), "a project quota does not clear at the minute");
         let e = from_http(
             method::ADDRESSES_LIST,
             403,

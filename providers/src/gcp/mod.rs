@@ -257,7 +257,7 @@ impl Provider for GcpProvider {
     /// swap's two steps or the NIC update's two, then `setLabels`, each waited on).
     fn assignment_rate_limit(&self) -> Option<AssignmentRateLimit> {
         Some(AssignmentRateLimit::window(
-            Duration::from_secs(60),
+            access_config::QUOTA_WINDOW,
             1500,
             3,
         ))
