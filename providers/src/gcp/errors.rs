@@ -292,7 +292,10 @@ mod tests {
         let e = from_operation(method::ADD_ACCESS_CONFIG, &quota).unwrap();
         assert_eq!(e.class, ErrorClass::Throttled, "{e}");
         assert!(e.message.contains("IN_USE_ADDRESSES"));
-        assert!(!is_rate_limited(&e), "a project quota does not clear at the minute");
+        assert!(
+            !is_rate_limited(&e),
+            "a project quota does not clear at the minute"
+        );
         let e = from_http(
             method::ADDRESSES_LIST,
             403,
