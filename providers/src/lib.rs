@@ -25,7 +25,7 @@ mod window_retry;
 
 pub use error::{ErrorClass, ProviderError};
 pub use provider::{Provider, ProviderHandle};
-pub use rate_limit::AssignmentRateLimit;
+pub use rate_limit::{until_window_turn, AssignmentRateLimit};
 pub use types::{
     Instance, InstanceRef, IpFamily, Ownership, PoolAddress, PoolSpec, OWNER_CLUSTER_TAG,
     OWNER_INSTANCE_TAG, OWNER_NODE_TAG,

@@ -37,9 +37,28 @@ impl AssignmentRateLimit {
     }
 }
 
+/// How long from `now` (time since the Unix epoch) until the fixed window of `period`
+/// that holds it ends: windows start at whole periods of the wall clock.
+pub fn until_window_turn(period: Duration, now: Duration) -> Duration {
+    let period_ms = period.as_millis().max(1);
+    let into = now.as_millis() % period_ms;
+    Duration::from_millis(u64::try_from(period_ms - into).unwrap_or(u64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_turns_at_the_next_whole_period() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            until_window_turn(minute, Duration::from_millis(612_500)),
+            Duration::from_millis(47_500)
+        );
+        // On the turn itself, the window that starts there is the one that holds it.
+        assert_eq!(until_window_turn(minute, Duration::from_secs(660)), minute);
+    }
 
     #[test]
     fn limits_are_counted_in_assignments() {

@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use crate::until_window_turn;
+
 const FIRST: Duration = Duration::from_millis(500);
 const LONGEST: Duration = Duration::from_secs(16);
 const SPREAD: Duration = Duration::from_secs(2);
@@ -25,11 +27,8 @@ impl WindowRetry {
     /// The schedule for a call refused at `refused_at` (time since the Unix epoch), in
     /// windows of `period`.
     pub fn new(period: Duration, refused_at: Duration) -> WindowRetry {
-        let period_ms = period.as_millis().max(1);
-        let windows = refused_at.as_millis() / period_ms + 1;
-        let turn_ms = u64::try_from(windows * period_ms).unwrap_or(u64::MAX);
         WindowRetry {
-            turn: Duration::from_millis(turn_ms),
+            turn: refused_at + until_window_turn(period, refused_at),
         }
     }
 

@@ -114,13 +114,7 @@ impl Agent {
                     // The node may still publish an address it no longer holds (lost while
                     // this agent was down): a waiting node must not advertise it.
                     if preferred.is_some() && !publication_cleared {
-                        match ctx.publisher.clear_address().await {
-                            Ok(()) => publication_cleared = true,
-                            Err(e) => {
-                                warn!(error = %e, "could not clear the stale publication; retrying")
-                            }
-                        }
-                        self.report.report(None, Outcome::PublicationCleared).await;
+                        publication_cleared = self.withdraw_own_publication(ctx).await;
                     }
                     let note = exhausted_note(
                         &self.settings.cloud.pool.filter,
@@ -362,7 +356,8 @@ impl Agent {
         }
     }
 
-    /// Take our node's publication down; false (the claim is then kept) if that failed.
+    /// Take our node's publication of an address it no longer holds down; false if
+    /// that failed (the caller tries again, and keeps the address's claim meanwhile).
     async fn withdraw_own_publication(&self, ctx: &NodeContext) -> bool {
         match ctx.publisher.clear_address().await {
             Ok(()) => {
@@ -370,7 +365,7 @@ impl Agent {
                 true
             }
             Err(e) => {
-                warn!(error = %e, "could not clear the publication of an address no longer to be had; keeping its claim");
+                warn!(error = %e, "could not clear the stale publication; retrying");
                 false
             }
         }

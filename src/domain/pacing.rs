@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use pinip_providers::AssignmentRateLimit;
+use pinip_providers::{until_window_turn, AssignmentRateLimit};
 
 use super::selection::{finalise, stable_hash};
 
@@ -105,9 +105,7 @@ pub fn pause_after_throttle(
             if sharing.sharers <= u64::from(per_window) {
                 return None;
             }
-            let period_ms = period.as_millis().max(1) as u64;
-            let into = (wall_clock.as_millis() % u128::from(period_ms)) as u64;
-            let to_next = Duration::from_millis(period_ms - into);
+            let to_next = until_window_turn(period, wall_clock);
             // The window that throttled us is spent: it served `per_window` of the
             // sharers, and the rest need this many windows after it.
             let later_windows = if streak <= 1 {

@@ -192,18 +192,7 @@ async fn retry_throttled_add(
                 }
                 Err(e) => return Err(e),
             };
-            let nic = current
-                .network_interfaces
-                .iter()
-                .find(|n| n.name == nic_name)
-                .ok_or_else(|| {
-                    ProviderError::new(
-                        ErrorClass::NotFound,
-                        "instances.get",
-                        format!("NIC {nic_name} of {instance} is gone"),
-                    )
-                })?;
-            match plan(nic, target) {
+            match plan(primary_nic(&current)?, target) {
                 Plan::AlreadyAttached => return Ok(()),
                 Plan::Replace(other) => {
                     return Err(ProviderError::new(
