@@ -73,17 +73,23 @@ async fn ten_agents_get_ten_distinct_elastic_ips_for_at_most_five_ec2_calls_each
         "{:?}",
         world.cloud.violations()
     );
-    // The ownership record on each Elastic IP names its node.
-    for address in world
-        .cloud
-        .addresses()
-        .iter()
-        .filter(|a| a.attached_to.is_some() && a.id != "eipalloc-decoy")
-    {
-        let node = address.tags.get("pinip.dev/node").expect("owner node tag");
-        let instance = &world.node(node).expect("a node of the world").instance;
-        assert_eq!(address.attached_to.as_ref(), Some(instance));
-    }
+    // The ownership record on each Elastic IP names its node (written beside the
+    // publication, so it may follow the status).
+    KIT.eventually("every Elastic IP's record names its node", || {
+        world
+            .cloud
+            .addresses()
+            .iter()
+            .filter(|a| a.attached_to.is_some() && a.id != "eipalloc-decoy")
+            .all(|address| {
+                address
+                    .tags
+                    .get("pinip.dev/node")
+                    .and_then(|node| world.node(node))
+                    .is_some_and(|node| address.attached_to.as_ref() == Some(&node.instance))
+            })
+    })
+    .await;
     for agent in agents {
         agent.stop().await.unwrap();
     }
@@ -137,17 +143,15 @@ async fn a_deleted_nodes_elastic_ip_is_disassociated_and_goes_to_a_waiting_node(
     assert!(aws.ec2().call_counts()["DisassociateAddress"] >= 1);
     let (taken, _) = KIT.assigned(&mut waiting).await;
     assert_eq!(taken, address);
-    let record = world
-        .cloud
-        .addresses()
-        .into_iter()
-        .find(|x| x.ip == address)
-        .unwrap();
-    assert_eq!(
-        record.tags.get("pinip.dev/node"),
-        Some(&b.name),
-        "the new owner is recorded"
-    );
+    KIT.eventually("the new owner is recorded", || {
+        world
+            .cloud
+            .addresses()
+            .into_iter()
+            .find(|x| x.ip == address)
+            .is_some_and(|record| record.tags.get("pinip.dev/node") == Some(&b.name))
+    })
+    .await;
     first.stop().await.unwrap();
     waiting.stop().await.unwrap();
     assert!(

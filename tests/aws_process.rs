@@ -81,12 +81,14 @@ async fn pinip_run_attaches_an_elastic_ip_on_moto_and_releases_it_when_the_node_
         backend.eip(&allocation).await.0.as_deref() == Some(instance.eni.as_str())
     })
     .await;
-    let (_, private_ip, tags) = backend.eip(&allocation).await;
+    let (_, private_ip, _) = backend.eip(&allocation).await;
     assert_eq!(private_ip, Some(instance.private_ip.to_string()));
-    assert!(
-        tags.contains(&("pinip.dev/node".to_string(), "node-a".to_string())),
-        "{tags:?}"
-    );
+    // The ownership record is written beside the publication.
+    eventually("the ownership record", || async {
+        let (_, _, tags) = backend.eip(&allocation).await;
+        tags.contains(&("pinip.dev/node".to_string(), "node-a".to_string()))
+    })
+    .await;
     // Published on the Node.
     eventually("the address on the Node", || async {
         kube.get(Kind::Node, None, "node-a").and_then(|n| {

@@ -93,10 +93,12 @@ async fn gcp_nodes_get_static_ipv4_addresses_with_ownership_labels() {
             .filter(IpAddr::is_ipv4)
             .collect();
         assert_eq!(v4, vec![address]);
-        assert_eq!(
-            owner_labels(&gcp, address),
-            Some((node.name.clone(), node.instance.clone()))
-        );
+        // The labels are written beside the publication: they follow it.
+        let owner = Some((node.name.clone(), node.instance.clone()));
+        KIT.eventually("the ownership labels", || {
+            owner_labels(&gcp, address) == owner
+        })
+        .await;
         seen.push(address);
     }
     seen.sort();

@@ -177,10 +177,14 @@ pub async fn check_provider_contract(setup: &dyn ContractSetup) -> Result<Contra
         .checks
         .push("detach: frees, clears the owner, idempotent");
 
+    // The agent's way: attach without the record, then the record beside the publication.
     let o1 = owner(i1, "node-1");
-    p.attach(a1, &d1, &o1)
+    p.attach_unrecorded(a1, &d1, &o1)
         .await
-        .map_err(|e| format!("attach {} to {i1}: {e}", a1.ip))?;
+        .map_err(|e| format!("attach_unrecorded {} to {i1}: {e}", a1.ip))?;
+    p.record_owner(a1, &d1, &o1)
+        .await
+        .map_err(|e| format!("record_owner {} on {i1}: {e}", a1.ip))?;
     let pool = p.list_pool().await.map_err(|e| format!("list_pool: {e}"))?;
     let on = |instance: &InstanceRef| -> Vec<String> {
         pool.iter()
@@ -202,6 +206,15 @@ pub async fn check_provider_contract(setup: &dyn ContractSetup) -> Result<Contra
         .iter()
         .find(|a| a.id == a1.id)
         .ok_or_else(|| format!("address {} vanished from the pool", a1.id))?;
+    ensure(listed.owner.as_ref() == Some(&o1), || {
+        format!(
+            "attach_unrecorded then record_owner records the owner: {:?}",
+            listed.owner
+        )
+    })?;
+    report
+        .checks
+        .push("attach_unrecorded + record_owner: attached and owner recorded");
     p.detach(listed, i1)
         .await
         .map_err(|e| format!("detach {} from {i1}: {e}", a1.ip))?;

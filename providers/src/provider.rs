@@ -32,6 +32,31 @@ pub trait Provider: Send + Sync {
         owner: &Ownership,
     ) -> Result<(), ProviderError>;
 
+    /// `attach` without the ownership record where the record is a call of its own (EC2
+    /// `CreateTags`): the agent writes it with [`Provider::record_owner`] beside the
+    /// claim's mark and the publication (docs/design.md, "The critical path of one
+    /// assignment"). Default: `attach`, for a cloud whose record rides the attach.
+    /// A decorator forwards both of these or neither.
+    async fn attach_unrecorded(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<(), ProviderError> {
+        self.attach(address, instance, owner).await
+    }
+
+    /// Write the ownership record that `attach_unrecorded` left out, for an address it
+    /// attached to `instance`. Idempotent. Default: nothing (the attach wrote it).
+    async fn record_owner(
+        &self,
+        _address: &PoolAddress,
+        _instance: &Instance,
+        _owner: &Ownership,
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// Give `instance` an ephemeral public IP if it has none at all, for a node that
     /// waits without an address: an address removed by hand, then taken by another node,
     /// must not leave it without egress. Default: nothing (a cloud that restores one by

@@ -2,6 +2,7 @@
 //! and attach it, retrying on the one schedule of `domain::retry` until it works.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pinip_providers::{ErrorClass, Instance, Ownership, PoolAddress, ProviderError};
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::pacing::ThrottledAttach;
+use super::record::PendingRecord;
 use super::report::{exhausted_note, humanize, Outcome};
 use super::{
     cloud, cloud_within, explain_forbidden, sleep_or_shutdown, Agent, AgentError, Held, NodeContext,
@@ -20,9 +22,10 @@ use crate::domain::claim_record::Phase;
 use crate::domain::retry::FailureHint;
 use crate::domain::selection::{candidates, held_by};
 
-/// An attach may wait out one quota window (Compute's add after its delete, retried
-/// when the window turns: `gcp::access_config`), so it gets longer than other calls.
-const ATTACH_TIMEOUT: Duration = Duration::from_secs(120);
+/// An attach, and the ownership record after it, may wait out one quota window
+/// (Compute's add after its delete or its `setLabels`, retried when the window turns),
+/// so they get longer than other calls.
+pub(super) const ATTACH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The outcome of one pass over the pool.
 pub(super) enum Pass {
@@ -207,6 +210,7 @@ impl Agent {
                 claim: adopted.claim,
                 adopted: true,
                 taken_from: adopted.taken_from,
+                record: None,
             })));
         }
         let ordered = self.settings.cloud.pool.order_by.is_some();
@@ -298,6 +302,13 @@ impl Agent {
             .await
         {
             Ok(()) => {
+                // Beside the claim's mark and the publication, never cut off (`agent::record`).
+                let record = PendingRecord::start(
+                    Arc::clone(&ctx.provider),
+                    candidate.clone(),
+                    instance.clone(),
+                    owner.clone(),
+                );
                 let mut taken_from = None;
                 match ctx.claims.mark_held(&mut claim).await {
                     Ok(()) => {}
@@ -315,6 +326,7 @@ impl Agent {
                     claim,
                     adopted: false,
                     taken_from,
+                    record: Some(record),
                 }))))
             }
             // Refused before anything changed: the claim is kept for the next pass,
@@ -439,8 +451,8 @@ impl Agent {
         Ok(described)
     }
 
-    /// Attach (and record the owner: see docs/design.md, "the critical path") while
-    /// renewing the claim, so a slow cloud does not let it expire.
+    /// Attach (the ownership record follows in `agent::record`) while renewing the
+    /// claim, so a slow cloud does not let it expire.
     async fn attach_renewing(
         &self,
         ctx: &NodeContext,
@@ -451,7 +463,7 @@ impl Agent {
     ) -> Result<(), ProviderError> {
         let attach = cloud_within(
             ATTACH_TIMEOUT,
-            ctx.provider.attach(address, instance, owner),
+            ctx.provider.attach_unrecorded(address, instance, owner),
         );
         tokio::pin!(attach);
         let period = (self.settings.claims.duration / 3).max(Duration::from_millis(200));

@@ -6,6 +6,7 @@ mod acquire;
 mod identify;
 mod ownership;
 mod pacing;
+mod record;
 mod release;
 mod report;
 mod steady;
@@ -72,6 +73,8 @@ struct Held {
     /// Another node whose claim on this address we replaced (the cloud shows the
     /// address on our instance): its publication of the address is stale.
     taken_from: Option<String>,
+    /// The ownership record of a fresh attach, still being written.
+    record: Option<record::PendingRecord>,
 }
 
 /// Everything about the node once it is known.
@@ -300,7 +303,7 @@ impl Agent {
         let mut preferred: Option<IpAddr> = publish::published_address(&node);
         let mut first_assignment = true;
         loop {
-            let Some(held) = self.acquire(ctx, preferred, shutdown).await? else {
+            let Some(mut held) = self.acquire(ctx, preferred, shutdown).await? else {
                 // Stopped while (re-)acquiring: every claim stays. The one on the address
                 // the node still publishes reserves it for the next agent; one whose
                 // attach failed half-way may be the only record of an address already on
@@ -311,8 +314,16 @@ impl Agent {
             };
             let address = held.address.ip;
             let span = info_span!("address", %address);
+            let mut record = held.record.take();
             let outcome = async {
-                self.publish(ctx, &held, &node).await?;
+                let published = self.publish(ctx, &held, &node).await;
+                // Nothing else happens to the address before its record is written.
+                if published.is_err() {
+                    if let Some(record) = record.take() {
+                        self.finish_record(ctx, record).await;
+                    }
+                }
+                published?;
                 let how = match (held.adopted, preferred) {
                     (true, _) => HowAssigned::Adopted,
                     (false, Some(previous)) if previous == address => HowAssigned::Reattached,
@@ -326,6 +337,9 @@ impl Agent {
                 };
                 self.report.report(Some(&ctx.notifier), assigned).await;
                 first_assignment = false;
+                if let Some(record) = record {
+                    self.finish_record(ctx, record).await;
+                }
                 self.steady_state(ctx, &held, node.clone(), shutdown).await
             }
             .instrument(span.clone())

@@ -83,6 +83,13 @@ pub(crate) enum Outcome<'a> {
     TaintLiftedWithoutAddress {
         note: String,
     },
+    /// The ownership record of a fresh attach could not be written (the next
+    /// verification writes it; meanwhile the claim names our instance).
+    RecordFailed {
+        address: IpAddr,
+        error: &'a str,
+        class: &'a ErrorClass,
+    },
     /// Our claim was replaced or dropped while the cloud shows the address on us.
     ClaimLost {
         address: IpAddr,
@@ -210,6 +217,18 @@ impl Reporter {
                 if let (Some(events), Some(ErrorClass::PermissionDenied { .. })) = (events, class) {
                     events
                         .warning(reason::PERMISSION_DENIED, "Assign", error.to_string())
+                        .await;
+                }
+            }
+            Outcome::RecordFailed {
+                address,
+                error,
+                class,
+            } => {
+                warn!(%address, %error, "could not write the ownership record; the next verification writes it");
+                if let (Some(events), ErrorClass::PermissionDenied { .. }) = (events, class) {
+                    events
+                        .warning(reason::PERMISSION_DENIED, "RecordOwner", error.to_string())
                         .await;
                 }
             }

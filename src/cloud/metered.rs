@@ -81,6 +81,31 @@ impl Provider for MeteredProvider {
         result
     }
 
+    /// Counted as `attach`: the same cloud change, its record left to `record_owner`.
+    async fn attach_unrecorded(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<(), ProviderError> {
+        let started = Instant::now();
+        let result = self.inner.attach_unrecorded(address, instance, owner).await;
+        self.record("attach", started, &result);
+        result
+    }
+
+    async fn record_owner(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<(), ProviderError> {
+        let started = Instant::now();
+        let result = self.inner.record_owner(address, instance, owner).await;
+        self.record("record_owner", started, &result);
+        result
+    }
+
     async fn ensure_public_ip(&self, instance: &Instance) -> Result<(), ProviderError> {
         let started = Instant::now();
         let result = self.inner.ensure_public_ip(instance).await;

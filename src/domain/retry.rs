@@ -33,6 +33,14 @@ impl Backoff {
         max_attempts: Some(6),
     };
 
+    /// The ownership record written after an attach (past these, the next
+    /// verification writes it).
+    pub const RECORD: Backoff = Backoff {
+        min: Duration::from_millis(500),
+        max: Duration::from_secs(8),
+        max_attempts: Some(4),
+    };
+
     /// One step of a release (bounded: the whole release has RELEASE_TIMEOUT).
     pub const RELEASE_STEP: Backoff = Backoff {
         min: Duration::from_millis(200),

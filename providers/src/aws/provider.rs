@@ -417,7 +417,6 @@ impl AwsProvider {
         &self,
         address: &PoolAddress,
         instance: &Instance,
-        owner: &Ownership,
     ) -> Result<(), ProviderError> {
         const OP: &str = "AssociateAddress";
         let nic = primary_nic(instance, OP)?;
@@ -461,7 +460,7 @@ impl AwsProvider {
                 debug!(address = %address.ip, "already associated with this instance");
             }
         }
-        self.create_tags(&address.id, owner_tags(owner, None)).await
+        Ok(())
     }
 
     async fn detach_eip(
@@ -523,7 +522,6 @@ impl AwsProvider {
         &self,
         address: &PoolAddress,
         instance: &Instance,
-        owner: &Ownership,
     ) -> Result<(), ProviderError> {
         const OP: &str = "AssignIpv6Addresses";
         let nic = primary_nic(instance, OP)?;
@@ -545,8 +543,7 @@ impl AwsProvider {
                 }
             }
         }
-        self.create_tags(nic, owner_tags(owner, Some(address.ip)))
-            .await
+        Ok(())
     }
 
     async fn detach_ipv6(
@@ -717,9 +714,37 @@ impl Provider for AwsProvider {
         instance: &Instance,
         owner: &Ownership,
     ) -> Result<(), ProviderError> {
+        self.attach_unrecorded(address, instance, owner).await?;
+        self.record_owner(address, instance, owner).await
+    }
+
+    /// `AssociateAddress` or `AssignIpv6Addresses`; `CreateTags` is `record_owner`.
+    async fn attach_unrecorded(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        _owner: &Ownership,
+    ) -> Result<(), ProviderError> {
         match address.ip {
-            IpAddr::V4(_) => self.attach_eip(address, instance, owner).await,
-            IpAddr::V6(_) => self.attach_ipv6(address, instance, owner).await,
+            IpAddr::V4(_) => self.attach_eip(address, instance).await,
+            IpAddr::V6(_) => self.attach_ipv6(address, instance).await,
+        }
+    }
+
+    /// Tags on the Elastic IP, or for IPv6 on the ENI that carries the address.
+    async fn record_owner(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<(), ProviderError> {
+        match address.ip {
+            IpAddr::V4(_) => self.create_tags(&address.id, owner_tags(owner, None)).await,
+            IpAddr::V6(ip) => {
+                let nic = primary_nic(instance, "CreateTags")?;
+                self.create_tags(nic, owner_tags(owner, Some(IpAddr::V6(ip))))
+                    .await
+            }
         }
     }
 

@@ -10,7 +10,9 @@
 //!   that cannot go on this node's NIC (endpoint type `NETLB`, another subnetwork) are
 //!   left out once the NIC is known;
 //! - `attach`: the IPv4 access-config swap ([`access_config`]) or the two-step IPv6
-//!   NIC update ([`ipv6`]), then the ownership labels ([`labels`]) via `setLabels`;
+//!   NIC update ([`ipv6`]), then the ownership labels ([`labels`]) via `setLabels`
+//!   ([`owner_record`]); the agent asks for the two apart (`attach_unrecorded`,
+//!   `record_owner`) and writes the labels beside the publication;
 //! - `detach`: the reverse, leaving an ephemeral address on the node.
 //!
 //! Attach and detach run on their own task: if the agent stops waiting (a timeout,
@@ -26,6 +28,7 @@ mod ipv6;
 pub mod labels;
 mod operation;
 mod ordering;
+mod owner_record;
 mod paging;
 pub mod permissions;
 mod wire;
@@ -48,15 +51,13 @@ pub use client::{ComputeClient, DEFAULT_ENDPOINT};
 pub use filter::{api_filter, Status};
 pub use ordering::{GcpOrder, GcpOrderError, GcpOrderKey};
 
-use errors::is_stale_fingerprint;
+use owner_record::{set_owner, write_owner_paced};
 use permissions::method;
 use wire::{instance_of_user, resource_path, zone_of_user, Address};
 
 /// An instance read by `describe_instance` is reused by the attach that follows it
 /// within this long (saves a GET per assignment); older reads are refreshed.
 const INSTANCE_READ_REUSE: Duration = Duration::from_secs(10);
-const LABEL_ATTEMPTS: usize = 3;
-const LABEL_RETRY_DELAY: Duration = Duration::from_millis(200);
 
 /// Where and how to reach Compute.
 #[derive(Clone, Debug)]
@@ -79,6 +80,8 @@ pub struct GcpProvider {
     subnetwork: Mutex<Option<String>>,
     /// The addresses of the last listing (fingerprint, tier, prefix length).
     addresses: Mutex<HashMap<String, Address>>,
+    /// Addresses `attach_unrecorded` swapped on, as read then, for `record_owner`.
+    unlabelled: Mutex<HashMap<String, Address>>,
     /// The last `describe_instance` reads.
     instances: Mutex<HashMap<String, (WallInstant, wire::Instance)>>,
     /// Ends the client's background tasks with this provider.
@@ -123,6 +126,7 @@ impl GcpProvider {
             order,
             subnetwork: Mutex::new(None),
             addresses: Mutex::new(HashMap::new()),
+            unlabelled: Mutex::new(HashMap::new()),
             instances: Mutex::new(HashMap::new()),
         })
     }
@@ -156,6 +160,62 @@ impl GcpProvider {
             return Ok(known);
         }
         self.client.get_address(&self.region, name).await
+    }
+
+    /// The swap of an attach, then the labels if `owner` is given, on a task of its own
+    /// (a caller that stops waiting must not cut the swap in half); the address's wire
+    /// record once done.
+    async fn attach_on_task(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        owner: Option<&Ownership>,
+    ) -> Result<Address, ProviderError> {
+        let target = address.ip;
+        if !self.pool.family.matches(&target) {
+            return Err(ProviderError::new(
+                ErrorClass::Permanent,
+                method::ADD_ACCESS_CONFIG,
+                format!("{target} is not an {:?} address", self.pool.family),
+            ));
+        }
+        let record = self.address_record(&address.id).await?;
+        let cached = self.recent_instance(&instance.reference.id);
+        lock(&self.addresses).remove(&address.id);
+        let client = self.client.clone();
+        let (zone, name) = (
+            instance.reference.zone.clone(),
+            instance.reference.id.clone(),
+        );
+        let (region, family, owner) = (self.region.clone(), self.pool.family, owner.cloned());
+        // On its own task: a caller that stops waiting must not cut the swap in half.
+        let task = tokio::spawn(async move {
+            // A write whose end was not seen may still change the NIC: wait for it, and
+            // plan from a read taken after it.
+            let settled_first = client.has_unfinished(&name);
+            if !client.settle(&zone, &name).await {
+                return Err(ProviderError::new(
+                    ErrorClass::Transient,
+                    method::INSTANCES_GET,
+                    format!("an earlier change of {name} is still not done"),
+                ));
+            }
+            let read = match cached.filter(|_| !settled_first) {
+                Some(read) => read,
+                None => client.get_instance(&zone, &name).await?,
+            };
+            match family {
+                IpFamily::V4 => {
+                    access_config::attach(&client, &zone, &read, &record, target).await?
+                }
+                IpFamily::V6 => ipv6::attach(&client, &zone, read, &record, target).await?,
+            }
+            if let Some(owner) = &owner {
+                set_owner(&client, &region, record.clone(), Some(owner)).await?;
+            }
+            Ok(record)
+        });
+        joined(task, method::ADD_ACCESS_CONFIG).await
     }
 
     fn recent_instance(&self, name: &str) -> Option<wire::Instance> {
@@ -192,44 +252,6 @@ pub fn pool_address(address: &Address, family: IpFamily) -> Option<PoolAddress> 
         owner: labels::owner_of(&address.labels),
         labels: address.labels.clone().into(),
     })
-}
-
-/// Write (Some) or clear (None) the ownership labels, re-reading on a stale fingerprint.
-async fn set_owner(
-    client: &ComputeClient,
-    region: &str,
-    mut record: Address,
-    owner: Option<&Ownership>,
-) -> Result<(), ProviderError> {
-    for attempt in 1..=LABEL_ATTEMPTS {
-        let desired = match owner {
-            Some(owner) => labels::with_owner(&record.labels, owner),
-            None => labels::without_owner(&record.labels),
-        };
-        if desired == record.labels {
-            return Ok(());
-        }
-        let fingerprint = record.label_fingerprint.clone().unwrap_or_default();
-        match client
-            .set_labels(region, &record.name, desired, &fingerprint)
-            .await
-        {
-            Ok(()) => return Ok(()),
-            Err(e) if is_stale_fingerprint(&e) && attempt < LABEL_ATTEMPTS => {
-                record = client.get_address(region, &record.name).await?;
-            }
-            // After a swap the address is ours: a blip must not cost the ownership record.
-            Err(e) if e.is_retryable() && attempt < LABEL_ATTEMPTS => {
-                tokio::time::sleep(LABEL_RETRY_DELAY * attempt as u32).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(ProviderError::new(
-        ErrorClass::Transient,
-        method::ADDRESSES_SET_LABELS,
-        format!("the labels of {} kept changing under us", record.name),
-    ))
 }
 
 /// Await a swap task; a panicked task is a transient failure.
@@ -324,48 +346,39 @@ impl Provider for GcpProvider {
         instance: &Instance,
         owner: &Ownership,
     ) -> Result<(), ProviderError> {
-        let target = address.ip;
-        if !self.pool.family.matches(&target) {
-            return Err(ProviderError::new(
-                ErrorClass::Permanent,
-                method::ADD_ACCESS_CONFIG,
-                format!("{target} is not an {:?} address", self.pool.family),
-            ));
-        }
-        let record = self.address_record(&address.id).await?;
-        let cached = self.recent_instance(&instance.reference.id);
-        lock(&self.addresses).remove(&address.id);
-        let client = self.client.clone();
-        let (zone, name) = (
-            instance.reference.zone.clone(),
-            instance.reference.id.clone(),
-        );
-        let (region, family, owner) = (self.region.clone(), self.pool.family, owner.clone());
-        // On its own task: a caller that stops waiting must not cut the swap in half.
-        let task = tokio::spawn(async move {
-            // A write whose end was not seen may still change the NIC: wait for it, and
-            // plan from a read taken after it.
-            let settled_first = client.has_unfinished(&name);
-            if !client.settle(&zone, &name).await {
-                return Err(ProviderError::new(
-                    ErrorClass::Transient,
-                    method::INSTANCES_GET,
-                    format!("an earlier change of {name} is still not done"),
-                ));
-            }
-            let read = match cached.filter(|_| !settled_first) {
-                Some(read) => read,
-                None => client.get_instance(&zone, &name).await?,
-            };
-            match family {
-                IpFamily::V4 => {
-                    access_config::attach(&client, &zone, &read, &record, target).await?
-                }
-                IpFamily::V6 => ipv6::attach(&client, &zone, read, &record, target).await?,
-            }
-            set_owner(&client, &region, record, Some(&owner)).await
-        });
-        joined(task, method::ADD_ACCESS_CONFIG).await
+        self.attach_on_task(address, instance, Some(owner))
+            .await
+            .map(|_| ())
+    }
+
+    /// The swap alone: `setLabels` is `record_owner`, written beside the publication.
+    async fn attach_unrecorded(
+        &self,
+        address: &PoolAddress,
+        instance: &Instance,
+        _owner: &Ownership,
+    ) -> Result<(), ProviderError> {
+        let record = self.attach_on_task(address, instance, None).await?;
+        lock(&self.unlabelled).insert(address.id.clone(), record);
+        Ok(())
+    }
+
+    /// `setLabels` from the record the swap left (its fingerprint), else a fresh read.
+    async fn record_owner(
+        &self,
+        address: &PoolAddress,
+        _instance: &Instance,
+        owner: &Ownership,
+    ) -> Result<(), ProviderError> {
+        let known = lock(&self.unlabelled).remove(&address.id);
+        let record = match known {
+            Some(record) => record,
+            None => self.client.get_address(&self.region, &address.id).await?,
+        };
+        let (client, region, owner) = (self.client.clone(), self.region.clone(), owner.clone());
+        let task =
+            tokio::spawn(async move { write_owner_paced(&client, &region, record, &owner).await });
+        joined(task, method::ADDRESSES_SET_LABELS).await
     }
 
     async fn ensure_public_ip(&self, instance: &Instance) -> Result<(), ProviderError> {
