@@ -31,7 +31,7 @@ const TURNS: u32 = 2;
 pub(super) async fn set_owner(
     client: &ComputeClient,
     region: &str,
-    mut record: Address,
+    record: Address,
     owner: Option<&Ownership>,
 ) -> Result<(), ProviderError> {
     set_labels_retrying(client, region, record, owner, true).await
