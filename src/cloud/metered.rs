@@ -22,13 +22,21 @@ impl MeteredProvider {
         Arc::new(MeteredProvider { inner, metrics })
     }
 
-    fn record<T>(&self, operation: &str, started: Instant, result: &Result<T, ProviderError>) {
-        let outcome = match result {
+    /// Run one call of the inner provider, counted and timed as `operation`.
+    async fn timed<T>(
+        &self,
+        operation: &str,
+        call: impl std::future::Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
+        let started = Instant::now();
+        let result = call.await;
+        let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => error_class_label(&e.class),
         };
         self.metrics
             .cloud_call(self.inner.name(), operation, outcome, started.elapsed());
+        result
     }
 }
 
@@ -56,17 +64,12 @@ impl Provider for MeteredProvider {
     }
 
     async fn describe_instance(&self, instance: &InstanceRef) -> Result<Instance, ProviderError> {
-        let started = Instant::now();
-        let result = self.inner.describe_instance(instance).await;
-        self.record("describe_instance", started, &result);
-        result
+        self.timed("describe_instance", self.inner.describe_instance(instance))
+            .await
     }
 
     async fn list_pool(&self) -> Result<Vec<PoolAddress>, ProviderError> {
-        let started = Instant::now();
-        let result = self.inner.list_pool().await;
-        self.record("list_pool", started, &result);
-        result
+        self.timed("list_pool", self.inner.list_pool()).await
     }
 
     async fn attach(
@@ -75,10 +78,8 @@ impl Provider for MeteredProvider {
         instance: &Instance,
         owner: &Ownership,
     ) -> Result<(), ProviderError> {
-        let started = Instant::now();
-        let result = self.inner.attach(address, instance, owner).await;
-        self.record("attach", started, &result);
-        result
+        self.timed("attach", self.inner.attach(address, instance, owner))
+            .await
     }
 
     /// Counted as `attach`: the same cloud change, its record left to `record_owner`.
@@ -88,10 +89,11 @@ impl Provider for MeteredProvider {
         instance: &Instance,
         owner: &Ownership,
     ) -> Result<(), ProviderError> {
-        let started = Instant::now();
-        let result = self.inner.attach_unrecorded(address, instance, owner).await;
-        self.record("attach", started, &result);
-        result
+        self.timed(
+            "attach",
+            self.inner.attach_unrecorded(address, instance, owner),
+        )
+        .await
     }
 
     async fn record_owner(
@@ -100,17 +102,16 @@ impl Provider for MeteredProvider {
         instance: &Instance,
         owner: &Ownership,
     ) -> Result<(), ProviderError> {
-        let started = Instant::now();
-        let result = self.inner.record_owner(address, instance, owner).await;
-        self.record("record_owner", started, &result);
-        result
+        self.timed(
+            "record_owner",
+            self.inner.record_owner(address, instance, owner),
+        )
+        .await
     }
 
     async fn ensure_public_ip(&self, instance: &Instance) -> Result<(), ProviderError> {
-        let started = Instant::now();
-        let result = self.inner.ensure_public_ip(instance).await;
-        self.record("ensure_public_ip", started, &result);
-        result
+        self.timed("ensure_public_ip", self.inner.ensure_public_ip(instance))
+            .await
     }
 
     async fn detach(
@@ -118,9 +119,7 @@ impl Provider for MeteredProvider {
         address: &PoolAddress,
         instance: &InstanceRef,
     ) -> Result<(), ProviderError> {
-        let started = Instant::now();
-        let result = self.inner.detach(address, instance).await;
-        self.record("detach", started, &result);
-        result
+        self.timed("detach", self.inner.detach(address, instance))
+            .await
     }
 }
