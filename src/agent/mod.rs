@@ -320,7 +320,7 @@ impl Agent {
                 // Nothing else happens to the address before its record is written.
                 if published.is_err() {
                     if let Some(record) = record.take() {
-                        self.finish_record(ctx, record).await;
+                        self.finish_record(ctx, record, shutdown).await;
                     }
                 }
                 published?;
@@ -338,7 +338,7 @@ impl Agent {
                 self.report.report(Some(&ctx.notifier), assigned).await;
                 first_assignment = false;
                 if let Some(record) = record {
-                    self.finish_record(ctx, record).await;
+                    self.finish_record(ctx, record, shutdown).await;
                 }
                 self.steady_state(ctx, &held, node.clone(), shutdown).await
             }

@@ -3,22 +3,28 @@
 //! assignment").
 //!
 //! It runs on a task of its own: a pass or a publication that fails or is dropped
-//! never cuts it off, so the record lands whenever the agent lives past its attach,
-//! as it did when the attach wrote it. The agent waits for it before it does anything
-//! else with the address (steady state, release); one that could not be written is
-//! written by the next verification (`repair_ownership`).
+//! never cuts it off, so the record lands whenever the agent lives past its attach (a
+//! stopping agent waits a few seconds for it). The agent waits for it before it does
+//! anything else with the address (steady state, release); one that could not be
+//! written is written by the next verification (`repair_ownership`).
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use pinip_providers::{
     ErrorClass, Instance, Ownership, PoolAddress, ProviderError, ProviderHandle,
 };
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
 
 use super::acquire::ATTACH_TIMEOUT;
 use super::report::Outcome;
 use super::{cloud_within, Agent, NodeContext};
 use crate::domain::retry::Backoff;
+
+/// How long a stopping agent still waits for a record in flight.
+const STOPPING_WAIT: Duration = Duration::from_secs(5);
 
 /// A record write in flight for `address`.
 pub(super) struct PendingRecord {
@@ -61,9 +67,31 @@ impl PendingRecord {
 }
 
 impl Agent {
-    /// Wait for the record, and report it if it could not be written.
-    pub(super) async fn finish_record(&self, ctx: &NodeContext, record: PendingRecord) {
-        let failed = match record.task.await {
+    /// Wait for the record, and report it if it could not be written. After a shutdown
+    /// the wait is cut to [`STOPPING_WAIT`] (a record refused by a quota may take
+    /// minutes, a pod's grace period is short): a record in flight usually lands in it,
+    /// and one that does not is written by the next agent's adoption or cleared by the
+    /// release.
+    pub(super) async fn finish_record(
+        &self,
+        ctx: &NodeContext,
+        mut record: PendingRecord,
+        shutdown: &CancellationToken,
+    ) {
+        let joined = tokio::select! {
+            joined = &mut record.task => joined,
+            _ = shutdown.cancelled() => {
+                match tokio::time::timeout(STOPPING_WAIT, &mut record.task).await {
+                    Ok(joined) => joined,
+                    Err(_) => {
+                        record.task.abort();
+                        debug!(address = %record.address, "stopping before the ownership record was written; the next agent writes it");
+                        return;
+                    }
+                }
+            }
+        };
+        let failed = match joined {
             Ok(Ok(())) => return,
             Ok(Err(e)) => e,
             Err(e) => ProviderError::new(
