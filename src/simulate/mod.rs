@@ -248,6 +248,10 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let elapsed = started.elapsed();
+    // Stopping the agents is a rollout, not a node removal: nothing may change. The
+    // report follows it, so what the agents still had in flight when the last one was
+    // assigned (ownership records are written beside the publication) is counted.
+    stop_agents(agents).await;
     let mut report = report::build(world, &statuses, elapsed);
     if args.coordination == Coordination::KubeipLock {
         report.coordination = "kubeip-lock";
@@ -260,8 +264,6 @@ async fn run(
         report.cloud_limits =
             enforcer.report(Some((report.assigned as u64, family, window_offset_ms)));
     }
-    // Stopping the agents is a rollout, not a node removal: nothing may change.
-    stop_agents(agents).await;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
