@@ -33,7 +33,7 @@ pub trait Provider: Send + Sync {
     ) -> Result<(), ProviderError>;
 
     /// `attach` without the ownership record where the record is a call of its own (EC2
-    /// `CreateTags`): the agent writes it with [`Provider::record_owner`] beside the
+    /// `CreateTags`, Compute `setLabels`): the agent writes it with [`Provider::record_owner`] beside the
     /// claim's mark and the publication (docs/design.md, "The critical path of one
     /// assignment"). Default: `attach`, for a cloud whose record rides the attach.
     /// A decorator forwards both of these or neither.

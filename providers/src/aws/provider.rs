@@ -740,9 +740,9 @@ impl Provider for AwsProvider {
     ) -> Result<(), ProviderError> {
         match address.ip {
             IpAddr::V4(_) => self.create_tags(&address.id, owner_tags(owner, None)).await,
-            IpAddr::V6(ip) => {
+            IpAddr::V6(_) => {
                 let nic = primary_nic(instance, "CreateTags")?;
-                self.create_tags(nic, owner_tags(owner, Some(IpAddr::V6(ip))))
+                self.create_tags(nic, owner_tags(owner, Some(address.ip)))
                     .await
             }
         }

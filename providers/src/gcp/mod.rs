@@ -79,10 +79,10 @@ pub struct GcpProvider {
     order: Option<GcpOrder>,
     /// The subnetwork of the node's primary NIC, once `describe_instance` has read it.
     subnetwork: Mutex<Option<String>>,
-    /// The addresses of the last listing (fingerprint, tier, prefix length).
+    /// Address records as last read (fingerprint, tier, prefix length): the free ones
+    /// of the last listing, for `attach`, and the one `attach_unrecorded` swapped on,
+    /// for `record_owner`.
     addresses: Mutex<HashMap<String, Address>>,
-    /// Addresses `attach_unrecorded` swapped on, as read then, for `record_owner`.
-    unlabelled: Mutex<HashMap<String, Address>>,
     /// The last `describe_instance` reads.
     instances: Mutex<HashMap<String, (WallInstant, wire::Instance)>>,
     /// Ends the client's background tasks with this provider.
@@ -127,7 +127,6 @@ impl GcpProvider {
             order,
             subnetwork: Mutex::new(None),
             addresses: Mutex::new(HashMap::new()),
-            unlabelled: Mutex::new(HashMap::new()),
             instances: Mutex::new(HashMap::new()),
         })
     }
@@ -330,26 +329,21 @@ impl Provider for GcpProvider {
         _owner: &Ownership,
     ) -> Result<(), ProviderError> {
         let record = self.attach_on_task(address, instance, None).await?;
-        lock(&self.unlabelled).insert(address.id.clone(), record);
+        lock(&self.addresses).insert(address.id.clone(), record);
         Ok(())
     }
 
     /// `setLabels` from the record the swap left (its fingerprint), else a fresh read.
+    /// Not on a task of its own as the swap is: a label write has no half to be left in.
     async fn record_owner(
         &self,
         address: &PoolAddress,
         _instance: &Instance,
         owner: &Ownership,
     ) -> Result<(), ProviderError> {
-        let known = lock(&self.unlabelled).remove(&address.id);
-        let record = match known {
-            Some(record) => record,
-            None => self.client.get_address(&self.region, &address.id).await?,
-        };
-        let (client, region, owner) = (self.client.clone(), self.region.clone(), owner.clone());
-        let task =
-            tokio::spawn(async move { write_owner_paced(&client, &region, record, &owner).await });
-        joined(task, method::ADDRESSES_SET_LABELS).await
+        let record = self.address_record(&address.id).await?;
+        lock(&self.addresses).remove(&address.id);
+        write_owner_paced(&self.client, &self.region, record, owner).await
     }
 
     async fn ensure_public_ip(&self, instance: &Instance) -> Result<(), ProviderError> {
