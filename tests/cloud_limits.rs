@@ -67,6 +67,29 @@ fn without_limits_the_report_says_none_and_gives_no_floor() {
     assert_eq!(limited["cloud_limits"]["profile"], "default", "{limited}");
     // Nine calls a node, 1,500 a minute per group: nothing to wait for.
     assert_eq!(limited["cloud_limits"]["floor_ms"], 0, "{limited}");
+    // The timeline: each method's admissions per quota window, in its group.
+    let windows = limited["cloud_limits"]["windows"]
+        .as_array()
+        .expect("Compute reports its windows");
+    let admitted = |method: &str| -> u64 {
+        windows
+            .iter()
+            .filter(|w| w["method"] == method)
+            .map(|w| w["admitted"].as_u64().expect("a count"))
+            .sum()
+    };
+    assert_eq!(admitted("instances.addAccessConfig"), 3, "{limited}");
+    assert_eq!(admitted("addresses.setLabels"), 3, "{limited}");
+    for w in windows {
+        assert_eq!(w["refused"], 0, "{limited}");
+        let group = w["group"].as_str().expect("a group");
+        assert!(
+            ["default", "read", "list", "operation_read"].contains(&group),
+            "{w}"
+        );
+        assert!(w["first_ms"].as_u64() <= w["last_ms"].as_u64(), "{w}");
+    }
+    assert!(r["cloud_limits"].get("windows").is_none(), "{r}");
 }
 
 #[test]

@@ -86,6 +86,7 @@ impl Agent {
         shutdown: &CancellationToken,
     ) -> Result<Option<Held>, AgentError> {
         self.report.report(None, Outcome::Acquiring).await;
+        ctx.paced_by_window = false;
         let policy = self.settings.retry;
         let mut failures: u32 = 0;
         // Throttled passes in a row: paced (`agent::pacing`), never counted as failures.
@@ -308,6 +309,7 @@ impl Agent {
                     candidate.clone(),
                     instance.clone(),
                     owner.clone(),
+                    self.record_deferral(ctx),
                 );
                 let mut taken_from = None;
                 match ctx.claims.mark_held(&mut claim).await {

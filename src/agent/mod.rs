@@ -90,6 +90,9 @@ struct NodeContext {
     free_seen: Option<usize>,
     /// A claimed candidate whose attach the cloud throttled, tried first next pass.
     resume: Option<pacing::ThrottledAttach>,
+    /// This acquisition was paced into a quota window (its record then waits for the
+    /// next one: `domain::pacing::record_deferral`).
+    paced_by_window: bool,
 }
 
 /// Why the steady state ended.
@@ -265,6 +268,7 @@ impl Agent {
             provider,
             free_seen: None,
             resume: None,
+            paced_by_window: false,
         })
     }
 

@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pinip_providers::{PoolAddress, ProviderError};
+use pinip_providers::{AssignmentRateLimit, PoolAddress, ProviderError};
 use tracing::{debug, warn};
 
 use super::acquire::{Pass, PassError};
@@ -14,7 +14,7 @@ use super::{Agent, NodeContext};
 use crate::cluster::census::count_nodes;
 use crate::cluster::claim_store::Claim;
 use crate::domain::claim_record::Phase;
-use crate::domain::pacing::{pause_after_throttle, sharers, Sharing};
+use crate::domain::pacing::{pause_after_throttle, record_deferral, sharers, Sharing};
 use crate::domain::retry::FailureHint;
 
 /// A node count is read again after this long (a scale-up changes it).
@@ -90,7 +90,7 @@ impl Agent {
     /// The pause after the `streak`-th throttled pass in a row.
     pub(super) async fn throttled_pause(
         &self,
-        ctx: &NodeContext,
+        ctx: &mut NodeContext,
         error: &ProviderError,
         streak: u32,
     ) -> Duration {
@@ -108,19 +108,17 @@ impl Agent {
         };
         let nodes = self.node_count().await;
         let sharing = Sharing::of(&self.settings.node.name, sharers(nodes, ctx.free_seen));
-        let wall_clock = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
         let Some(pause) = pause_after_throttle(
             &limit,
             &sharing,
             streak,
-            wall_clock,
+            wall_clock(),
             error.retry_after,
             fastrand::f64(),
         ) else {
             return backoff();
         };
+        ctx.paced_by_window |= matches!(limit, AssignmentRateLimit::Window { .. });
         debug!(
             streak,
             sharers = sharing.sharers,
@@ -129,6 +127,14 @@ impl Agent {
             "throttled: paced"
         );
         pause
+    }
+
+    /// When to write the record of the attach this acquisition just made: None for at
+    /// once; later when a quota window paced it (`domain::pacing::record_deferral`).
+    pub(super) fn record_deferral(&self, ctx: &mut NodeContext) -> Option<Duration> {
+        let paced = std::mem::take(&mut ctx.paced_by_window);
+        let limit = ctx.provider.assignment_rate_limit()?;
+        record_deferral(&limit, paced, wall_clock(), fastrand::f64())
     }
 
     /// The cluster's Node count: read once, then again after [`CENSUS_AGE`]; None if
@@ -149,4 +155,11 @@ impl Agent {
             }
         }
     }
+}
+
+/// Time since the Unix epoch: quota windows start at whole minutes of it.
+fn wall_clock() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }

@@ -129,6 +129,34 @@ pub fn pause_after_throttle(
     )
 }
 
+/// When the ownership record of an assignment that the quota window paced should be
+/// written: after the window's turn (spread like the attaches), not in the window the
+/// attach was paced into. Those windows are shared out at a full assignment's calls per
+/// agent (the attach's and the record's), but the attaches of the agents paced into one
+/// all start in its first seconds; a record written at once takes a mutation that a
+/// later attach of the same window needed, and that attach then waits a whole window,
+/// its node without an external IP after the delete (a 1 000-node Compute run: 316
+/// records took window 1 while 66 nodes sat between their delete and add until window
+/// 2). Deferred, the records of one window's agents spend the next window's share
+/// beside its attaches. None for a token bucket (EC2's tags have a bucket of their
+/// own) or a pass the window did not pace.
+pub fn record_deferral(
+    limit: &AssignmentRateLimit,
+    paced_by_window: bool,
+    wall_clock: Duration,
+    jitter: f64,
+) -> Option<Duration> {
+    match *limit {
+        AssignmentRateLimit::Window { period, .. } if paced_by_window => {
+            let spread = WINDOW_SPREAD
+                .min(period / 10)
+                .mul_f64(jitter.clamp(0.0, 1.0));
+            Some(until_window_turn(period, wall_clock) + spread)
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +272,20 @@ mod tests {
             pause_after_throttle(&COMPUTE, &at(0.5, 500), 2, now, None, 0.0),
             None
         );
+    }
+
+    #[test]
+    fn a_record_after_a_paced_attach_waits_for_the_next_window_and_no_other_does() {
+        let now = Duration::from_secs(10 * 60 + 2);
+        assert_eq!(
+            record_deferral(&COMPUTE, true, now, 0.0),
+            Some(Duration::from_secs(58))
+        );
+        assert_eq!(
+            record_deferral(&COMPUTE, true, now, 1.0),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(record_deferral(&COMPUTE, false, now, 0.5), None);
+        assert_eq!(record_deferral(&EC2, true, now, 0.5), None);
     }
 }

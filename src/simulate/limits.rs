@@ -49,6 +49,23 @@ pub struct CloudLimitsReport {
     /// Whether a refused EC2 request took a token anyway (Compute: always false, a
     /// refusal in a spent window changes nothing).
     pub throttled_consume_tokens: bool,
+    /// Compute: each quota window's admissions and refusals per method, in order (the
+    /// run's timeline under the quotas; windows numbered from the first request's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<WindowCounts>,
+}
+
+/// One method's window in `cloud_limits.windows`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WindowCounts {
+    pub window: u64,
+    pub method: String,
+    pub group: &'static str,
+    pub admitted: u32,
+    pub refused: u32,
+    /// The first and the last admission, in ms into the window.
+    pub first_ms: u64,
+    pub last_ms: u64,
 }
 
 /// One call of a minimal assignment: the action or method, whether EC2 counts it as
@@ -257,11 +274,28 @@ impl Enforcer {
             }
             Enforcer::Compute { sim, .. } => (sim.throttled_total(), false),
         };
+        let windows = match self {
+            Enforcer::Ec2 { .. } => Vec::new(),
+            Enforcer::Compute { sim, .. } => sim
+                .window_tally()
+                .into_iter()
+                .map(|(window, method, tally)| WindowCounts {
+                    window,
+                    group: QuotaGroup::of(&method).label(),
+                    method,
+                    admitted: tally.admitted,
+                    refused: tally.refused,
+                    first_ms: tally.first_ms,
+                    last_ms: tally.last_ms,
+                })
+                .collect(),
+        };
         CloudLimitsReport {
             profile: CloudLimits::Default,
             throttled,
             floor_ms,
             throttled_consume_tokens: consume,
+            windows,
         }
     }
 }

@@ -43,6 +43,16 @@ impl QuotaGroup {
         }
     }
 
+    /// The group's short name, as reports give it.
+    pub fn label(self) -> &'static str {
+        match self {
+            QuotaGroup::Default => "default",
+            QuotaGroup::Read => "read",
+            QuotaGroup::List => "list",
+            QuotaGroup::OperationRead => "operation_read",
+        }
+    }
+
     /// Google's metric and limit names, as the quota error words them.
     fn names(self) -> (&'static str, &'static str) {
         match self {
@@ -131,6 +141,17 @@ pub(super) struct LimitState {
     clock: Arc<dyn Clock>,
     windows: BTreeMap<QuotaGroup, Window>,
     throttled: BTreeMap<String, u64>,
+    tally: BTreeMap<(u64, String), WindowTally>,
+}
+
+/// What one group's window admitted and refused: a run's timeline under the quotas.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WindowTally {
+    pub admitted: u32,
+    pub refused: u32,
+    /// When the window admitted its first and its last request, in ms into it.
+    pub first_ms: u64,
+    pub last_ms: u64,
 }
 
 impl Default for LimitState {
@@ -140,6 +161,7 @@ impl Default for LimitState {
             clock: clock::system(),
             windows: BTreeMap::new(),
             throttled: BTreeMap::new(),
+            tally: BTreeMap::new(),
         }
     }
 }
@@ -154,14 +176,25 @@ impl LimitState {
         let limit = limits.limit_of(group);
         let window_ms = limits.window_ms();
         let now = self.clock.now_ms();
-        if self
+        let admitted = self
             .windows
             .entry(group)
             .or_default()
-            .take(now, window_ms, limit)
-        {
+            .take(now, window_ms, limit);
+        let tally = self
+            .tally
+            .entry((now / window_ms, method.to_string()))
+            .or_default();
+        if admitted {
+            let into = now % window_ms;
+            if tally.admitted == 0 {
+                tally.first_ms = into;
+            }
+            tally.last_ms = into;
+            tally.admitted += 1;
             return Ok(());
         }
+        tally.refused += 1;
         *self.throttled.entry(method.to_string()).or_default() += 1;
         let (metric, name) = group.names();
         Err(ApiError::new(
@@ -188,6 +221,7 @@ impl ComputeSim {
         let mut state = self.limit_state();
         state.limits = limits;
         state.windows.clear();
+        state.tally.clear();
     }
 
     pub fn rate_limits(&self) -> Option<ComputeRateLimits> {
@@ -212,6 +246,23 @@ impl ComputeSim {
         let mut all: BTreeMap<String, u64> = METHODS.iter().map(|m| (m.to_string(), 0)).collect();
         all.extend(self.limit_state().throttled.clone());
         all
+    }
+
+    /// Each window's admissions and refusals per method, windows numbered from the
+    /// first one that saw a request (0).
+    pub fn window_tally(&self) -> Vec<(u64, String, WindowTally)> {
+        let state = self.limit_state();
+        let first = state
+            .tally
+            .keys()
+            .map(|(window, _)| *window)
+            .min()
+            .unwrap_or(0);
+        state
+            .tally
+            .iter()
+            .map(|((window, method), tally)| (window - first, method.clone(), *tally))
+            .collect()
     }
 
     /// Requests the quotas refused, in all.
@@ -278,5 +329,8 @@ mod tests {
         clock.advance_ms(1000);
         assert!(state.admit("addresses.get").is_ok());
         assert_eq!(state.throttled["addresses.get"], 1);
+        let read = |window| state.tally[&(window, "addresses.get".to_string())];
+        assert_eq!((read(0).admitted, read(0).refused), (0, 1));
+        assert_eq!((read(1).admitted, read(1).refused), (1, 0));
     }
 }

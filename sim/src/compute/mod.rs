@@ -35,7 +35,7 @@ pub use errors::ApiError;
 pub use faults::{Failure, Faults, NOT_READY, QUOTA_EXCEEDED};
 pub use filter::Filter;
 pub use fingerprint::is_valid as is_valid_fingerprint;
-pub use limits::{ComputeRateLimits, QuotaGroup, Window};
+pub use limits::{ComputeRateLimits, QuotaGroup, Window, WindowTally};
 pub use model::region_of_zone;
 pub use routes::permission_of;
 
