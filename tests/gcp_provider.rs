@@ -581,6 +581,32 @@ async fn a_listing_cut_short_by_the_list_quota_resumes_where_it_stopped() {
     assert_eq!(s.sim.request_counts().method("addresses.list") - before, 3);
 }
 
+/// The agent's listing and its sweep's, started together under a spent list quota, do
+/// not each keep a partial listing over the other's: the pages one read are the next
+/// listing's (1000-node Compute runs: the sweep's start cost one or two list calls of a
+/// window that had none to spare).
+#[tokio::test]
+async fn two_listings_cut_short_together_lose_no_page() {
+    let s = setup(IpFamily::V4).await;
+    add_bulk(&s.sim, 1100);
+    let listed_before = s.sim.request_counts().method("addresses.list");
+    let clock = ManualClock::at(0);
+    s.sim.set_rate_clock(Arc::new(clock.clone()));
+    s.sim
+        .set_rate_limits(Some(ComputeRateLimits::uniform(Duration::from_secs(60), 2)));
+    let (agent, sweep) = tokio::join!(s.provider.list_pool(), s.provider.list_pool());
+    assert_eq!(agent.unwrap_err().class, ErrorClass::Throttled);
+    assert_eq!(sweep.unwrap_err().class, ErrorClass::Throttled);
+
+    clock.advance_ms(60_000);
+    let pool = s.provider.list_pool().await.unwrap();
+    assert_eq!(pool.len(), 1102);
+    let admitted = s.sim.request_counts().method("addresses.list")
+        - listed_before
+        - s.sim.throttled_counts()["addresses.list"];
+    assert_eq!(admitted, 3, "the two pages read first, then page 3 alone");
+}
+
 #[tokio::test]
 async fn a_blip_on_set_labels_after_the_swap_does_not_lose_the_ownership_record() {
     let s = setup(IpFamily::V4).await;

@@ -71,6 +71,10 @@ pub struct ComputeClient {
     pub(super) lifetime: tokio_util::sync::CancellationToken,
     /// The pool listing the list quota cut short, to resume (`gcp::paging`).
     listing: Arc<Resumable>,
+    /// One listing at a time: the agent's and its sweep's, started together and both
+    /// cut short, would each leave a partial listing in the one slot, and the pages of
+    /// the first would be thrown away (`gcp::paging`).
+    listing_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -101,6 +105,7 @@ impl ComputeClient {
             unfinished: Arc::new(Mutex::new(HashMap::new())),
             lifetime: tokio_util::sync::CancellationToken::new(),
             listing: Arc::default(),
+            listing_turn: Arc::default(),
         })
     }
 
@@ -179,6 +184,7 @@ impl ComputeClient {
     ) -> Result<Vec<Address>, ProviderError> {
         let url = self.url(&["regions", region, "addresses"]);
         let query = format!("{region}\n{filter}");
+        let _turn = self.listing_turn.lock().await;
         let (mut all, mut page_token) = match self.listing.take(&query) {
             Some((read, next)) => (read, Some(next)),
             None => (Vec::new(), None),
