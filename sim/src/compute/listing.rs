@@ -7,6 +7,7 @@
 //! the project (and `global`), the empty ones carrying a `NO_RESULTS_ON_PAGE` warning.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound::{Excluded, Unbounded};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -14,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::errors::ApiError;
 use super::filter::Filter;
-use super::model::{region_of_zone, render_address, ADDRESS_FIELDS};
+use super::model::{region_of_zone, render_address, SimAddress, ADDRESS_FIELDS};
 use super::Shared;
 
 const MAX_PAGE: usize = 500;
@@ -111,58 +112,101 @@ pub fn list(
             }
         },
     };
-    let (offset, page_number) = match query.get("pageToken").filter(|t| !t.is_empty()) {
-        None => (0, 0),
+    let cursor = match query.get("pageToken").filter(|t| !t.is_empty()) {
+        None => Cursor::Start,
         Some(token) => decode_token(token)
             .ok_or_else(|| ApiError::invalid_field("pageToken", token, "Invalid page token."))?,
     };
-    let (mut rows, scopes) = {
+    let wanted = if empty_page { 0 } else { max };
+    let (page, next, scopes) = {
         let state = sh.state();
         let holders = state.holders();
-        let rows: Vec<(String, String, u64, Value)> = state
-            .addresses
-            .values()
-            .filter(|a| region.is_none_or(|r| a.region == r))
-            .map(|a| {
-                let users = holders.get(&a.ip).cloned().unwrap_or_default();
-                let rendered = render_address(a, &users, &sh.links, |i| state.zone_of(i));
-                (a.region.clone(), a.name.clone(), a.id, rendered)
-            })
-            .filter(|(_, _, _, v)| filter.as_ref().is_none_or(|f| f.matches(v)))
-            .collect();
+        // Rendered (and matched against the filter) only when reached: a page costs
+        // its own rows, not the whole pool's (1 000 agents list 1 100 addresses).
+        let render = |a: &SimAddress| -> Option<(String, Value)> {
+            if region.is_some_and(|r| a.region != r) {
+                return None;
+            }
+            let users = holders.get(&a.ip).cloned().unwrap_or_default();
+            let rendered = render_address(a, &users, &sh.links, |i| state.zone_of(i));
+            let matched = filter.as_ref().is_none_or(|f| f.matches(&rendered));
+            matched.then(|| (a.region.clone(), rendered))
+        };
+        let (page, next) = match order {
+            // By (region, name), the map's own order: the token is the last key served.
+            None => {
+                let (after, page_number) = match &cursor {
+                    Cursor::Start => (None, 0),
+                    Cursor::After { key, page } => (Some(key.clone()), *page),
+                    Cursor::Offset { .. } => return Err(invalid_token()),
+                };
+                let rows = match &after {
+                    None => state.addresses.range::<_, (String, String)>(..),
+                    Some(key) => state.addresses.range((Excluded(key.clone()), Unbounded)),
+                };
+                let mut page = Vec::new();
+                let mut last = after.clone();
+                let mut more = false;
+                for (key, a) in rows {
+                    let Some(row) = render(a) else { continue };
+                    if page.len() == wanted {
+                        more = true;
+                        break;
+                    }
+                    last = Some(key.clone());
+                    page.push(row);
+                }
+                let next = more.then(|| Cursor::After {
+                    key: last.unwrap_or_default(),
+                    page: page_number + 1,
+                });
+                (page, next)
+            }
+            Some(order) => {
+                let (offset, page_number) = match &cursor {
+                    Cursor::Start => (0, 0),
+                    Cursor::Offset { offset, page } => (*offset, *page),
+                    Cursor::After { .. } => return Err(invalid_token()),
+                };
+                let mut rows: Vec<(u64, &str, (String, Value))> = state
+                    .addresses
+                    .values()
+                    .filter_map(|a| render(a).map(|row| (a.id, a.name.as_str(), row)))
+                    .collect();
+                match order.split_whitespace().collect::<Vec<_>>().as_slice() {
+                    ["name"] => rows.sort_by(|a, b| a.1.cmp(b.1)),
+                    ["creationTimestamp", "desc"] => {
+                        rows.sort_by_key(|row| std::cmp::Reverse(row.0))
+                    }
+                    _ => {
+                        return Err(ApiError::invalid_field(
+                            "orderBy",
+                            order,
+                            "Sorting is only supported by name or creationTimestamp desc.",
+                        ))
+                    }
+                }
+                let total = rows.len();
+                let page: Vec<(String, Value)> = rows
+                    .into_iter()
+                    .skip(offset)
+                    .take(wanted)
+                    .map(|(_, _, row)| row)
+                    .collect();
+                let next_offset = offset + page.len();
+                let next = (next_offset < total).then_some(Cursor::Offset {
+                    offset: next_offset,
+                    page: page_number + 1,
+                });
+                (page, next)
+            }
+        };
         // Every region of the project: Compute's, and those the simulation uses.
         let mut scopes: BTreeSet<String> = REGIONS.iter().map(|r| r.to_string()).collect();
         scopes.extend(state.addresses.values().map(|a| a.region.clone()));
         scopes.extend(state.instances.values().map(|i| region_of_zone(&i.zone)));
-        (rows, scopes)
+        (page, next.map(encode_token), scopes)
     };
-    match order.map(|o| o.split_whitespace().collect::<Vec<_>>()) {
-        None => rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1))),
-        Some(words) if words == ["name"] => rows.sort_by(|a, b| a.1.cmp(&b.1)),
-        Some(words) if words == ["creationTimestamp", "desc"] => {
-            rows.sort_by_key(|row| std::cmp::Reverse(row.2))
-        }
-        Some(_) => {
-            return Err(ApiError::invalid_field(
-                "orderBy",
-                order.unwrap_or_default(),
-                "Sorting is only supported by name or creationTimestamp desc.",
-            ))
-        }
-    }
-    let total = rows.len();
-    let page: Vec<(String, Value)> = if empty_page {
-        Vec::new()
-    } else {
-        rows.into_iter()
-            .skip(offset)
-            .take(max)
-            .map(|(r, _, _, v)| (r, v))
-            .collect()
-    };
-    let next_offset = offset + page.len();
-    let next = ((empty_page && offset < total) || next_offset < total)
-        .then(|| encode_token(next_offset, page_number + 1));
     let mut out = match region {
         Some(region) => {
             let mut out = json!({
@@ -218,17 +262,47 @@ fn no_results(scope: &str) -> Value {
     })
 }
 
-/// Opaque to clients; the page number keeps every token distinct (an empty page's
-/// token is not the token that asked for it).
-fn encode_token(offset: usize, page: usize) -> String {
-    URL_SAFE_NO_PAD.encode(format!("offset:{offset}:page:{page}"))
+/// Where the next page starts: after a key (by region and name, the default order), or
+/// at an offset (an `orderBy`). Opaque to clients; the page number keeps every token
+/// distinct (an empty page's token is not the token that asked for it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Cursor {
+    Start,
+    After { key: (String, String), page: usize },
+    Offset { offset: usize, page: usize },
 }
 
-fn decode_token(token: &str) -> Option<(usize, usize)> {
+fn invalid_token() -> ApiError {
+    ApiError::invalid_field("pageToken", "", "Invalid page token.")
+}
+
+fn encode_token(cursor: Cursor) -> String {
+    let text = match cursor {
+        Cursor::Start => "start".to_string(),
+        Cursor::After {
+            key: (region, name),
+            page,
+        } => format!("after:{region}:{name}:page:{page}"),
+        Cursor::Offset { offset, page } => format!("offset:{offset}:page:{page}"),
+    };
+    URL_SAFE_NO_PAD.encode(text)
+}
+
+fn decode_token(token: &str) -> Option<Cursor> {
     let text = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
-    let rest = text.strip_prefix("offset:")?;
-    let (offset, page) = rest.split_once(":page:")?;
-    Some((offset.parse().ok()?, page.parse().ok()?))
+    let (at, page) = text.rsplit_once(":page:")?;
+    let page = page.parse().ok()?;
+    if let Some(offset) = at.strip_prefix("offset:") {
+        return Some(Cursor::Offset {
+            offset: offset.parse().ok()?,
+            page,
+        });
+    }
+    let (region, name) = at.strip_prefix("after:")?.split_once(':')?;
+    Some(Cursor::After {
+        key: (region.to_string(), name.to_string()),
+        page,
+    })
 }
 
 #[cfg(test)]
@@ -237,8 +311,17 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_garbage_is_refused() {
-        assert_eq!(decode_token(&encode_token(500, 1)), Some((500, 1)));
-        assert_ne!(encode_token(0, 1), encode_token(0, 2));
+        let offset = Cursor::Offset {
+            offset: 500,
+            page: 1,
+        };
+        assert_eq!(decode_token(&encode_token(offset.clone())), Some(offset));
+        let after = |page| Cursor::After {
+            key: ("sim-1".into(), "pool-0499".into()),
+            page,
+        };
+        assert_eq!(decode_token(&encode_token(after(2))), Some(after(2)));
+        assert_ne!(encode_token(after(1)), encode_token(after(2)));
         assert_eq!(decode_token("garbage"), None);
     }
 }
