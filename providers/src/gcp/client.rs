@@ -25,7 +25,7 @@ use crate::{ErrorClass, ProviderError};
 use super::auth::TokenSource;
 use super::errors;
 use super::operation::{instance_of_url, Unfinished};
-use super::paging::Resumable;
+use super::paging::{ListingTurn, Resumable, Turn};
 use super::permissions::method;
 use super::wire::{
     AccessConfig, Address, AddressList, Instance, NetworkInterface, Operation, SetLabelsRequest,
@@ -71,10 +71,8 @@ pub struct ComputeClient {
     pub(super) lifetime: tokio_util::sync::CancellationToken,
     /// The pool listing the list quota cut short, to resume (`gcp::paging`).
     listing: Arc<Resumable>,
-    /// One listing at a time: the agent's and its sweep's, started together and both
-    /// cut short, would each leave a partial listing in the one slot, and the pages of
-    /// the first would be thrown away (`gcp::paging`).
-    listing_turn: Arc<tokio::sync::Mutex<()>>,
+    /// One listing at a time, shared with whoever waited for it (`gcp::paging`).
+    listing_turn: Arc<ListingTurn>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -182,10 +180,25 @@ impl ComputeClient {
         region: &str,
         filter: &str,
     ) -> Result<Vec<Address>, ProviderError> {
-        let url = self.url(&["regions", region, "addresses"]);
         let query = format!("{region}\n{filter}");
-        let _turn = self.listing_turn.lock().await;
-        let (mut all, mut page_token) = match self.listing.take(&query) {
+        let mut last = match self.listing_turn.wait(&query).await {
+            Turn::Shared(listed) => return listed,
+            Turn::Mine(last) => last,
+        };
+        let listed = self.read_pages(region, filter, &query).await;
+        self.listing_turn.finish(&mut last, query, &listed);
+        listed
+    }
+
+    /// Every page of one listing, resuming a partial one of the same query.
+    async fn read_pages(
+        &self,
+        region: &str,
+        filter: &str,
+        query: &str,
+    ) -> Result<Vec<Address>, ProviderError> {
+        let url = self.url(&["regions", region, "addresses"]);
+        let (mut all, mut page_token) = match self.listing.take(query) {
             Some((read, next)) => (read, Some(next)),
             None => (Vec::new(), None),
         };
@@ -200,7 +213,7 @@ impl ComputeClient {
                 Ok(page) => page,
                 Err(e) => {
                     if let (ErrorClass::Throttled, Some(next)) = (&e.class, page_token) {
-                        self.listing.keep(query, all, next);
+                        self.listing.keep(query.to_string(), all, next);
                     }
                     return Err(e);
                 }
