@@ -141,7 +141,7 @@ pub fn list(
                     Cursor::Offset { .. } => return Err(invalid_token()),
                 };
                 let rows = match &after {
-                    None => state.addresses.range::<_, (String, String)>(..),
+                    None => state.addresses.range::<(String, String), _>(..),
                     Some(key) => state.addresses.range((Excluded(key.clone()), Unbounded)),
                 };
                 let mut page = Vec::new();

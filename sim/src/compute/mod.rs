@@ -312,11 +312,7 @@ impl ComputeSim {
         else {
             return;
         };
-        let names: Vec<String> = state.instances.keys().cloned().collect();
-        for name in &names {
-            let Some(i) = state.instances.get_mut(name) else {
-                continue;
-            };
+        for i in state.instances.values_mut() {
             for slot in [&mut i.nic.access_config, &mut i.nic.ipv6_access_config] {
                 if slot.as_ref().is_some_and(|ac| ac.ip == ip) {
                     *slot = None;
@@ -329,12 +325,7 @@ impl ComputeSim {
     /// Set one label on an address as a person would (its label fingerprint changes).
     pub fn relabel_by_hand(&self, address: &str, key: &str, value: &str) {
         let mut state = self.shared.state();
-        let found = state
-            .addresses
-            .iter()
-            .find(|(_, a)| a.name == address)
-            .map(|(k, _)| k.clone());
-        if let Some(a) = found.and_then(|k| state.addresses.get_mut(&k)) {
+        if let Some(a) = state.addresses.values_mut().find(|a| a.name == address) {
             a.labels.insert(key.to_string(), value.to_string());
             a.label_generation += 1;
         }

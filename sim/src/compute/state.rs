@@ -5,7 +5,6 @@
 //! label changes (412 when stale), ephemeral addresses handed out when none is named.
 //! Every change to an unmanaged instance's static address is recorded as a violation.
 
-use imbl::OrdMap;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -22,11 +21,10 @@ pub(super) const V6_NAME: &str = "external-ipv6";
 
 #[derive(Clone, Default)]
 pub struct State {
-    /// Keyed by (region, name). Persistent maps: every write is first tried on a copy
-    /// of the state (`operations`), which must not cost a copy of every address.
-    pub addresses: OrdMap<(String, String), SimAddress>,
+    /// Keyed by (region, name).
+    pub addresses: BTreeMap<(String, String), SimAddress>,
     /// Keyed by name (names are unique in this simulator).
-    pub instances: OrdMap<String, SimInstance>,
+    pub instances: BTreeMap<String, SimInstance>,
     pub violations: Vec<String>,
     next_id: u64,
     ephemeral_v4: u32,
