@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use reqwest::header::RETRY_AFTER;
 use reqwest::{Method, RequestBuilder, Url};
 use serde::de::DeserializeOwned;
@@ -25,7 +26,7 @@ use crate::{ErrorClass, ProviderError};
 use super::auth::TokenSource;
 use super::errors;
 use super::operation::{instance_of_url, Unfinished};
-use super::paging::{ListingTurn, Resumable, Turn};
+use super::paging::{InFlight, Resumable};
 use super::permissions::method;
 use super::wire::{
     AccessConfig, Address, AddressList, Instance, NetworkInterface, Operation, SetLabelsRequest,
@@ -71,8 +72,8 @@ pub struct ComputeClient {
     pub(super) lifetime: tokio_util::sync::CancellationToken,
     /// The pool listing the list quota cut short, to resume (`gcp::paging`).
     listing: Arc<Resumable>,
-    /// One listing at a time, shared with whoever waited for it (`gcp::paging`).
-    listing_turn: Arc<ListingTurn>,
+    /// The pool listing in flight, joined by whoever lists it meanwhile (`gcp::paging`).
+    in_flight: Arc<InFlight>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -103,7 +104,7 @@ impl ComputeClient {
             unfinished: Arc::new(Mutex::new(HashMap::new())),
             lifetime: tokio_util::sync::CancellationToken::new(),
             listing: Arc::default(),
-            listing_turn: Arc::default(),
+            in_flight: Arc::default(),
         })
     }
 
@@ -181,13 +182,16 @@ impl ComputeClient {
         filter: &str,
     ) -> Result<Vec<Address>, ProviderError> {
         let query = format!("{region}\n{filter}");
-        let mut last = match self.listing_turn.wait(&query).await {
-            Turn::Shared(listed) => return listed,
-            Turn::Mine(last) => last,
-        };
-        let listed = self.read_pages(region, filter, &query).await;
-        self.listing_turn.finish(&mut last, query, &listed);
-        listed
+        let listing = self.in_flight.join_or_start(&query, || {
+            let (client, region, filter, query) = (
+                self.clone(),
+                region.to_string(),
+                filter.to_string(),
+                query.clone(),
+            );
+            async move { client.read_pages(&region, &filter, &query).await }.boxed()
+        });
+        listing.await
     }
 
     /// Every page of one listing, resuming a partial one of the same query.

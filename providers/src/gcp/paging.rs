@@ -12,16 +12,15 @@
 //! one address on two nodes' publications. An address of ours missed this way costs a
 //! swap, never a second holder.
 //!
-//! One client lists one query at a time, and a caller that waited for another's listing
-//! takes its result ([`ListingTurn`]): the agent's listing and its sweep's start together,
-//! and two listings cut short would each keep a partial one over the other's (1 000-node
-//! Compute runs: one or two list calls of a window with none to spare).
+//! A caller that lists a query while a listing of it is in flight joins that listing
+//! ([`InFlight`]): the agent's listing and its sweep's start together, and two listings
+//! cut short would each keep a partial one over the other's (1 000-node Compute runs:
+//! one or two list calls of a window with none to spare).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex as TurnLock, MutexGuard as TurnGuard};
+use futures::future::{BoxFuture, FutureExt, Shared, WeakShared};
 
 use crate::ProviderError;
 
@@ -69,54 +68,42 @@ impl Resumable {
     }
 }
 
-/// The last listing that ended while another caller waited for its turn.
-#[derive(Debug, Default)]
-pub(super) struct LastListing {
-    number: u64,
-    query: String,
-    result: Option<Result<Vec<Address>, ProviderError>>,
-}
+/// One listing's pages, read on behalf of every caller that joins it.
+pub(super) type ListingFuture = BoxFuture<'static, Result<Vec<Address>, ProviderError>>;
+type Listing = Shared<ListingFuture>;
 
-/// One listing at a time per client; those who waited share its result.
-#[derive(Debug, Default)]
-pub(super) struct ListingTurn {
-    last: TurnLock<LastListing>,
-    waiting: AtomicUsize,
-    finished: AtomicU64,
-}
+/// Callers that list a query while a listing of it is in flight join that listing. Only
+/// its callers keep it alive: one they all gave up (a pass that timed out) ends with
+/// them, as an unshared listing would.
+#[derive(Default)]
+pub(super) struct InFlight(Mutex<Option<(String, WeakShared<ListingFuture>)>>);
 
-/// A caller's turn: the listing of someone it waited for, or its own to make.
-pub(super) enum Turn<'a> {
-    Shared(Result<Vec<Address>, ProviderError>),
-    Mine(TurnGuard<'a, LastListing>),
-}
-
-impl ListingTurn {
-    /// Wait for the turn to list `query`; a listing of it that ended meanwhile is ours.
-    pub(super) async fn wait(&self, query: &str) -> Turn<'_> {
-        let seen = self.finished.load(Ordering::SeqCst);
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let last = self.last.lock().await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        match &last.result {
-            Some(result) if last.number > seen && last.query == query => {
-                Turn::Shared(result.clone())
-            }
-            _ => Turn::Mine(last),
-        }
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let running = lock(&self.0).as_ref().map(|(query, _)| query.clone());
+        f.debug_tuple("InFlight").field(&running).finish()
     }
+}
 
-    /// The turn's listing ended: kept for those waiting (none: nothing is kept).
-    pub(super) fn finish(
+impl InFlight {
+    /// The listing of `query` in flight, or a new one made by `start`.
+    pub(super) fn join_or_start(
         &self,
-        last: &mut LastListing,
-        query: String,
-        result: &Result<Vec<Address>, ProviderError>,
-    ) {
-        last.number += 1;
-        last.query = query;
-        last.result = (self.waiting.load(Ordering::SeqCst) > 0).then(|| result.clone());
-        self.finished.store(last.number, Ordering::SeqCst);
+        query: &str,
+        start: impl FnOnce() -> ListingFuture,
+    ) -> Listing {
+        let mut slot = lock(&self.0);
+        let running = slot
+            .as_ref()
+            .filter(|(running, _)| running == query)
+            .and_then(|(_, listing)| listing.upgrade())
+            .filter(|listing| listing.peek().is_none());
+        if let Some(listing) = running {
+            return listing;
+        }
+        let listing = start().shared();
+        *slot = listing.downgrade().map(|weak| (query.to_string(), weak));
+        listing
     }
 }
 
@@ -148,22 +135,48 @@ mod tests {
 
     #[tokio::test]
     async fn a_caller_that_waited_for_a_listing_of_its_query_shares_it() {
-        let turn = ListingTurn::default();
-        let Turn::Mine(mut first) = turn.wait("r\nf").await else {
-            panic!("the first caller lists");
+        let in_flight = InFlight::default();
+        let started = std::sync::atomic::AtomicU32::new(0);
+        let (release, held) = tokio::sync::oneshot::channel::<()>();
+        let listing = move || -> ListingFuture {
+            async move {
+                let _ = held.await;
+                Ok(vec![named("a", "RESERVED")])
+            }
+            .boxed()
         };
-        let (shared, other, ()) = tokio::join!(turn.wait("r\nf"), turn.wait("r\nother"), async {
-            tokio::task::yield_now().await;
-            turn.finish(&mut first, "r\nf".into(), &Ok(vec![named("a", "RESERVED")]));
-            drop(first);
+        let first = in_flight.join_or_start("r\nf", || {
+            started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            listing()
         });
-        match shared {
-            Turn::Shared(Ok(listed)) => assert_eq!(listed, [named("a", "RESERVED")]),
-            _ => panic!("the waiter of the same query shares the listing"),
-        }
-        assert!(
-            matches!(other, Turn::Mine(_)),
+        let joined =
+            in_flight.join_or_start("r\nf", || unreachable!("joins the listing in flight"));
+        let other = in_flight.join_or_start("r\nother", || {
+            started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Ok(Vec::new()) }.boxed()
+        });
+        let _ = release.send(());
+        let (first, shared) = tokio::join!(first, joined);
+        assert_eq!(
+            shared,
+            Ok(vec![named("a", "RESERVED")]),
+            "the waiter of the same query shares the listing"
+        );
+        assert_eq!(first, shared);
+        assert_eq!(
+            other.await,
+            Ok(Vec::new()),
             "another query lists for itself"
         );
+        assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_listing_every_caller_gave_up_is_not_joined() {
+        let in_flight = InFlight::default();
+        let abandoned = in_flight.join_or_start("r\nf", || futures::future::pending().boxed());
+        drop(abandoned);
+        let fresh = in_flight.join_or_start("r\nf", || async { Ok(Vec::new()) }.boxed());
+        assert_eq!(fresh.await, Ok(Vec::new()));
     }
 }
