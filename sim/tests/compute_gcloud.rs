@@ -187,6 +187,36 @@ async fn gcloud_lists_addresses_aggregated_and_per_region() {
     g.sim.shutdown();
 }
 
+/// gcloud follows the simulator's page tokens to the end, one address a page, in a
+/// region and across regions: the tokens are opaque to it, as Compute's are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcloud_follows_page_tokens_to_the_last_page() {
+    let g = Gcloud::new().await;
+    let regional = g
+        .json(&[
+            "compute",
+            "addresses",
+            "list",
+            "--regions",
+            REGION,
+            "--page-size",
+            "1",
+        ])
+        .await;
+    assert_eq!(names(&regional), ["other", "pool-1", "pool-2", "v6-1"]);
+    assert_eq!(
+        g.sim.request_counts().method("addresses.list"),
+        4,
+        "one call a page"
+    );
+    let all = g
+        .json(&["compute", "addresses", "list", "--page-size", "2"])
+        .await;
+    assert_eq!(names(&all), ["eu-1", "other", "pool-1", "pool-2", "v6-1"]);
+    assert_eq!(g.sim.request_counts().method("addresses.aggregatedList"), 3);
+    g.sim.shutdown();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcloud_swaps_the_access_config_and_the_simulator_follows() {
     let g = Gcloud::new().await;

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use clap::ValueEnum;
 use pinip_providers::IpFamily;
-use pinip_sim::compute::{ComputeRateLimits, ComputeSim, QuotaGroup};
+use pinip_sim::compute::{ComputeRateLimits, ComputeSim, QuotaGroup, WindowTally};
 use pinip_sim::ec2::{Bucket, Ec2RateLimits, Ec2Sim};
 use serde::Serialize;
 
@@ -61,11 +61,8 @@ pub struct WindowCounts {
     pub window: u64,
     pub method: String,
     pub group: &'static str,
-    pub admitted: u32,
-    pub refused: u32,
-    /// The first and the last admission, in ms into the window.
-    pub first_ms: u64,
-    pub last_ms: u64,
+    #[serde(flatten)]
+    pub tally: WindowTally,
 }
 
 /// One call of a minimal assignment: the action or method, whether EC2 counts it as
@@ -283,10 +280,7 @@ impl Enforcer {
                     window,
                     group: QuotaGroup::of(&method).label(),
                     method,
-                    admitted: tally.admitted,
-                    refused: tally.refused,
-                    first_ms: tally.first_ms,
-                    last_ms: tally.last_ms,
+                    tally,
                 })
                 .collect(),
         };

@@ -140,12 +140,12 @@ pub(super) struct LimitState {
     limits: Option<ComputeRateLimits>,
     clock: Arc<dyn Clock>,
     windows: BTreeMap<QuotaGroup, Window>,
-    throttled: BTreeMap<String, u64>,
+    /// By window and method: the run's timeline, and the refusals counted from it.
     tally: BTreeMap<(u64, String), WindowTally>,
 }
 
-/// What one group's window admitted and refused: a run's timeline under the quotas.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What one method's requests in one window were: admitted or refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WindowTally {
     pub admitted: u32,
     pub refused: u32,
@@ -160,7 +160,6 @@ impl Default for LimitState {
             limits: None,
             clock: clock::system(),
             windows: BTreeMap::new(),
-            throttled: BTreeMap::new(),
             tally: BTreeMap::new(),
         }
     }
@@ -195,13 +194,25 @@ impl LimitState {
             return Ok(());
         }
         tally.refused += 1;
-        *self.throttled.entry(method.to_string()).or_default() += 1;
         let (metric, name) = group.names();
         Err(ApiError::new(
             403,
             "rateLimitExceeded",
             format!("Quota exceeded for quota metric '{metric}' and limit '{name}' of service 'compute.googleapis.com'."),
         ))
+    }
+}
+
+impl LimitState {
+    /// Requests refused, per method that had any.
+    fn refused_by_method(&self) -> BTreeMap<String, u64> {
+        let mut refused: BTreeMap<String, u64> = BTreeMap::new();
+        for ((_, method), tally) in &self.tally {
+            if tally.refused > 0 {
+                *refused.entry(method.clone()).or_default() += u64::from(tally.refused);
+            }
+        }
+        refused
     }
 }
 
@@ -244,7 +255,7 @@ impl ComputeSim {
     /// Requests the quotas refused, per method (every method listed, zero included).
     pub fn throttled_counts(&self) -> BTreeMap<String, u64> {
         let mut all: BTreeMap<String, u64> = METHODS.iter().map(|m| (m.to_string(), 0)).collect();
-        all.extend(self.limit_state().throttled.clone());
+        all.extend(self.limit_state().refused_by_method());
         all
     }
 
@@ -267,7 +278,8 @@ impl ComputeSim {
 
     /// Requests the quotas refused, in all.
     pub fn throttled_total(&self) -> u64 {
-        self.limit_state().throttled.values().sum()
+        let state = self.limit_state();
+        state.tally.values().map(|t| u64::from(t.refused)).sum()
     }
 }
 
@@ -328,7 +340,7 @@ mod tests {
         assert!(state.admit("zoneOperations.wait").is_ok());
         clock.advance_ms(1000);
         assert!(state.admit("addresses.get").is_ok());
-        assert_eq!(state.throttled["addresses.get"], 1);
+        assert_eq!(state.refused_by_method()["addresses.get"], 1);
         let read = |window| state.tally[&(window, "addresses.get".to_string())];
         assert_eq!((read(0).admitted, read(0).refused), (0, 1));
         assert_eq!((read(1).admitted, read(1).refused), (1, 0));

@@ -112,10 +112,10 @@ pub fn list(
             }
         },
     };
-    let cursor = match query.get("pageToken").filter(|t| !t.is_empty()) {
-        None => Cursor::Start,
-        Some(token) => decode_token(token)
-            .ok_or_else(|| ApiError::invalid_field("pageToken", token, "Invalid page token."))?,
+    let token = query.get("pageToken").filter(|t| !t.is_empty());
+    let cursor = match token {
+        None => None,
+        Some(token) => Some(decode_token(token).ok_or_else(|| invalid_token(token))?),
     };
     let wanted = if empty_page { 0 } else { max };
     let (page, next, scopes) = {
@@ -136,9 +136,12 @@ pub fn list(
             // By (region, name), the map's own order: the token is the last key served.
             None => {
                 let (after, page_number) = match &cursor {
-                    Cursor::Start => (None, 0),
-                    Cursor::After { key, page } => (Some(key.clone()), *page),
-                    Cursor::Offset { .. } => return Err(invalid_token()),
+                    None => (None, 0),
+                    Some(Cursor::After { key, page }) => (Some(key.clone()), *page),
+                    // A token of an `orderBy` listing, sent without it.
+                    Some(Cursor::Offset { .. }) => {
+                        return Err(invalid_token(token.map_or("", |t| t.as_str())))
+                    }
                 };
                 let rows = match &after {
                     None => state.addresses.range::<(String, String), _>(..),
@@ -164,9 +167,11 @@ pub fn list(
             }
             Some(order) => {
                 let (offset, page_number) = match &cursor {
-                    Cursor::Start => (0, 0),
-                    Cursor::Offset { offset, page } => (*offset, *page),
-                    Cursor::After { .. } => return Err(invalid_token()),
+                    None => (0, 0),
+                    Some(Cursor::Offset { offset, page }) => (*offset, *page),
+                    Some(Cursor::After { .. }) => {
+                        return Err(invalid_token(token.map_or("", |t| t.as_str())))
+                    }
                 };
                 let mut rows: Vec<(u64, &str, (String, Value))> = state
                     .addresses
@@ -267,18 +272,16 @@ fn no_results(scope: &str) -> Value {
 /// distinct (an empty page's token is not the token that asked for it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Cursor {
-    Start,
     After { key: (String, String), page: usize },
     Offset { offset: usize, page: usize },
 }
 
-fn invalid_token() -> ApiError {
-    ApiError::invalid_field("pageToken", "", "Invalid page token.")
+fn invalid_token(token: &str) -> ApiError {
+    ApiError::invalid_field("pageToken", token, "Invalid page token.")
 }
 
 fn encode_token(cursor: Cursor) -> String {
     let text = match cursor {
-        Cursor::Start => "start".to_string(),
         Cursor::After {
             key: (region, name),
             page,
