@@ -206,10 +206,14 @@ pub fn list(
                 (page, next)
             }
         };
-        // Every region of the project: Compute's, and those the simulation uses.
-        let mut scopes: BTreeSet<String> = REGIONS.iter().map(|r| r.to_string()).collect();
-        scopes.extend(state.addresses.values().map(|a| a.region.clone()));
-        scopes.extend(state.instances.values().map(|i| region_of_zone(&i.zone)));
+        // Every region of the project (Compute's, and those the simulation uses): the
+        // scopes of an aggregated list only.
+        let mut scopes: BTreeSet<String> = BTreeSet::new();
+        if region.is_none() {
+            scopes.extend(REGIONS.iter().map(|r| r.to_string()));
+            scopes.extend(state.addresses.values().map(|a| a.region.clone()));
+            scopes.extend(state.instances.values().map(|i| region_of_zone(&i.zone)));
+        }
         (page, next.map(encode_token), scopes)
     };
     let mut out = match region {

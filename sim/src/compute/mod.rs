@@ -245,6 +245,7 @@ impl ComputeSim {
         if let Some(a) = state
             .addresses
             .get_mut(&(region.to_string(), name.to_string()))
+            .map(Arc::make_mut)
         {
             a.endpoint_type = Some(endpoint_type.to_string());
             a.subnetwork = Some(subnetwork.to_string());
@@ -275,7 +276,7 @@ impl ComputeSim {
         else {
             return;
         };
-        if let Some(i) = state.instances.get_mut(instance) {
+        if let Some(i) = state.instances.get_mut(instance).map(Arc::make_mut) {
             let slot = if ip.0.is_ipv6() {
                 &mut i.nic.ipv6_access_config
             } else {
@@ -313,6 +314,10 @@ impl ComputeSim {
             return;
         };
         for i in state.instances.values_mut() {
+            if !i.external_ips().contains(&ip) {
+                continue;
+            }
+            let i = Arc::make_mut(i);
             for slot in [&mut i.nic.access_config, &mut i.nic.ipv6_access_config] {
                 if slot.as_ref().is_some_and(|ac| ac.ip == ip) {
                     *slot = None;
@@ -326,6 +331,7 @@ impl ComputeSim {
     pub fn relabel_by_hand(&self, address: &str, key: &str, value: &str) {
         let mut state = self.shared.state();
         if let Some(a) = state.addresses.values_mut().find(|a| a.name == address) {
+            let a = Arc::make_mut(a);
             a.labels.insert(key.to_string(), value.to_string());
             a.label_generation += 1;
         }

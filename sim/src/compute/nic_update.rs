@@ -249,6 +249,7 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::collections::BTreeMap;
+    use std::sync::Arc;
 
     const P: &str = "projects/p";
     const Z: &str = "us-central1-a";
@@ -269,10 +270,10 @@ mod tests {
             );
         }
         let key = |n: &str| ("us-central1".to_string(), n.to_string());
-        if let Some(a) = s.addresses.get_mut(&key("v6-lb")) {
+        if let Some(a) = s.addresses.get_mut(&key("v6-lb")).map(Arc::make_mut) {
             a.endpoint_type = Some("NETLB".into());
         }
-        if let Some(a) = s.addresses.get_mut(&key("v6-other")) {
+        if let Some(a) = s.addresses.get_mut(&key("v6-other")).map(Arc::make_mut) {
             a.subnetwork = Some("other".into());
         }
         s.add_instance(Z, "node-1", true, "default", "t".into());

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -21,10 +22,12 @@ pub(super) const V6_NAME: &str = "external-ipv6";
 
 #[derive(Clone, Default)]
 pub struct State {
-    /// Keyed by (region, name).
-    pub addresses: BTreeMap<(String, String), SimAddress>,
+    /// Keyed by (region, name). Shared values: every write is first tried on a copy of
+    /// the state (`operations`), which copies the maps' pointers, not every address
+    /// and instance; a write clones the one it changes (`Arc::make_mut`).
+    pub addresses: BTreeMap<(String, String), Arc<SimAddress>>,
     /// Keyed by name (names are unique in this simulator).
-    pub instances: BTreeMap<String, SimInstance>,
+    pub instances: BTreeMap<String, Arc<SimInstance>>,
     pub violations: Vec<String>,
     next_id: u64,
     ephemeral_v4: u32,
@@ -59,7 +62,7 @@ impl State {
         let id = self.next_id();
         self.addresses.insert(
             (region.to_string(), name.to_string()),
-            SimAddress {
+            Arc::new(SimAddress {
                 id,
                 name: name.to_string(),
                 region: region.to_string(),
@@ -71,7 +74,7 @@ impl State {
                 labels,
                 label_generation: 1,
                 created,
-            },
+            }),
         );
     }
 
@@ -97,14 +100,14 @@ impl State {
         };
         self.instances.insert(
             name.to_string(),
-            SimInstance {
+            Arc::new(SimInstance {
                 id,
                 name: name.to_string(),
                 zone: zone.to_string(),
                 managed,
                 nic,
                 created,
-            },
+            }),
         );
     }
 
@@ -168,6 +171,7 @@ impl State {
     ) -> Result<&SimInstance, ApiError> {
         self.instances
             .get(name)
+            .map(|i| &**i)
             .filter(|i| i.zone == zone)
             .ok_or_else(|| {
                 ApiError::not_found(&format!("{project_path}/zones/{zone}/instances/{name}"))
@@ -183,6 +187,7 @@ impl State {
         self.instances
             .get_mut(name)
             .filter(|i| i.zone == zone)
+            .map(Arc::make_mut)
             .ok_or_else(|| {
                 ApiError::not_found(&format!("{project_path}/zones/{zone}/instances/{name}"))
             })
@@ -190,7 +195,7 @@ impl State {
 
     /// The static address with this IP in `region`, if any.
     pub(super) fn static_address(&self, ip: IpAddr) -> Option<&SimAddress> {
-        self.addresses.values().find(|a| a.ip == ip)
+        self.addresses.values().map(|a| &**a).find(|a| a.ip == ip)
     }
 
     /// A static address leaving an instance pinip must not touch.
@@ -422,9 +427,13 @@ impl State {
         project_path: &str,
     ) -> Applied {
         let key = (region.to_string(), name.to_string());
-        let address = self.addresses.get_mut(&key).ok_or_else(|| {
-            ApiError::not_found(&format!("{project_path}/regions/{region}/addresses/{name}"))
-        })?;
+        let address = self
+            .addresses
+            .get_mut(&key)
+            .map(Arc::make_mut)
+            .ok_or_else(|| {
+                ApiError::not_found(&format!("{project_path}/regions/{region}/addresses/{name}"))
+            })?;
         let Some(given) = body.get("labelFingerprint").and_then(Value::as_str) else {
             return Err(ApiError::bad_request(
                 "Required field 'labelFingerprint' not specified",
