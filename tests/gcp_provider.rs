@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pinip_providers::gcp::{GcpProvider, GcpSettings, TokenSource};
-use pinip_providers::{ErrorClass, Instance, InstanceRef, IpFamily, Ownership, PoolSpec, Provider};
+use pinip_providers::{
+    ErrorClass, Instance, InstanceRef, IpFamily, Ownership, PoolRead, PoolSpec, Provider,
+};
 use pinip_sim::clock::ManualClock;
 use pinip_sim::compute::{ComputeRateLimits, ComputeSim, Failure};
 
@@ -626,4 +628,63 @@ async fn a_blip_on_set_labels_after_the_swap_does_not_lose_the_ownership_record(
         .unwrap();
     assert_eq!(labels(&s.sim, "pool-1")["pinip-node"], "node-1");
     assert_eq!(s.sim.request_counts().method("addresses.setLabels"), 2);
+}
+
+/// A listing the list quota cuts short gives the pages it read: a node takes a free
+/// address from them (its record is there, so the attach reads no address), and the
+/// attach drops the kept pages, which show that address free, so the next listing reads
+/// from the first page rather than resuming them.
+#[tokio::test]
+async fn a_listing_cut_short_gives_its_first_pages_and_an_attach_from_them_starts_the_next_afresh()
+{
+    let s = setup(IpFamily::V4).await;
+    add_bulk(&s.sim, 1100);
+    let me = described(&s, "node-1").await;
+    let clock = ManualClock::at(0);
+    s.sim.set_rate_clock(Arc::new(clock.clone()));
+    s.sim.set_rate_limits(Some(ComputeRateLimits {
+        list: 2,
+        ..ComputeRateLimits::uniform(Duration::from_secs(60), 100)
+    }));
+    let (read, refusal) = match s.provider.list_pool_prefix().await.unwrap() {
+        PoolRead::Prefix { addresses, refusal } => (addresses, refusal),
+        PoolRead::Whole(pool) => {
+            panic!("the third page is refused, yet {} were listed", pool.len())
+        }
+    };
+    assert_eq!(refusal.class, ErrorClass::Throttled);
+    assert_eq!(read.len(), 1000, "two pages of 500");
+    // `list_pool` keeps its contract: the whole pool or the error.
+    clock.advance_ms(60_000);
+    s.sim.set_rate_limits(Some(ComputeRateLimits {
+        list: 1,
+        ..ComputeRateLimits::uniform(Duration::from_secs(60), 100)
+    }));
+    assert_eq!(
+        s.provider.list_pool().await.unwrap().len(),
+        1102,
+        "the kept pages and page 3"
+    );
+    clock.advance_ms(60_000);
+    let read = match s.provider.list_pool_prefix().await.unwrap() {
+        PoolRead::Prefix { addresses, .. } => addresses,
+        PoolRead::Whole(_) => panic!("one list call a window cannot read three pages"),
+    };
+    assert_eq!(read.len(), 500);
+
+    let gets = s.sim.request_counts().method("addresses.get");
+    let taken = read.iter().find(|a| a.is_free()).unwrap();
+    s.provider
+        .attach(taken, &me, &owner("node-1"))
+        .await
+        .unwrap();
+    assert_eq!(s.sim.request_counts().method("addresses.get"), gets);
+    assert_eq!(labels(&s.sim, &taken.id)["pinip-node"], "node-1");
+
+    s.sim.set_rate_limits(None);
+    let before = s.sim.request_counts().method("addresses.list");
+    let pool = s.provider.list_pool().await.unwrap();
+    assert_eq!(s.sim.request_counts().method("addresses.list") - before, 3);
+    let ours = pool.iter().find(|a| a.id == taken.id).unwrap();
+    assert_eq!(ours.attached_to.as_deref(), Some(me.reference.id.as_str()));
 }

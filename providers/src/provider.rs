@@ -2,7 +2,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{AssignmentRateLimit, Instance, InstanceRef, Ownership, PoolAddress, ProviderError};
+use crate::{
+    AssignmentRateLimit, Instance, InstanceRef, Ownership, PoolAddress, PoolRead, ProviderError,
+};
 
 /// What the agent needs from a cloud, and nothing more.
 ///
@@ -23,6 +25,16 @@ pub trait Provider: Send + Sync {
     /// Every address of the pool (`FILTER`, IP family), free or attached, in `ORDER_BY` order.
     /// One call answers both "does my instance already hold one?" and "which are free?".
     async fn list_pool(&self) -> Result<Vec<PoolAddress>, ProviderError>;
+
+    /// `list_pool`, except that a listing a rate limit cut short after one or more pages
+    /// gives those pages and the refusal ([`PoolRead::Prefix`]) instead of the refusal
+    /// alone, for a node that may take a free address from them rather than wait for
+    /// the limit (docs/design.md, "Why Compute's quota windows are harder"). Addresses
+    /// in use on a prefix are as fresh as `list_pool`'s; free ones are candidates only.
+    /// Default: the whole pool or the error, for a cloud that lists in one call.
+    async fn list_pool_prefix(&self) -> Result<PoolRead, ProviderError> {
+        self.list_pool().await.map(PoolRead::Whole)
+    }
 
     /// Attach `address` to `instance` and record `owner` on the cloud object.
     async fn attach(

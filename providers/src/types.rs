@@ -75,6 +75,19 @@ impl PoolAddress {
     }
 }
 
+/// A pool listing as far as a rate limit let it go ([`crate::Provider::list_pool_prefix`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PoolRead {
+    /// Every address of the pool, as `list_pool` gives them.
+    Whole(Vec<PoolAddress>),
+    /// The pages read before the rate limit refused the next one, and that refusal; the
+    /// next listing resumes where this one stopped.
+    Prefix {
+        addresses: Vec<PoolAddress>,
+        refusal: crate::ProviderError,
+    },
+}
+
 /// Who holds an address, recorded on the cloud object so a sweep can find it later.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Ownership {

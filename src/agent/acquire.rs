@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pinip_providers::{ErrorClass, Instance, Ownership, PoolAddress, ProviderError};
+use pinip_providers::{ErrorClass, Instance, Ownership, PoolAddress, PoolRead, ProviderError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -191,7 +191,8 @@ impl Agent {
     }
 
     /// One pass: list the pool (one cloud call answers "already mine?" and "what is
-    /// free?"), then claim and attach the first candidate that is free in both places.
+    /// free?"), then claim and attach the first candidate that is free in both places;
+    /// a listing a rate limit cut short goes to `agent::prefix`.
     async fn pass(
         &self,
         ctx: &mut NodeContext,
@@ -201,8 +202,13 @@ impl Agent {
         if let Some(assigned) = self.resume_throttled(ctx).await? {
             return Ok(assigned);
         }
-        let pool = self.list_pool_and_describe(ctx).await?;
-        self.report.report(None, Outcome::pool_seen(&pool)).await;
+        let (pool, cut_short) = match self.list_pool_and_describe(ctx).await? {
+            PoolRead::Whole(pool) => (pool, None),
+            PoolRead::Prefix { addresses, refusal } => (addresses, Some(refusal)),
+        };
+        if cut_short.is_none() {
+            self.report.report(None, Outcome::pool_seen(&pool)).await;
+        }
         if let Some(mine) = held_by(&pool, &ctx.instance.id).into_iter().next() {
             let adopted = ctx.claims.ensure_held(mine.ip).await?;
             self.repair_ownership(ctx, mine).await;
@@ -213,6 +219,11 @@ impl Agent {
                 taken_from: adopted.taken_from,
                 record: None,
             })));
+        }
+        if let Some(refusal) = cut_short {
+            return self
+                .pass_on_prefix(ctx, &pool, refusal, preferred, shutdown)
+                .await;
         }
         let ordered = self.settings.cloud.pool.order_by.is_some();
         let free = candidates(&pool, &self.settings.node.name, ordered, preferred);
@@ -408,12 +419,12 @@ impl Agent {
     async fn list_pool_and_describe(
         &self,
         ctx: &mut NodeContext,
-    ) -> Result<Vec<PoolAddress>, ProviderError> {
+    ) -> Result<PoolRead, ProviderError> {
         if ctx.described.is_some() {
-            return cloud(ctx.provider.list_pool()).await;
+            return cloud(ctx.provider.list_pool_prefix()).await;
         }
         let (pool, described) = tokio::join!(
-            cloud(ctx.provider.list_pool()),
+            cloud(ctx.provider.list_pool_prefix()),
             cloud(ctx.provider.describe_instance(&ctx.instance))
         );
         match described {

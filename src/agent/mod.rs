@@ -6,6 +6,7 @@ mod acquire;
 mod identify;
 mod ownership;
 mod pacing;
+mod prefix;
 mod record;
 mod release;
 mod report;

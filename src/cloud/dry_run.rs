@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use pinip_providers::{
-    AssignmentRateLimit, Instance, InstanceRef, Ownership, PoolAddress, Provider, ProviderError,
-    ProviderHandle,
+    AssignmentRateLimit, Instance, InstanceRef, Ownership, PoolAddress, PoolRead, Provider,
+    ProviderError, ProviderHandle,
 };
 use std::sync::Arc;
 use tracing::info;
@@ -36,6 +36,10 @@ impl Provider for DryRunProvider {
 
     async fn list_pool(&self) -> Result<Vec<PoolAddress>, ProviderError> {
         self.inner.list_pool().await
+    }
+
+    async fn list_pool_prefix(&self) -> Result<PoolRead, ProviderError> {
+        self.inner.list_pool_prefix().await
     }
 
     async fn attach(

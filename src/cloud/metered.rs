@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pinip_providers::{
-    AssignmentRateLimit, ErrorClass, Instance, InstanceRef, Ownership, PoolAddress, Provider,
-    ProviderError, ProviderHandle,
+    AssignmentRateLimit, ErrorClass, Instance, InstanceRef, Ownership, PoolAddress, PoolRead,
+    Provider, ProviderError, ProviderHandle,
 };
 use tokio::time::Instant;
 
@@ -70,6 +70,20 @@ impl Provider for MeteredProvider {
 
     async fn list_pool(&self) -> Result<Vec<PoolAddress>, ProviderError> {
         self.timed("list_pool", self.inner.list_pool()).await
+    }
+
+    /// Counted as `list_pool`; a prefix under the refusal's class, as the listing was.
+    async fn list_pool_prefix(&self) -> Result<PoolRead, ProviderError> {
+        let started = Instant::now();
+        let result = self.inner.list_pool_prefix().await;
+        let outcome = match &result {
+            Ok(PoolRead::Whole(_)) => "ok",
+            Ok(PoolRead::Prefix { refusal, .. }) => error_class_label(&refusal.class),
+            Err(e) => error_class_label(&e.class),
+        };
+        self.metrics
+            .cloud_call(self.inner.name(), "list_pool", outcome, started.elapsed());
+        result
     }
 
     async fn attach(

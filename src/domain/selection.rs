@@ -43,6 +43,49 @@ pub fn candidates<'a>(
     free
 }
 
+/// How many free addresses of a cut-short listing a node tries before it waits for the
+/// rest of the pool. A thousand nodes starting together meet on the first page: a few
+/// tries each fill it, and a node that lost them all reads on rather than spending
+/// claim writes on addresses its peers took a moment ago.
+pub const PREFIX_TRIES: usize = 4;
+
+/// What a node whose pool listing a rate limit cut short does with the pages it read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PrefixChoice<'a> {
+    /// Try these free addresses (at most [`PREFIX_TRIES`]) in turn.
+    Try(Vec<&'a PoolAddress>),
+    /// Wait for the whole pool.
+    Wait(&'static str),
+}
+
+/// Pure: whether a node may take an address from a listing's first pages.
+///
+/// - with `ORDER_BY`, the first free address in its order may be on a page not read;
+/// - a node that holds a claim, or had an address (`had_address`), may hold one on such
+///   a page: taking another would churn it (a restart under a throttled stampede);
+/// - otherwise a free address of the pages read is as good as any: the claim and the
+///   cloud's refusal keep it from a second node, as on a whole listing.
+pub fn prefix_choice<'a>(
+    read: &'a [PoolAddress],
+    node_name: &str,
+    ordered: bool,
+    holds_claim: bool,
+    had_address: bool,
+) -> PrefixChoice<'a> {
+    if ordered {
+        return PrefixChoice::Wait("ORDER_BY's first free address may be on a page not read");
+    }
+    if holds_claim || had_address {
+        return PrefixChoice::Wait("this node may hold an address on a page not read");
+    }
+    let mut free = candidates(read, node_name, false, None);
+    free.truncate(PREFIX_TRIES);
+    match free.is_empty() {
+        true => PrefixChoice::Wait("no free address on the pages read"),
+        false => PrefixChoice::Try(free),
+    }
+}
+
 /// This node's rank for `ip`: FNV-1a over both, then a finaliser (SplitMix64's) so
 /// that addresses differing in one byte land far apart.
 fn rendezvous_rank(node_name: &str, ip: &IpAddr) -> u64 {
@@ -95,6 +138,42 @@ mod tests {
                 labels: Default::default(),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_cut_short_listing_is_tried_a_few_addresses_deep_by_a_node_with_nothing_to_lose() {
+        let mut p = pool(10);
+        p[0].attached_to = Some("i-other".into());
+        let PrefixChoice::Try(tried) = prefix_choice(&p, "node-a", false, false, false) else {
+            panic!("a fresh node tries the pages read");
+        };
+        assert_eq!(tried.len(), PREFIX_TRIES);
+        assert!(tried.iter().all(|a| a.is_free()));
+        // The same walk as on a whole listing: its first few steps.
+        let whole = candidates(&p, "node-a", false, None);
+        assert_eq!(tried, whole[..PREFIX_TRIES]);
+    }
+
+    #[test]
+    fn a_cut_short_listing_waits_where_an_unread_page_could_matter() {
+        let p = pool(10);
+        let wait = |ordered, claim, had| {
+            matches!(
+                prefix_choice(&p, "node-a", ordered, claim, had),
+                PrefixChoice::Wait(_)
+            )
+        };
+        assert!(wait(true, false, false), "ORDER_BY");
+        assert!(wait(false, true, false), "a held claim");
+        assert!(wait(false, false, true), "an address held before");
+        let mut taken = pool(2);
+        for a in &mut taken {
+            a.attached_to = Some("i-other".into());
+        }
+        assert_eq!(
+            prefix_choice(&taken, "node-a", false, false, false),
+            PrefixChoice::Wait("no free address on the pages read")
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::{ErrorClass, ProviderError};
 use super::auth::TokenSource;
 use super::errors;
 use super::operation::{instance_of_url, Unfinished};
-use super::paging::{InFlight, Resumable};
+use super::paging::{InFlight, Pages, Resumable};
 use super::permissions::method;
 use super::wire::{
     AccessConfig, Address, AddressList, Instance, NetworkInterface, Operation, SetLabelsRequest,
@@ -175,12 +175,13 @@ impl ComputeClient {
     }
 
     /// `addresses.list` with `filter` (never `orderBy`: the API refuses the two
-    /// together), every page, empty ones included.
-    pub async fn list_addresses(
+    /// together), every page, empty ones included; or, when the list quota refused a
+    /// page after the first, the pages before it (kept to resume from).
+    pub(super) async fn list_addresses(
         &self,
         region: &str,
         filter: &str,
-    ) -> Result<Vec<Address>, ProviderError> {
+    ) -> Result<Pages, ProviderError> {
         let query = format!("{region}\n{filter}");
         let listing = self.in_flight.join_or_start(&query, || {
             let (client, region, filter, query) = (
@@ -194,13 +195,18 @@ impl ComputeClient {
         listing.await
     }
 
+    /// A partial listing kept to resume from is dropped: an attach made its pages stale.
+    pub(super) fn forget_partial_listing(&self) {
+        self.listing.forget();
+    }
+
     /// Every page of one listing, resuming a partial one of the same query.
     async fn read_pages(
         &self,
         region: &str,
         filter: &str,
         query: &str,
-    ) -> Result<Vec<Address>, ProviderError> {
+    ) -> Result<Pages, ProviderError> {
         let url = self.url(&["regions", region, "addresses"]);
         let (mut all, mut page_token) = match self.listing.take(query) {
             Some((read, next)) => (read, Some(next)),
@@ -217,7 +223,11 @@ impl ComputeClient {
                 Ok(page) => page,
                 Err(e) => {
                     if let (ErrorClass::Throttled, Some(next)) = (&e.class, page_token) {
-                        self.listing.keep(query.to_string(), all, next);
+                        self.listing.keep(query.to_string(), all.clone(), next);
+                        return Ok(Pages {
+                            items: all,
+                            refused: Some(e),
+                        });
                     }
                     return Err(e);
                 }
@@ -226,7 +236,12 @@ impl ComputeClient {
             // A page may be empty and still carry a token (`NO_RESULTS_ON_PAGE`): follow it.
             match page.next_page_token.filter(|t| !t.is_empty()) {
                 Some(next) if Some(&next) != page_token.as_ref() => page_token = Some(next),
-                _ => return Ok(all),
+                _ => {
+                    return Ok(Pages {
+                        items: all,
+                        refused: None,
+                    })
+                }
             }
         }
         Err(ProviderError::new(

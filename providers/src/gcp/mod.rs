@@ -43,7 +43,7 @@ use tracing::{debug, warn};
 
 use crate::{
     AssignmentRateLimit, ErrorClass, Instance, InstanceRef, IpFamily, Ownership, PoolAddress,
-    PoolSpec, Provider, ProviderError,
+    PoolRead, PoolSpec, Provider, ProviderError,
 };
 
 pub use auth::{TokenSource, COMPUTE_SCOPE};
@@ -52,6 +52,7 @@ pub use filter::{api_filter, Status};
 pub use ordering::{GcpOrder, GcpOrderError, GcpOrderKey};
 
 use owner_record::{set_owner, write_owner_paced};
+use paging::Pages;
 use permissions::method;
 pub use pool_address::pool_address;
 use wire::{instance_of_user, resource_path, zone_of_user, Address};
@@ -132,13 +133,48 @@ impl GcpProvider {
     }
 
     /// One listing, in `ORDER_BY` order (the API's, by name, otherwise).
-    async fn list(&self, status: Status) -> Result<Vec<Address>, ProviderError> {
+    async fn list(&self, status: Status) -> Result<Pages, ProviderError> {
         let filter = api_filter(&self.pool, status);
-        let mut addresses = self.client.list_addresses(&self.region, &filter).await?;
+        let mut pages = self.client.list_addresses(&self.region, &filter).await?;
         if let Some(order) = &self.order {
-            order.sort(&mut addresses);
+            order.sort(&mut pages.items);
         }
-        Ok(addresses)
+        Ok(pages)
+    }
+
+    /// The pool entries of a listing, and the free ones' records kept for `attach`.
+    fn pool_of(&self, listed: Vec<Address>) -> Vec<PoolAddress> {
+        let mut records = lock(&self.addresses);
+        records.clear();
+        let mut pool: Vec<PoolAddress> = Vec::with_capacity(listed.len());
+        let mut position: HashMap<String, usize> = HashMap::with_capacity(listed.len());
+        // Pages are read one after another: an address that changed state between two
+        // of them may show up twice; the later view wins.
+        for address in listed {
+            let Some(entry) = pool_address(&address, self.pool.family) else {
+                debug!(address = %address.name, ip = %address.address, "skipping an address of another family or with no IP");
+                continue;
+            };
+            if let Some(why) = self.misfit(&address) {
+                debug!(address = %address.name, why, "skipping an address that cannot go on this node");
+                continue;
+            }
+            let free = entry.is_free();
+            match position.get(&entry.id) {
+                Some(&at) => pool[at] = entry,
+                None => {
+                    position.insert(entry.id.clone(), pool.len());
+                    pool.push(entry);
+                }
+            }
+            // Only a free address can be attached, and attach reads its record (labels,
+            // fingerprint) from here; an address in use is read when it is needed.
+            match free {
+                true => records.insert(address.name.clone(), address),
+                false => records.remove(&address.name),
+            };
+        }
+        pool
     }
 
     /// Why a free address cannot go on this node, if it cannot (IPv6 only: the
@@ -210,6 +246,8 @@ impl GcpProvider {
                 }
                 IpFamily::V6 => ipv6::attach(&client, &zone, read, &record, target).await?,
             }
+            // The pages a cut-short listing kept show this address free: not to resume.
+            client.forget_partial_listing();
             if let Some(owner) = &owner {
                 set_owner(&client, &region, record.clone(), Some(owner)).await?;
             }
@@ -276,38 +314,20 @@ impl Provider for GcpProvider {
     }
 
     async fn list_pool(&self) -> Result<Vec<PoolAddress>, ProviderError> {
-        let listed = self.list(Status::Any).await?;
-        let mut records = lock(&self.addresses);
-        records.clear();
-        let mut pool: Vec<PoolAddress> = Vec::with_capacity(listed.len());
-        let mut position: HashMap<String, usize> = HashMap::with_capacity(listed.len());
-        // Pages are read one after another: an address that changed state between two
-        // of them may show up twice; the later view wins.
-        for address in listed {
-            let Some(entry) = pool_address(&address, self.pool.family) else {
-                debug!(address = %address.name, ip = %address.address, "skipping an address of another family or with no IP");
-                continue;
-            };
-            if let Some(why) = self.misfit(&address) {
-                debug!(address = %address.name, why, "skipping an address that cannot go on this node");
-                continue;
-            }
-            let free = entry.is_free();
-            match position.get(&entry.id) {
-                Some(&at) => pool[at] = entry,
-                None => {
-                    position.insert(entry.id.clone(), pool.len());
-                    pool.push(entry);
-                }
-            }
-            // Only a free address can be attached, and attach reads its record (labels,
-            // fingerprint) from here; an address in use is read when it is needed.
-            match free {
-                true => records.insert(address.name.clone(), address),
-                false => records.remove(&address.name),
-            };
+        match self.list_pool_prefix().await? {
+            PoolRead::Whole(pool) => Ok(pool),
+            PoolRead::Prefix { refusal, .. } => Err(refusal),
         }
-        Ok(pool)
+    }
+
+    /// The pages before a refused one are a prefix: the listing resumes after them.
+    async fn list_pool_prefix(&self) -> Result<PoolRead, ProviderError> {
+        let listed = self.list(Status::Any).await?;
+        let addresses = self.pool_of(listed.items);
+        Ok(match listed.refused {
+            None => PoolRead::Whole(addresses),
+            Some(refusal) => PoolRead::Prefix { addresses, refusal },
+        })
     }
 
     async fn attach(

@@ -12,6 +12,11 @@
 //! one address on two nodes' publications. An address of ours missed this way costs a
 //! swap, never a second holder.
 //!
+//! The pages read before the refusal are also given to the caller ([`Pages::refused`]):
+//! a node may take a free address from them rather than wait for the window to turn
+//! (`Provider::list_pool_prefix`). An attach forgets the kept pages, which show its
+//! address free.
+//!
 //! A caller that lists a query while a listing of it is in flight joins that listing
 //! ([`InFlight`]): the agent's listing and its sweep's start together, and two listings
 //! cut short would each keep a partial one over the other's (1 000-node Compute runs:
@@ -57,6 +62,11 @@ impl Resumable {
         Some((free.collect(), partial.next_page))
     }
 
+    /// Forget a kept listing: an attach changed what its pages said.
+    pub(super) fn forget(&self) {
+        lock(&self.0).take();
+    }
+
     /// Keep what a refused listing read, to resume at `next_page`.
     pub(super) fn keep(&self, query: String, items: Vec<Address>, next_page: String) {
         *lock(&self.0) = Some(Partial {
@@ -68,8 +78,16 @@ impl Resumable {
     }
 }
 
+/// What one listing read: every page, or the pages before the list quota refused the
+/// next one (`refused`), kept to resume from.
+#[derive(Clone, Debug)]
+pub(super) struct Pages {
+    pub items: Vec<Address>,
+    pub refused: Option<ProviderError>,
+}
+
 /// One listing's pages, read on behalf of every caller that joins it.
-pub(super) type ListingFuture = BoxFuture<'static, Result<Vec<Address>, ProviderError>>;
+pub(super) type ListingFuture = BoxFuture<'static, Result<Pages, ProviderError>>;
 type Listing = Shared<ListingFuture>;
 
 /// Callers that list a query while a listing of it is in flight join that listing. Only
