@@ -80,7 +80,7 @@ impl Resumable {
 
 /// What one listing read: every page, or the pages before the list quota refused the
 /// next one (`refused`), kept to resume from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub(super) struct Pages {
     pub items: Vec<Address>,
     pub refused: Option<ProviderError>,
@@ -129,6 +129,13 @@ impl InFlight {
 mod tests {
     use super::*;
 
+    fn whole(items: Vec<Address>) -> Pages {
+        Pages {
+            items,
+            refused: None,
+        }
+    }
+
     fn named(name: &str, status: &str) -> Address {
         Address {
             name: name.into(),
@@ -159,7 +166,7 @@ mod tests {
         let listing = move || -> ListingFuture {
             async move {
                 let _ = held.await;
-                Ok(vec![named("a", "RESERVED")])
+                Ok(whole(vec![named("a", "RESERVED")]))
             }
             .boxed()
         };
@@ -171,19 +178,19 @@ mod tests {
             in_flight.join_or_start("r\nf", || unreachable!("joins the listing in flight"));
         let other = in_flight.join_or_start("r\nother", || {
             started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            async { Ok(Vec::new()) }.boxed()
+            async { Ok(whole(Vec::new())) }.boxed()
         });
         let _ = release.send(());
         let (first, shared) = tokio::join!(first, joined);
         assert_eq!(
             shared,
-            Ok(vec![named("a", "RESERVED")]),
+            Ok(whole(vec![named("a", "RESERVED")])),
             "the waiter of the same query shares the listing"
         );
         assert_eq!(first, shared);
         assert_eq!(
             other.await,
-            Ok(Vec::new()),
+            Ok(whole(Vec::new())),
             "another query lists for itself"
         );
         assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 2);
@@ -194,7 +201,7 @@ mod tests {
         let in_flight = InFlight::default();
         let abandoned = in_flight.join_or_start("r\nf", || futures::future::pending().boxed());
         drop(abandoned);
-        let fresh = in_flight.join_or_start("r\nf", || async { Ok(Vec::new()) }.boxed());
-        assert_eq!(fresh.await, Ok(Vec::new()));
+        let fresh = in_flight.join_or_start("r\nf", || async { Ok(whole(Vec::new())) }.boxed());
+        assert_eq!(fresh.await, Ok(whole(Vec::new())));
     }
 }
