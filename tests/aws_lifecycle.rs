@@ -48,12 +48,7 @@ fn events(world: &SimulatedWorld, node: &str, reason: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_agents_get_ten_distinct_elastic_ips_for_at_most_five_ec2_calls_each() {
     let (world, aws) = world(10, 12, IpFamily::V4).await;
-    let settings = world
-        .nodes
-        .iter()
-        .map(|n| KIT.settings(&world, &n.name))
-        .collect();
-    let mut agents = world.spawn_agents(settings).await.unwrap();
+    let mut agents = KIT.spawn_all(&world).await;
     let mut seen = BTreeSet::new();
     for agent in &mut agents {
         let (address, adopted) = KIT.assigned(agent).await;
@@ -191,12 +186,7 @@ async fn missing_ec2_permission_is_reported_by_name_and_retried_until_granted() 
 async fn ipv6_agents_get_distinct_static_ipv6_addresses_on_their_primary_enis() {
     // Pool 2001:db8::1..6; ::1 to ::3 are AWS's own, so three addresses for three nodes.
     let (world, aws) = world(3, 6, IpFamily::V6).await;
-    let settings = world
-        .nodes
-        .iter()
-        .map(|n| KIT.settings(&world, &n.name))
-        .collect();
-    let mut agents = world.spawn_agents(settings).await.unwrap();
+    let mut agents = KIT.spawn_all(&world).await;
     let mut seen = BTreeSet::new();
     for agent in &mut agents {
         let (address, _) = KIT.assigned(agent).await;

@@ -45,12 +45,7 @@ async fn cut_short_world(nodes: usize) -> (SimulatedWorld, Arc<GcpSim>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_whose_listing_was_cut_short_take_distinct_addresses_from_its_first_page() {
     let (world, gcp) = cut_short_world(3).await;
-    let settings = world
-        .nodes
-        .iter()
-        .map(|n| KIT.settings(&world, &n.name))
-        .collect();
-    let mut agents = world.spawn_agents(settings).await.unwrap();
+    let mut agents = KIT.spawn_all(&world).await;
     let mut taken = Vec::new();
     for agent in &mut agents {
         let (ip, adopted) = KIT.assigned(agent).await;

@@ -402,12 +402,7 @@ async fn every_compute_fault(family: IpFamily) {
             Duration::from_millis(5),
             21,
         ));
-    let settings = world
-        .nodes
-        .iter()
-        .map(|n| KIT.settings(&world, &n.name))
-        .collect();
-    let mut agents = world.spawn_agents(settings).await.unwrap();
+    let mut agents = KIT.spawn_all(&world).await;
     let mut addresses = Vec::new();
     for agent in &mut agents {
         addresses.push(KIT.assigned(agent).await.0);

@@ -31,6 +31,19 @@ impl Kit {
         s
     }
 
+    /// An agent on every node of the world, started at the same instant.
+    pub async fn spawn_all(&self, world: &SimulatedWorld) -> Vec<AgentHandle> {
+        let settings = world
+            .nodes
+            .iter()
+            .map(|n| self.settings(world, &n.name))
+            .collect();
+        world
+            .spawn_agents(settings)
+            .await
+            .expect("the agents start")
+    }
+
     /// Wait until the agent's status satisfies `pred`; fails the test after `wait`.
     pub async fn status(
         &self,
