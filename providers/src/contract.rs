@@ -88,6 +88,18 @@ pub async fn check_provider_contract(setup: &dyn ContractSetup) -> Result<Contra
         .checks
         .push("list_pool: exactly the filtered pool, free and unowned");
 
+    // Nothing refuses a page here, so the prefix listing is the whole pool.
+    let read = p
+        .list_pool_prefix()
+        .await
+        .map_err(|e| format!("list_pool_prefix: {e}"))?;
+    ensure(read == crate::PoolRead::Whole(pool.clone()), || {
+        format!("list_pool_prefix without a refusal is list_pool's whole pool: {read:?}")
+    })?;
+    report
+        .checks
+        .push("list_pool_prefix: the whole pool when no page is refused");
+
     let d0 = p
         .describe_instance(i0)
         .await
