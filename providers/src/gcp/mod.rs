@@ -8,7 +8,8 @@
 //!   (IN_USE), where KubeIP lists twice; sorted here by `ORDER_BY`
 //!   ([`ordering`]: the API refuses `orderBy` next to a filter); free IPv6 addresses
 //!   that cannot go on this node's NIC (endpoint type `NETLB`, another subnetwork) are
-//!   left out once the NIC is known;
+//!   left out once the NIC is known; `list_pool_prefix` gives the pages read before the
+//!   list quota refused one ([`paging`]);
 //! - `attach`: the IPv4 access-config swap ([`access_config`]) or the two-step IPv6
 //!   NIC update ([`ipv6`]), then the ownership labels ([`labels`]) via `setLabels`
 //!   ([`owner_record`]); the agent asks for the two apart (`attach_unrecorded`,
