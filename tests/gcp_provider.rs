@@ -688,3 +688,33 @@ async fn a_listing_cut_short_gives_its_first_pages_and_an_attach_from_them_start
     let ours = pool.iter().find(|a| a.id == taken.id).unwrap();
     assert_eq!(ours.attached_to.as_deref(), Some(me.reference.id.as_str()));
 }
+
+/// A throttled attach is tried again without a listing: the address's record is kept
+/// for it, not read again from the quota that refused it.
+#[tokio::test]
+async fn a_throttled_attach_keeps_the_address_record_for_its_retry() {
+    let s = setup(IpFamily::V4).await;
+    let me = described(&s, "node-1").await;
+    let pool = s.provider.list_pool().await.unwrap();
+    s.sim.fail_next(
+        "instances.deleteAccessConfig",
+        Failure::Http {
+            status: 429,
+            reason: "rateLimitExceeded",
+            message: "Quota exceeded for quota metric 'Queries per minute'".into(),
+        },
+    );
+    let refused = s
+        .provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.class, ErrorClass::Throttled, "{refused}");
+    let gets = s.sim.request_counts().method("addresses.get");
+    s.provider
+        .attach(&pool[0], &me, &owner("node-1"))
+        .await
+        .unwrap();
+    assert_eq!(s.sim.request_counts().method("addresses.get"), gets);
+    assert_eq!(labels(&s.sim, &pool[0].id)["pinip-node"], "node-1");
+}

@@ -107,7 +107,8 @@ impl Agent {
             return backoff();
         };
         let nodes = self.node_count().await;
-        let sharing = Sharing::of(&self.settings.node.name, sharers(nodes, ctx.free_seen));
+        let sharers = sharers(nodes, ctx.free_seen);
+        let sharing = Sharing::of(&self.settings.node.name, sharers, nodes);
         let Some(pause) = pause_after_throttle(
             &limit,
             &sharing,

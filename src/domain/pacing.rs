@@ -29,13 +29,18 @@ pub struct Sharing {
     pub place: f64,
     /// How many agents the limit is shared by, at most.
     pub sharers: u64,
+    /// How many agents could have spent a quota window between them: every node, the
+    /// ones that already have an address too (they spent it), as far as known.
+    pub cluster: u64,
 }
 
 impl Sharing {
-    pub fn of(node_name: &str, sharers: u64) -> Sharing {
+    pub fn of(node_name: &str, sharers: u64, nodes: Option<u64>) -> Sharing {
+        let sharers = sharers.max(1);
         Sharing {
             place: place_of(node_name),
-            sharers: sharers.max(1),
+            sharers,
+            cluster: nodes.unwrap_or(sharers).max(sharers),
         }
     }
 }
@@ -71,9 +76,12 @@ pub fn place_of(node_name: &str) -> f64 {
 ///   the next window. `wall_clock` is the time since the Unix epoch (the windows start
 ///   at whole periods of it).
 ///
-/// Never less than what the cloud asked for (`Retry-After`). None when the sharers
-/// could not have spent a window between them (fewer than one window's assignments):
-/// the throttle came from elsewhere, and the failure backoff applies.
+/// Never less than what the cloud asked for (`Retry-After`). None when the cluster
+/// could not have spent a window (fewer nodes than one window's assignments): the
+/// throttle came from elsewhere, and the failure backoff applies. The nodes that already
+/// have an address count there: a few agents left waiting are throttled by the window
+/// the others spent (600 IPv6 nodes: 200 left against 500 a window backed off blindly
+/// and spread their swaps over 20 s of the next window).
 pub fn pause_after_throttle(
     limit: &AssignmentRateLimit,
     sharing: &Sharing,
@@ -102,7 +110,7 @@ pub fn pause_after_throttle(
             Duration::from_secs_f64(seconds.min(LONGEST_PAUSE.as_secs_f64()))
         }
         AssignmentRateLimit::Window { period, per_window } => {
-            if sharing.sharers <= u64::from(per_window) {
+            if sharing.cluster <= u64::from(per_window) {
                 return None;
             }
             let to_next = until_window_turn(period, wall_clock);
@@ -172,7 +180,11 @@ mod tests {
     };
 
     fn at(place: f64, sharers: u64) -> Sharing {
-        Sharing { place, sharers }
+        Sharing {
+            place,
+            sharers,
+            cluster: sharers,
+        }
     }
 
     #[test]
@@ -272,6 +284,23 @@ mod tests {
             pause_after_throttle(&COMPUTE, &at(0.5, 500), 2, now, None, 0.0),
             None
         );
+    }
+
+    #[test]
+    fn the_last_sharers_of_a_window_the_cluster_spent_wait_for_its_turn() {
+        // 600 nodes, 200 still waiting, 500 assignments a window: the 400 assigned spent
+        // it, so the turn (35 s away), not the backoff, is the pause.
+        let now = Duration::from_secs(10 * 60 + 25);
+        let few_left = Sharing {
+            place: 0.9,
+            sharers: 200,
+            cluster: 600,
+        };
+        let pause = pause_after_throttle(&COMPUTE, &few_left, 1, now, None, 0.0);
+        assert_eq!(pause, Some(Duration::from_secs(35)));
+        assert_eq!(Sharing::of("n", 200, Some(600)).cluster, 600);
+        // Not knowing the nodes, the sharers are all there is.
+        assert_eq!(Sharing::of("n", 200, None).cluster, 200);
     }
 
     #[test]
