@@ -88,6 +88,16 @@ pub enum PoolRead {
     },
 }
 
+impl PoolRead {
+    /// The refusal that cut the listing short, if it was.
+    pub fn refusal(&self) -> Option<&crate::ProviderError> {
+        match self {
+            PoolRead::Whole(_) => None,
+            PoolRead::Prefix { refusal, .. } => Some(refusal),
+        }
+    }
+}
+
 /// Who holds an address, recorded on the cloud object so a sweep can find it later.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Ownership {

@@ -28,10 +28,20 @@ impl MeteredProvider {
         operation: &str,
         call: impl std::future::Future<Output = Result<T, ProviderError>>,
     ) -> Result<T, ProviderError> {
+        self.timed_as(operation, call, |_| None).await
+    }
+
+    /// `timed`, with `refused_in` naming the refusal an answer that is `Ok` carries.
+    async fn timed_as<T>(
+        &self,
+        operation: &str,
+        call: impl std::future::Future<Output = Result<T, ProviderError>>,
+        refused_in: impl Fn(&T) -> Option<&ProviderError>,
+    ) -> Result<T, ProviderError> {
         let started = Instant::now();
         let result = call.await;
         let outcome = match &result {
-            Ok(_) => "ok",
+            Ok(answer) => refused_in(answer).map_or("ok", |e| error_class_label(&e.class)),
             Err(e) => error_class_label(&e.class),
         };
         self.metrics
@@ -74,16 +84,12 @@ impl Provider for MeteredProvider {
 
     /// Counted as `list_pool`; a prefix under the refusal's class, as the listing was.
     async fn list_pool_prefix(&self) -> Result<PoolRead, ProviderError> {
-        let started = Instant::now();
-        let result = self.inner.list_pool_prefix().await;
-        let outcome = match &result {
-            Ok(PoolRead::Whole(_)) => "ok",
-            Ok(PoolRead::Prefix { refusal, .. }) => error_class_label(&refusal.class),
-            Err(e) => error_class_label(&e.class),
-        };
-        self.metrics
-            .cloud_call(self.inner.name(), "list_pool", outcome, started.elapsed());
-        result
+        self.timed_as(
+            "list_pool",
+            self.inner.list_pool_prefix(),
+            PoolRead::refusal,
+        )
+        .await
     }
 
     async fn attach(
