@@ -192,7 +192,7 @@ impl Agent {
 
     /// One pass: list the pool (one cloud call answers "already mine?" and "what is
     /// free?"), then claim and attach the first candidate that is free in both places;
-    /// a listing a rate limit cut short goes to `agent::prefix`.
+    /// from a listing a rate limit cut short, only a few (`agent::prefix`).
     async fn pass(
         &self,
         ctx: &mut NodeContext,
@@ -220,20 +220,24 @@ impl Agent {
                 record: None,
             })));
         }
-        if let Some(refusal) = cut_short {
-            return self
-                .pass_on_prefix(ctx, &pool, refusal, preferred, shutdown)
-                .await;
-        }
         let ordered = self.settings.cloud.pool.order_by.is_some();
-        let free = candidates(&pool, &self.settings.node.name, ordered, preferred);
-        ctx.free_seen = Some(free.len());
-        if free.is_empty() {
-            return Ok(Pass::Exhausted {
-                matched: pool.len(),
-                free: 0,
-            });
-        }
+        let (free, cut_short) = match cut_short {
+            None => {
+                let free = candidates(&pool, &self.settings.node.name, ordered, preferred);
+                ctx.free_seen = Some(free.len());
+                if free.is_empty() {
+                    return Ok(Pass::Exhausted {
+                        matched: pool.len(),
+                        free: 0,
+                    });
+                }
+                (free, None)
+            }
+            Some(refusal) => match self.prefix_candidates(ctx, &pool, preferred).await {
+                Some(tried) => (tried, Some(refusal)),
+                None => return Err(PassError::Cloud(refusal)),
+            },
+        };
         let instance = self.described(ctx).await?;
         let owner = self.owner(ctx);
         // Without ORDER_BY, a claim that exists is judged (a read or two) only once no
@@ -273,6 +277,14 @@ impl Agent {
             {
                 return Ok(assigned);
             }
+        }
+        // A cut-short listing's conflicts are judged by a later pass's whole listing.
+        if let Some(refusal) = cut_short {
+            debug!(
+                read = pool.len(),
+                "no address of the pages read was to be had; waiting for the rest"
+            );
+            return Err(PassError::Cloud(refusal));
         }
         for candidate in conflicted {
             if shutdown.is_cancelled() {
