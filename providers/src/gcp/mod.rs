@@ -217,9 +217,7 @@ impl GcpProvider {
             ));
         }
         let record = self.address_record(&address.id).await?;
-        let kept = record.clone();
         let cached = self.recent_instance(&instance.reference.id);
-        lock(&self.addresses).remove(&address.id);
         let client = self.client.clone();
         let (zone, name) = (
             instance.reference.zone.clone(),
@@ -256,13 +254,13 @@ impl GcpProvider {
             Ok(record)
         });
         let swapped = joined(task, method::ADD_ACCESS_CONFIG).await;
-        // A throttled attach is tried again without a listing (`agent::pacing`): its
-        // record is kept for it rather than read again from the same spent quota (600
-        // IPv6 nodes: 374 `addresses.get`, 259 of them refused).
-        if matches!(&swapped, Err(e) if e.class == ErrorClass::Throttled) {
-            lock(&self.addresses)
-                .entry(address.id.clone())
-                .or_insert(kept);
+        // The listing's record of a free address is spent by the swap, except for a
+        // throttled one: that is tried again without a listing (`agent::pacing`), and
+        // reading the record again would spend the same spent quota (600 IPv6 nodes:
+        // 374 `addresses.get`, 259 of them refused). One whose caller stopped waiting
+        // stays until the next listing; a stale label fingerprint is read again on 412.
+        if !matches!(&swapped, Err(e) if e.class == ErrorClass::Throttled) {
+            lock(&self.addresses).remove(&address.id);
         }
         swapped
     }
