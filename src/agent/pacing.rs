@@ -14,7 +14,7 @@ use super::{Agent, NodeContext};
 use crate::cluster::census::count_nodes;
 use crate::cluster::claim_store::Claim;
 use crate::domain::claim_record::Phase;
-use crate::domain::pacing::{pause_after_throttle, record_deferral, sharers, Sharing};
+use crate::domain::pacing::{pause_after_throttle, record_deferral, Sharing};
 use crate::domain::retry::FailureHint;
 
 /// A node count is read again after this long (a scale-up changes it).
@@ -107,8 +107,7 @@ impl Agent {
             return backoff();
         };
         let nodes = self.node_count().await;
-        let sharers = sharers(nodes, ctx.free_seen);
-        let sharing = Sharing::of(&self.settings.node.name, sharers, nodes);
+        let sharing = Sharing::of(&self.settings.node.name, nodes, ctx.free_seen);
         let Some(pause) = pause_after_throttle(
             &limit,
             &sharing,

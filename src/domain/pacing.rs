@@ -35,8 +35,10 @@ pub struct Sharing {
 }
 
 impl Sharing {
-    pub fn of(node_name: &str, sharers: u64, nodes: Option<u64>) -> Sharing {
-        let sharers = sharers.max(1);
+    /// `node_name`'s share, from the cluster's node count and the free addresses the
+    /// node last saw, each when known.
+    pub fn of(node_name: &str, nodes: Option<u64>, free_addresses: Option<usize>) -> Sharing {
+        let sharers = sharers(nodes, free_addresses);
         Sharing {
             place: place_of(node_name),
             sharers,
@@ -298,9 +300,9 @@ mod tests {
         };
         let pause = pause_after_throttle(&COMPUTE, &few_left, 1, now, None, 0.0);
         assert_eq!(pause, Some(Duration::from_secs(35)));
-        assert_eq!(Sharing::of("n", 200, Some(600)).cluster, 600);
+        assert_eq!(Sharing::of("n", Some(600), Some(200)).cluster, 600);
         // Not knowing the nodes, the sharers are all there is.
-        assert_eq!(Sharing::of("n", 200, None).cluster, 200);
+        assert_eq!(Sharing::of("n", None, Some(200)).cluster, 200);
     }
 
     #[test]
