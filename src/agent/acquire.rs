@@ -408,23 +408,6 @@ impl Agent {
         }
     }
 
-    /// After a failed attach: could the cloud have attached `address` to us anyway?
-    /// True unless a fresh read says it did not.
-    async fn may_be_on_our_instance(&self, ctx: &NodeContext, address: IpAddr) -> bool {
-        match cloud(ctx.provider.list_pool()).await {
-            Ok(pool) => {
-                self.report.report(None, Outcome::pool_seen(&pool)).await;
-                held_by(&pool, &ctx.instance.id)
-                    .iter()
-                    .any(|held| held.ip == address)
-            }
-            Err(e) => {
-                debug!(%address, error = %e, "could not re-read the pool after a failed attach; keeping the claim");
-                true
-            }
-        }
-    }
-
     /// The pool, and on a node's first pass the instance too, read side by side: the
     /// two reads do not depend on each other and both stand before the first attach.
     /// A failed describe is left to `described`, which reads again when it is needed.

@@ -1,10 +1,14 @@
-//! The cloud's ownership record of an address (tags, labels): who we are, and mending
-//! a record that does not name us.
+//! The cloud's ownership record of an address (tags, labels): who we are, mending a
+//! record that does not name us, and whether a failed attach may have made it ours.
+
+use std::net::IpAddr;
 
 use pinip_providers::{Ownership, PoolAddress};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use super::report::Outcome;
 use super::{cloud, Agent, NodeContext};
+use crate::domain::selection::held_by;
 
 impl Agent {
     /// Who we are, as the cloud's ownership record should say.
@@ -40,6 +44,23 @@ impl Agent {
             }
             Err(e) => {
                 warn!(address = %address.ip, error = %e, "could not correct the ownership record; retried at the next verification")
+            }
+        }
+    }
+
+    /// After a failed attach: could the cloud have attached `address` to us anyway?
+    /// True unless a fresh read says it did not.
+    pub(super) async fn may_be_on_our_instance(&self, ctx: &NodeContext, address: IpAddr) -> bool {
+        match cloud(ctx.provider.list_pool()).await {
+            Ok(pool) => {
+                self.report.report(None, Outcome::pool_seen(&pool)).await;
+                held_by(&pool, &ctx.instance.id)
+                    .iter()
+                    .any(|held| held.ip == address)
+            }
+            Err(e) => {
+                debug!(%address, error = %e, "could not re-read the pool after a failed attach; keeping the claim");
+                true
             }
         }
     }
