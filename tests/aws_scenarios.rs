@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use aws_support::Backend;
 use pinip_providers::aws::sdk::types::Filter;
-use pinip_providers::{ErrorClass, Ownership, PoolAddress, Provider};
+use pinip_providers::{ErrorClass, Ownership, PoolAddress, PoolPart, PoolRead, Provider};
 use pinip_providers::{OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG};
 
 fn owner(node: &aws_support::Node, name: &str) -> Ownership {
@@ -427,6 +427,59 @@ async fn instance_id_filter(backend: Backend) {
     );
 }
 
+/// A part (`list_pool_part`) is the Elastic IPs whose last digit the seed picks, by a
+/// `public-ip` wildcard filter: the ten one-digit parts split the pool exactly, and a
+/// share of every digit is the whole pool. The instance's description names the
+/// Elastic IP associated with it as reserved.
+async fn pool_parts(backend: Backend) {
+    let me = backend.instance().await;
+    let mut ips = Vec::new();
+    for _ in 0..12 {
+        ips.push(backend.address(&[("kubeip", "parts")]).await);
+    }
+    backend.associate_by_hand(&ips[0].0, &me).await;
+    let provider = backend.provider(&me, "parts", None);
+    let mut whole = provider.list_pool().await.unwrap();
+    assert_eq!(whole.len(), ips.len(), "{}", backend.name());
+    let mut parts = Vec::new();
+    for seed in 0..10 {
+        let part = PoolPart { seed, share: 0.1 };
+        let PoolRead::Part(addresses) = provider.list_pool_part(&part).await.unwrap() else {
+            panic!("{}: a tenth of the pool is a part", backend.name());
+        };
+        for a in &addresses {
+            assert!(
+                a.ip.to_string().ends_with(&seed.to_string()),
+                "{}: {a:?}",
+                backend.name()
+            );
+        }
+        parts.extend(addresses);
+    }
+    whole.sort_by(|a, b| a.id.cmp(&b.id));
+    parts.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(parts, whole, "{}", backend.name());
+    let all = PoolPart {
+        seed: 3,
+        share: 1.0,
+    };
+    let PoolRead::Whole(mut read) = provider.list_pool_part(&all).await.unwrap() else {
+        panic!(
+            "{}: a share of every digit is the whole pool",
+            backend.name()
+        );
+    };
+    read.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(read, whole, "{}", backend.name());
+    let described = provider.describe_instance(&me.reference()).await.unwrap();
+    assert_eq!(
+        described.reserved_ips,
+        vec![IpAddr::V4(ips[0].1)],
+        "{}",
+        backend.name()
+    );
+}
+
 macro_rules! on_both {
     ($($scenario:ident),* $(,)?) => {
         mod simulator {
@@ -451,6 +504,7 @@ macro_rules! on_both {
 
 on_both!(
     adopt,
+    pool_parts,
     assign,
     race,
     release,

@@ -648,7 +648,7 @@ async fn a_listing_cut_short_gives_its_first_pages_and_an_attach_from_them_start
     }));
     let (read, refusal) = match s.provider.list_pool_prefix().await.unwrap() {
         PoolRead::Prefix { addresses, refusal } => (addresses, refusal),
-        PoolRead::Whole(pool) => {
+        PoolRead::Whole(pool) | PoolRead::Part(pool) => {
             panic!("the third page is refused, yet {} were listed", pool.len())
         }
     };
@@ -668,7 +668,9 @@ async fn a_listing_cut_short_gives_its_first_pages_and_an_attach_from_them_start
     clock.advance_ms(60_000);
     let read = match s.provider.list_pool_prefix().await.unwrap() {
         PoolRead::Prefix { addresses, .. } => addresses,
-        PoolRead::Whole(_) => panic!("one list call a window cannot read three pages"),
+        PoolRead::Whole(_) | PoolRead::Part(_) => {
+            panic!("one list call a window cannot read three pages")
+        }
     };
     assert_eq!(read.len(), 500);
 

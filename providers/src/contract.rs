@@ -100,6 +100,29 @@ pub async fn check_provider_contract(setup: &dyn ContractSetup) -> Result<Contra
         .checks
         .push("list_pool_prefix: the whole pool when no page is refused");
 
+    // Parts: each address of a part as the whole listing shows it; a provider without
+    // parts answers with the whole pool.
+    let part = crate::PoolPart {
+        seed: 7,
+        share: 0.1,
+    };
+    let read = p
+        .list_pool_part(&part)
+        .await
+        .map_err(|e| format!("list_pool_part: {e}"))?;
+    match &read {
+        crate::PoolRead::Part(addresses) => ensure(
+            p.reads_pool_parts() && addresses.iter().all(|a| pool.contains(a)),
+            || format!("a part holds addresses of the pool, as listed: {read:?}"),
+        )?,
+        other => ensure(*other == crate::PoolRead::Whole(pool.clone()), || {
+            format!("list_pool_part without a part is the whole pool: {read:?}")
+        })?,
+    }
+    report
+        .checks
+        .push("list_pool_part: a part of the pool, or the whole pool");
+
     let d0 = p
         .describe_instance(i0)
         .await

@@ -429,6 +429,7 @@ impl Provider for FakeProvider {
             reference: instance.clone(),
             nic: Some(format!("nic-{}", instance.id)),
             private_ip: None,
+            reserved_ips: Vec::new(),
         })
     }
 
@@ -627,6 +628,7 @@ mod tests {
             },
             nic: None,
             private_ip: None,
+            reserved_ips: Vec::new(),
         };
         (cloud, provider, instance)
     }

@@ -3,7 +3,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    AssignmentRateLimit, Instance, InstanceRef, Ownership, PoolAddress, PoolRead, ProviderError,
+    AssignmentRateLimit, Instance, InstanceRef, Ownership, PoolAddress, PoolPart, PoolRead,
+    ProviderError,
 };
 
 /// What the agent needs from a cloud, and nothing more.
@@ -34,6 +35,20 @@ pub trait Provider: Send + Sync {
     /// Default: the whole pool or the error, for a cloud that lists in one call.
     async fn list_pool_prefix(&self) -> Result<PoolRead, ProviderError> {
         self.list_pool().await.map(PoolRead::Whole)
+    }
+
+    /// Whether [`Provider::list_pool_part`] can read less than the whole pool.
+    fn reads_pool_parts(&self) -> bool {
+        false
+    }
+
+    /// The part of the pool that `part` selects, server-side ([`PoolRead::Part`]), or
+    /// what `list_pool_prefix` gives where the cloud cannot select one. Addresses on a
+    /// part are as fresh as `list_pool`'s; the agent reads the whole pool when the part
+    /// does not settle its node (docs/design.md, "Pool parts"). Default: no parts.
+    async fn list_pool_part(&self, part: &PoolPart) -> Result<PoolRead, ProviderError> {
+        let _ = part;
+        self.list_pool_prefix().await
     }
 
     /// Attach `address` to `instance` and record `owner` on the cloud object.

@@ -51,6 +51,12 @@ pub struct Instance {
     pub nic: Option<String>,
     /// The primary private address of that NIC.
     pub private_ip: Option<IpAddr>,
+    /// The reserved public addresses on the instance's NICs (EC2: associations the
+    /// account owns, not ephemeral ones of `amazon`'s). A provider that reads pool parts
+    /// ([`crate::Provider::list_pool_part`]) fills it; others leave it empty. A node
+    /// carrying one outside its part reads the whole pool: it may be a pool address.
+    #[serde(default)]
+    pub reserved_ips: Vec<IpAddr>,
 }
 
 /// One reserved address of the pool, as the cloud sees it now.
@@ -86,16 +92,30 @@ pub enum PoolRead {
         addresses: Vec<PoolAddress>,
         refusal: crate::ProviderError,
     },
+    /// The addresses of the part a [`PoolPart`] chose; the rest of the pool can be read
+    /// at once ([`crate::Provider::list_pool_part`]).
+    Part(Vec<PoolAddress>),
 }
 
 impl PoolRead {
     /// The refusal that cut the listing short, if it was.
     pub fn refusal(&self) -> Option<&crate::ProviderError> {
         match self {
-            PoolRead::Whole(_) => None,
+            PoolRead::Whole(_) | PoolRead::Part(_) => None,
             PoolRead::Prefix { refusal, .. } => Some(refusal),
         }
     }
+}
+
+/// Which part of the pool a node of a large cluster reads first, instead of the whole
+/// pool: a thousand nodes each reading a pool of 1 100 is a million addresses parsed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PoolPart {
+    /// A well-mixed hash of the node's name: nodes spread evenly over the parts.
+    pub seed: u64,
+    /// The fraction of the pool wanted, in (0, 1]; a provider rounds it up to a part
+    /// it can select server-side, or reads the whole pool.
+    pub share: f64,
 }
 
 /// Who holds an address, recorded on the cloud object so a sweep can find it later.

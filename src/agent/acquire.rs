@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pinip_providers::{ErrorClass, Instance, Ownership, PoolAddress, PoolRead, ProviderError};
+use pinip_providers::{ErrorClass, Instance, Ownership, PoolAddress, ProviderError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -30,8 +30,13 @@ pub(super) const ATTACH_TIMEOUT: Duration = Duration::from_secs(120);
 /// The outcome of one pass over the pool.
 pub(super) enum Pass {
     Assigned(Box<Held>),
-    Exhausted { matched: usize, free: usize },
+    Exhausted {
+        matched: usize,
+        free: usize,
+    },
     Interrupted,
+    /// The node's part of the pool did not settle it: read the whole pool now.
+    ReadWhole,
 }
 
 /// A failed pass, by what the agent does about it.
@@ -109,6 +114,7 @@ impl Agent {
             let delay = match passed {
                 Ok(Pass::Assigned(held)) => return Ok(Some(*held)),
                 Ok(Pass::Interrupted) => return Ok(None),
+                Ok(Pass::ReadWhole) => continue,
                 Ok(Pass::Exhausted { matched, free }) => {
                     failures = 0;
                     throttled = 0;
@@ -192,7 +198,7 @@ impl Agent {
 
     /// One pass: list the pool (one cloud call answers "already mine?" and "what is
     /// free?"), then claim and attach the first candidate that is free in both places;
-    /// from a listing a rate limit cut short, only a few (`agent::prefix`).
+    /// from a partial read, fresh claims only (`agent::partial`).
     async fn pass(
         &self,
         ctx: &mut NodeContext,
@@ -202,10 +208,7 @@ impl Agent {
         if let Some(assigned) = self.resume_throttled(ctx).await? {
             return Ok(assigned);
         }
-        let (pool, cut_short) = match self.list_pool_and_describe(ctx).await? {
-            PoolRead::Whole(pool) => (pool, None),
-            PoolRead::Prefix { addresses, refusal } => (addresses, Some(refusal)),
-        };
+        let (pool, cut_short) = self.read_pool(ctx, preferred).await?;
         if cut_short.is_none() {
             self.report.report(None, Outcome::pool_seen(&pool)).await;
         }
@@ -233,9 +236,12 @@ impl Agent {
                 }
                 (free, None)
             }
-            Some(refusal) => match self.prefix_candidates(ctx, &pool, preferred).await {
-                Some(tried) => (tried, Some(refusal)),
-                None => return Err(PassError::Cloud(refusal)),
+            Some(unread) => match self
+                .partial_candidates(ctx, &pool, preferred, &unread)
+                .await?
+            {
+                Some(tried) => (tried, Some(unread)),
+                None => return unread.end_pass(),
             },
         };
         let instance = self.described(ctx).await?;
@@ -278,13 +284,13 @@ impl Agent {
                 return Ok(assigned);
             }
         }
-        // A cut-short listing's conflicts are judged by a later pass's whole listing.
-        if let Some(refusal) = cut_short {
+        // A partial read's conflicts are judged by a later pass's whole listing.
+        if let Some(unread) = cut_short {
             debug!(
                 read = pool.len(),
-                "no address of the pages read was to be had; waiting for the rest"
+                "no address of the partial read was to be had"
             );
-            return Err(PassError::Cloud(refusal));
+            return unread.end_pass();
         }
         for candidate in conflicted {
             if shutdown.is_cancelled() {
@@ -406,29 +412,6 @@ impl Agent {
                 false
             }
         }
-    }
-
-    /// The pool, and on a node's first pass the instance too, read side by side: the
-    /// two reads do not depend on each other and both stand before the first attach.
-    /// A failed describe is left to `described`, which reads again when it is needed.
-    async fn list_pool_and_describe(
-        &self,
-        ctx: &mut NodeContext,
-    ) -> Result<PoolRead, ProviderError> {
-        if ctx.described.is_some() {
-            return cloud(ctx.provider.list_pool_prefix()).await;
-        }
-        let (pool, described) = tokio::join!(
-            cloud(ctx.provider.list_pool_prefix()),
-            cloud(ctx.provider.describe_instance(&ctx.instance))
-        );
-        match described {
-            Ok(instance) => ctx.described = Some(instance),
-            Err(e) => {
-                debug!(error = %e, "could not describe the instance yet; read again when needed")
-            }
-        }
-        pool
     }
 
     /// A node about to wait gets an ephemeral public IP if it has none; true once asked.

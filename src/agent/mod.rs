@@ -6,7 +6,7 @@ mod acquire;
 mod identify;
 mod ownership;
 mod pacing;
-mod prefix;
+mod partial;
 mod record;
 mod release;
 mod report;
@@ -94,6 +94,8 @@ struct NodeContext {
     /// This acquisition was paced into a quota window (its record then waits for the
     /// next one: `domain::pacing::record_deferral`).
     paced_by_window: bool,
+    /// This node read its part of the pool (`agent::partial`); it reads whole pools now.
+    part_read: bool,
 }
 
 /// Why the steady state ended.
@@ -270,6 +272,7 @@ impl Agent {
             free_seen: None,
             resume: None,
             paced_by_window: false,
+            part_read: false,
         })
     }
 

@@ -139,7 +139,7 @@ impl Agent {
 
     /// The cluster's Node count: read once, then again after [`CENSUS_AGE`]; None if
     /// the server does not count (the pacing then leans on the pool's free addresses).
-    async fn node_count(&self) -> Option<u64> {
+    pub(super) async fn node_count(&self) -> Option<u64> {
         if let Some(nodes) = self.census.fresh() {
             return Some(nodes);
         }

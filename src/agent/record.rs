@@ -203,6 +203,7 @@ mod tests {
             reference,
             nic: None,
             private_ip: None,
+            reserved_ips: Vec::new(),
         };
         let handle: ProviderHandle = provider.clone();
         PendingRecord::start(handle, address, instance, owner, defer)

@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use pinip_providers::{
-    AssignmentRateLimit, Instance, InstanceRef, Ownership, PoolAddress, PoolRead, Provider,
-    ProviderError, ProviderHandle,
+    AssignmentRateLimit, Instance, InstanceRef, Ownership, PoolAddress, PoolPart, PoolRead,
+    Provider, ProviderError, ProviderHandle,
 };
 use std::sync::Arc;
 use tracing::info;
@@ -40,6 +40,14 @@ impl Provider for DryRunProvider {
 
     async fn list_pool_prefix(&self) -> Result<PoolRead, ProviderError> {
         self.inner.list_pool_prefix().await
+    }
+
+    fn reads_pool_parts(&self) -> bool {
+        self.inner.reads_pool_parts()
+    }
+
+    async fn list_pool_part(&self, part: &PoolPart) -> Result<PoolRead, ProviderError> {
+        self.inner.list_pool_part(part).await
     }
 
     async fn attach(

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pinip_providers::{
-    AssignmentRateLimit, ErrorClass, Instance, InstanceRef, Ownership, PoolAddress, PoolRead,
-    Provider, ProviderError, ProviderHandle,
+    AssignmentRateLimit, ErrorClass, Instance, InstanceRef, Ownership, PoolAddress, PoolPart,
+    PoolRead, Provider, ProviderError, ProviderHandle,
 };
 use tokio::time::Instant;
 
@@ -87,6 +87,20 @@ impl Provider for MeteredProvider {
         self.timed_as(
             "list_pool",
             self.inner.list_pool_prefix(),
+            PoolRead::refusal,
+        )
+        .await
+    }
+
+    fn reads_pool_parts(&self) -> bool {
+        self.inner.reads_pool_parts()
+    }
+
+    /// Counted as `list_pool` too: a part is a pool listing with one filter more.
+    async fn list_pool_part(&self, part: &PoolPart) -> Result<PoolRead, ProviderError> {
+        self.timed_as(
+            "list_pool",
+            self.inner.list_pool_part(part),
             PoolRead::refusal,
         )
         .await

@@ -6,6 +6,7 @@ pub mod claim_record;
 pub mod exit_decision;
 pub mod identity;
 pub(crate) mod pacing;
+pub mod pool_part;
 pub(crate) mod retry;
 pub(crate) mod selection;
 pub(crate) mod sweep_leadership;

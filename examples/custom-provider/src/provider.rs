@@ -199,6 +199,9 @@ impl Provider for NimbusProvider {
             reference: instance.clone(),
             nic: Some(view.nic.id),
             private_ip: Some(view.nic.private_ip),
+            // Read only by pool parts (`Provider::list_pool_part`), which this cloud
+            // does not offer.
+            reserved_ips: Vec::new(),
         })
     }
 

@@ -4,7 +4,9 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use aws_sdk_ec2::types::{Instance as Ec2Instance, InstanceNetworkInterface};
+use aws_sdk_ec2::types::{
+    Instance as Ec2Instance, InstanceNetworkInterface, InstanceNetworkInterfaceAssociation,
+};
 
 use super::eip::present;
 
@@ -20,6 +22,9 @@ pub struct InstanceFacts {
     pub ipv6_addresses: Vec<Ipv6Addr>,
     /// Every ENI attached to the instance.
     pub enis: Vec<String>,
+    /// Public addresses on its ENIs that are not `amazon`'s ephemeral ones: Elastic IPs
+    /// (an association without an owner counts as one).
+    pub reserved_ips: Vec<Ipv4Addr>,
 }
 
 impl InstanceFacts {
@@ -62,12 +67,39 @@ impl InstanceFacts {
                 .iter()
                 .filter_map(|eni| present(eni.network_interface_id()))
                 .collect(),
+            reserved_ips: reserved_ips(interfaces),
         }
     }
 
     pub fn owns_eni(&self, eni: &str) -> bool {
         self.enis.iter().any(|e| e == eni)
     }
+}
+
+/// The public addresses of `interfaces`' associations (per ENI and per private
+/// address) that the account owns: `amazon` owns the ephemeral ones.
+fn reserved_ips(interfaces: &[InstanceNetworkInterface]) -> Vec<Ipv4Addr> {
+    let mut found = Vec::new();
+    let mut note = |association: Option<&InstanceNetworkInterfaceAssociation>| {
+        let Some(association) = association else {
+            return;
+        };
+        if association.ip_owner_id() == Some("amazon") {
+            return;
+        }
+        if let Some(ip) = present(association.public_ip()).and_then(|ip| ip.parse().ok()) {
+            if !found.contains(&ip) {
+                found.push(ip);
+            }
+        }
+    };
+    for eni in interfaces {
+        note(eni.association());
+        for private in eni.private_ip_addresses() {
+            note(private.association());
+        }
+    }
+    found
 }
 
 /// Device index 0 on network card 0 (or no card index: single-card instance types).
@@ -132,6 +164,36 @@ mod tests {
             vec!["2001:db8::7".parse::<Ipv6Addr>().unwrap()]
         );
         assert!(facts.owns_eni("eni-secondary") && facts.owns_eni("eni-primary"));
+    }
+
+    #[test]
+    fn elastic_ips_count_as_reserved_and_amazons_ephemeral_ones_do_not() {
+        let association = |ip: &str, owner: Option<&str>| {
+            let builder = InstanceNetworkInterfaceAssociation::builder().public_ip(ip);
+            match owner {
+                Some(owner) => builder.ip_owner_id(owner).build(),
+                None => builder.build(),
+            }
+        };
+        let mut secondary = eni("eni-secondary", 1, "10.0.0.8", None);
+        secondary.association = Some(association("198.51.100.2", Some("123456789012")));
+        let mut primary = eni("eni-primary", 0, "10.0.0.7", None);
+        primary.association = Some(association("3.3.3.3", Some("amazon")));
+        if let Some(private) = primary.private_ip_addresses.as_mut() {
+            private[1].association = Some(association("198.51.100.9", None));
+        }
+        let instance = Ec2Instance::builder()
+            .instance_id("i-1")
+            .network_interfaces(primary)
+            .network_interfaces(secondary)
+            .build();
+        assert_eq!(
+            InstanceFacts::from_sdk(&instance).reserved_ips,
+            vec![
+                Ipv4Addr::new(198, 51, 100, 9),
+                Ipv4Addr::new(198, 51, 100, 2)
+            ]
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod filters;
 mod instance;
 mod ipv6;
 mod ordering;
+mod pool_part;
 mod provider;
 
 pub use client::{client_for_endpoint, client_from_environment, SDK_MAX_ATTEMPTS};
@@ -22,6 +23,7 @@ pub use filters::{address_filters, ADDRESS_FILTER_NAMES};
 pub use instance::InstanceFacts;
 pub use ipv6::{Ipv6Pool, Ipv6PoolError, MAX_POOL_ADDRESSES};
 pub use ordering::{AwsOrder, AwsOrderError, AwsOrderField, ORDER_FIELDS};
+pub use pool_part::{last_digit_patterns, part_filters, PART_FILTER};
 pub use provider::{AwsProvider, AwsSettings, OWNER_IPV6_TAG};
 
 /// The SDK, for callers that build their own requests (tests setting up moto).

@@ -23,9 +23,10 @@ use super::filters::address_filters;
 use super::instance::InstanceFacts;
 use super::ipv6::Ipv6Pool;
 use super::ordering::{AwsOrder, AwsOrderField};
+use super::pool_part::part_filters;
 use crate::{
     AssignmentRateLimit, ErrorClass, Instance, InstanceRef, IpFamily, Ownership, PoolAddress,
-    PoolSpec, Provider, ProviderError,
+    PoolPart, PoolRead, PoolSpec, Provider, ProviderError,
 };
 use crate::{OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG};
 
@@ -155,12 +156,12 @@ impl AwsProvider {
         }
     }
 
-    /// `DescribeAddresses` with the pool filter, in `ORDER_BY` order.
-    async fn eip_records(&self) -> Result<Vec<EipRecord>, ProviderError> {
+    /// `DescribeAddresses` with `filters` (the pool's, or a part's), in `ORDER_BY` order.
+    async fn eip_records(&self, filters: &[Filter]) -> Result<Vec<EipRecord>, ProviderError> {
         let out = self
             .client
             .describe_addresses()
-            .set_filters(Some(self.filters.clone()))
+            .set_filters(Some(filters.to_vec()))
             .send()
             .await
             .map_err(|e| from_sdk("DescribeAddresses", e))?;
@@ -193,8 +194,9 @@ impl AwsProvider {
         }
     }
 
-    async fn list_eips(&self) -> Result<Vec<PoolAddress>, ProviderError> {
-        let records = self.eip_records().await?;
+    /// The Elastic IPs that `filters` select, each with the instance it is on.
+    async fn list_eips(&self, filters: &[Filter]) -> Result<Vec<PoolAddress>, ProviderError> {
+        let records = self.eip_records(filters).await?;
         // EC2 names the instance of an association made through its ENI; moto does not.
         // Then the ENI tells whether it is this node's.
         let needs_eni_lookup = records
@@ -698,13 +700,27 @@ impl Provider for AwsProvider {
             reference: instance.clone(),
             nic: Some(nic),
             private_ip: facts.primary_private_ip.map(IpAddr::V4),
+            reserved_ips: facts.reserved_ips.iter().copied().map(IpAddr::V4).collect(),
         })
     }
 
     async fn list_pool(&self) -> Result<Vec<PoolAddress>, ProviderError> {
         match self.family {
-            IpFamily::V4 => self.list_eips().await,
+            IpFamily::V4 => self.list_eips(&self.filters).await,
             IpFamily::V6 => self.list_ipv6().await,
+        }
+    }
+
+    fn reads_pool_parts(&self) -> bool {
+        self.family == IpFamily::V4
+    }
+
+    /// The Elastic IPs whose last digit `part` chose (`aws::pool_part`); the whole pool
+    /// for IPv6 (read from the subnet, not listed) or when `FILTER` names `public-ip`.
+    async fn list_pool_part(&self, part: &PoolPart) -> Result<PoolRead, ProviderError> {
+        match part_filters(&self.filters, part).filter(|_| self.family == IpFamily::V4) {
+            Some(filters) => self.list_eips(&filters).await.map(PoolRead::Part),
+            None => self.list_pool().await.map(PoolRead::Whole),
         }
     }
 

@@ -319,12 +319,13 @@ impl Provider for GcpProvider {
                 .as_ref()
                 .and_then(|n| n.network_ip.as_deref())
                 .and_then(|ip| ip.parse().ok()),
+            reserved_ips: Vec::new(),
         })
     }
 
     async fn list_pool(&self) -> Result<Vec<PoolAddress>, ProviderError> {
         match self.list_pool_prefix().await? {
-            PoolRead::Whole(pool) => Ok(pool),
+            PoolRead::Whole(pool) | PoolRead::Part(pool) => Ok(pool),
             PoolRead::Prefix { refusal, .. } => Err(refusal),
         }
     }

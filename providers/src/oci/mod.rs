@@ -312,6 +312,7 @@ impl Provider for OciProvider {
             reference: instance.clone(),
             nic: Some(target.vnic.clone()),
             private_ip: target.ip_address.parse().ok(),
+            reserved_ips: Vec::new(),
         })
     }
 

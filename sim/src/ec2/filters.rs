@@ -7,20 +7,30 @@ use std::collections::BTreeMap;
 use super::error::Ec2Error;
 use super::query::FilterParam;
 
-/// EC2's value matching: exact, or `*` (any run) and `?` (one character).
+/// EC2's value matching: exact, or `*` (any run) and `?` (one character). Over the
+/// strings themselves: a pool listing matches every address against its filters.
 pub fn value_matches(pattern: &str, value: &str) -> bool {
-    fn go(p: &[char], v: &[char]) -> bool {
-        match (p.first(), v.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], v) || (!v.is_empty() && go(p, &v[1..])),
-            (Some('?'), Some(_)) => go(&p[1..], &v[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &v[1..]),
-            _ => false,
+    let mut p = pattern.chars();
+    let mut v = value.chars();
+    match p.next() {
+        None => value.is_empty(),
+        Some('*') => {
+            let rest = p.as_str();
+            let mut tail = value;
+            loop {
+                if value_matches(rest, tail) {
+                    return true;
+                }
+                let mut shorter = tail.chars();
+                if shorter.next().is_none() {
+                    return false;
+                }
+                tail = shorter.as_str();
+            }
         }
+        Some('?') => v.next().is_some() && value_matches(p.as_str(), v.as_str()),
+        Some(c) => v.next() == Some(c) && value_matches(p.as_str(), v.as_str()),
     }
-    let p: Vec<char> = pattern.chars().collect();
-    let v: Vec<char> = value.chars().collect();
-    go(&p, &v)
 }
 
 /// What a resource offers to filters: its field values by filter name, and its tags.
@@ -53,21 +63,28 @@ pub fn check_names(filters: &[FilterParam], known: &[&str], action: &str) -> Res
 
 /// Does `subject` pass every filter?
 pub fn matches(filters: &[FilterParam], subject: &Subject<'_>) -> bool {
+    matches_lazily(filters, subject.tags, |name| {
+        subject.fields.get(name).cloned().unwrap_or_default()
+    })
+}
+
+/// [`matches`] for a resource whose fields `field` gives by filter name, read only for
+/// the names the filters use: a pool listing tries every address.
+pub fn matches_lazily(
+    filters: &[FilterParam],
+    tags: &BTreeMap<String, String>,
+    field: impl Fn(&str) -> Vec<String>,
+) -> bool {
+    let any_matches =
+        |f: &FilterParam, value: &str| f.values.iter().any(|p| value_matches(p, value));
     filters.iter().all(|f| {
-        let candidates: Vec<String> = if f.name == "tag-key" {
-            subject.tags.keys().cloned().collect()
+        if f.name == "tag-key" {
+            tags.keys().any(|k| any_matches(f, k))
         } else if let Some(key) = f.name.strip_prefix("tag:") {
-            subject.tags.get(key).cloned().into_iter().collect()
+            tags.get(key).is_some_and(|v| any_matches(f, v))
         } else {
-            subject
-                .fields
-                .get(f.name.as_str())
-                .cloned()
-                .unwrap_or_default()
-        };
-        candidates
-            .iter()
-            .any(|value| f.values.iter().any(|p| value_matches(p, value)))
+            field(f.name.as_str()).iter().any(|v| any_matches(f, v))
+        }
     })
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::{parse_v4, REGION_NAME};
 use crate::ec2::error::Ec2Error;
-use crate::ec2::filters::{check_names, matches, Subject};
+use crate::ec2::filters::{check_names, matches_lazily};
 use crate::ec2::model::{Actor, Address, Instance, Region, OWNER_ID};
 use crate::ec2::query::Params;
 use crate::ec2::xml::Xml;
@@ -143,7 +143,7 @@ pub(super) fn describe_addresses(params: &Params, region: &mut Region) -> Result
         .values()
         .filter(|a| ids.is_empty() || ids.contains(&a.allocation_id))
         .filter(|a| ips.is_empty() || ips.contains(&a.public_ip.to_string()))
-        .filter(|a| matches(&filters, &address_subject(a, region)))
+        .filter(|a| matches_lazily(&filters, &a.tags, |name| address_field(a, region, name)))
         .collect();
     let mut x = Xml::default();
     x.set("addressesSet", selected, |x, a| write_address(x, a, region));
@@ -154,25 +154,22 @@ fn address_instance<'a>(a: &Address, region: &'a Region) -> Option<&'a Instance>
     region.instance_of_eni(&a.association.as_ref()?.eni)
 }
 
-fn address_subject<'a>(a: &'a Address, region: &Region) -> Subject<'a> {
-    let mut fields: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-    fields.insert("allocation-id", vec![a.allocation_id.clone()]);
-    fields.insert("public-ip", vec![a.public_ip.to_string()]);
-    fields.insert("domain", vec!["vpc".into()]);
-    fields.insert("network-border-group", vec![REGION_NAME.into()]);
-    if let Some(s) = &a.association {
-        fields.insert("association-id", vec![s.id.clone()]);
-        fields.insert("network-interface-id", vec![s.eni.clone()]);
-        fields.insert("network-interface-owner-id", vec![OWNER_ID.into()]);
-        fields.insert("private-ip-address", vec![s.private_ip.to_string()]);
-        if let Some(instance) = address_instance(a, region) {
-            fields.insert("instance-id", vec![instance.id.clone()]);
-        }
-    }
-    Subject {
-        fields,
-        tags: &a.tags,
-    }
+/// The values of `a` that the `DescribeAddresses` filter `name` matches against.
+fn address_field(a: &Address, region: &Region, name: &str) -> Vec<String> {
+    let association = a.association.as_ref();
+    let value = match name {
+        "allocation-id" => Some(a.allocation_id.clone()),
+        "public-ip" => Some(a.public_ip.to_string()),
+        "domain" => Some("vpc".into()),
+        "network-border-group" => Some(REGION_NAME.into()),
+        "association-id" => association.map(|s| s.id.clone()),
+        "network-interface-id" => association.map(|s| s.eni.clone()),
+        "network-interface-owner-id" => association.map(|_| OWNER_ID.into()),
+        "private-ip-address" => association.map(|s| s.private_ip.to_string()),
+        "instance-id" => address_instance(a, region).map(|i| i.id.clone()),
+        _ => None,
+    };
+    value.into_iter().collect()
 }
 
 fn write_address(x: &mut Xml, a: &Address, region: &Region) {
