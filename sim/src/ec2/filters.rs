@@ -63,27 +63,30 @@ pub fn check_names(filters: &[FilterParam], known: &[&str], action: &str) -> Res
 
 /// Does `subject` pass every filter?
 pub fn matches(filters: &[FilterParam], subject: &Subject<'_>) -> bool {
-    matches_lazily(filters, subject.tags, |name| {
-        subject.fields.get(name).cloned().unwrap_or_default()
+    matches_lazily(filters, subject.tags, |name, test| {
+        subject
+            .fields
+            .get(name)
+            .is_some_and(|values| values.iter().any(|v| test(v)))
     })
 }
 
-/// [`matches`] for a resource whose fields `field` gives by filter name, read only for
-/// the names the filters use: a pool listing tries every address.
+/// [`matches`] for a resource whose fields are read only for the names the filters
+/// use, and without copies: `field(name, test)` says whether any value of the field
+/// `name` passes `test`. A pool listing tries every address.
 pub fn matches_lazily(
     filters: &[FilterParam],
     tags: &BTreeMap<String, String>,
-    field: impl Fn(&str) -> Vec<String>,
+    field: impl Fn(&str, &mut dyn FnMut(&str) -> bool) -> bool,
 ) -> bool {
-    let any_matches =
-        |f: &FilterParam, value: &str| f.values.iter().any(|p| value_matches(p, value));
     filters.iter().all(|f| {
+        let mut passes = |value: &str| f.values.iter().any(|p| value_matches(p, value));
         if f.name == "tag-key" {
-            tags.keys().any(|k| any_matches(f, k))
+            tags.keys().any(|k| passes(k))
         } else if let Some(key) = f.name.strip_prefix("tag:") {
-            tags.get(key).is_some_and(|v| any_matches(f, v))
+            tags.get(key).is_some_and(|v| passes(v))
         } else {
-            field(f.name.as_str()).iter().any(|v| any_matches(f, v))
+            field(f.name.as_str(), &mut passes)
         }
     })
 }

@@ -320,8 +320,11 @@ fn list(sh: &Shared, info: &RequestInfo, query: &Query, repr: Repr) -> Result<Re
         labels: &equalities,
         limit: if direct { limit } else { 0 },
     };
+    // A first page without selectors keeps every object: counting the rest of a big
+    // kind (`remainingItemCount`, the agents' census of Nodes) then reads none of them.
+    let keeps_all = after.is_none() && (!direct || selectors.is_empty());
     let listed = sh.store.list_matching(info.kind, info.ns(), narrow, |o| {
-        after_token(o) && (!direct || selectors.matches(o))
+        keeps_all || (after_token(o) && (!direct || selectors.matches(o)))
     });
     let rv = listed.rv;
     let mut items: Vec<Value> = listed

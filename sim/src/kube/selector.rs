@@ -273,6 +273,11 @@ pub struct Selectors {
 }
 
 impl Selectors {
+    /// No requirement at all: every object matches.
+    pub fn is_empty(&self) -> bool {
+        self.labels.0.is_empty() && self.fields.0.is_empty()
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         self.labels.matches(obj) && self.fields.matches(obj)
     }

@@ -1,6 +1,7 @@
 //! Elastic IPs: allocate, associate, disassociate, release, describe.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use super::{parse_v4, REGION_NAME};
 use crate::ec2::error::Ec2Error;
@@ -143,7 +144,11 @@ pub(super) fn describe_addresses(params: &Params, region: &mut Region) -> Result
         .values()
         .filter(|a| ids.is_empty() || ids.contains(&a.allocation_id))
         .filter(|a| ips.is_empty() || ips.contains(&a.public_ip.to_string()))
-        .filter(|a| matches_lazily(&filters, &a.tags, |name| address_field(a, region, name)))
+        .filter(|a| {
+            matches_lazily(&filters, &a.tags, |name, test| {
+                address_field(a, region, name, test)
+            })
+        })
         .collect();
     let mut x = Xml::default();
     x.set("addressesSet", selected, |x, a| write_address(x, a, region));
@@ -154,22 +159,42 @@ fn address_instance<'a>(a: &Address, region: &'a Region) -> Option<&'a Instance>
     region.instance_of_eni(&a.association.as_ref()?.eni)
 }
 
-/// The values of `a` that the `DescribeAddresses` filter `name` matches against.
-fn address_field(a: &Address, region: &Region, name: &str) -> Vec<String> {
+/// Whether a value of `a` that the `DescribeAddresses` filter `name` matches against
+/// passes `test`.
+fn address_field(
+    a: &Address,
+    region: &Region,
+    name: &str,
+    test: &mut dyn FnMut(&str) -> bool,
+) -> bool {
     let association = a.association.as_ref();
-    let value = match name {
-        "allocation-id" => Some(a.allocation_id.clone()),
-        "public-ip" => Some(a.public_ip.to_string()),
-        "domain" => Some("vpc".into()),
-        "network-border-group" => Some(REGION_NAME.into()),
-        "association-id" => association.map(|s| s.id.clone()),
-        "network-interface-id" => association.map(|s| s.eni.clone()),
-        "network-interface-owner-id" => association.map(|_| OWNER_ID.into()),
-        "private-ip-address" => association.map(|s| s.private_ip.to_string()),
-        "instance-id" => address_instance(a, region).map(|i| i.id.clone()),
-        _ => None,
+    let mut text = [0u8; 15];
+    match name {
+        "allocation-id" => test(&a.allocation_id),
+        "public-ip" => test(ipv4_text(a.public_ip, &mut text)),
+        "domain" => test("vpc"),
+        "network-border-group" => test(REGION_NAME),
+        "association-id" => association.is_some_and(|s| test(&s.id)),
+        "network-interface-id" => association.is_some_and(|s| test(&s.eni)),
+        "network-interface-owner-id" => association.is_some_and(|_| test(OWNER_ID)),
+        "private-ip-address" => {
+            association.is_some_and(|s| test(ipv4_text(s.private_ip, &mut text)))
+        }
+        "instance-id" => address_instance(a, region).is_some_and(|i| test(&i.id)),
+        _ => false,
+    }
+}
+
+/// `ip` in dotted form, written into `buf` (a filter tries every address: no copy).
+fn ipv4_text(ip: Ipv4Addr, buf: &mut [u8; 15]) -> &str {
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let written = std::io::Write::write_fmt(&mut cursor, format_args!("{ip}")).is_ok();
+    let len = if written {
+        cursor.position() as usize
+    } else {
+        0
     };
-    value.into_iter().collect()
+    std::str::from_utf8(&buf[..len]).unwrap_or_default()
 }
 
 fn write_address(x: &mut Xml, a: &Address, region: &Region) {
