@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pinip::admin::status::AgentStatus;
-use pinip::simulate::{AwsSim, SimulatedCloud, SimulatedWorld, WorldSpec};
+use pinip::simulate::{AwsSim, SimulatedWorld};
 use pinip_providers::IpFamily;
 use serde_json::Value;
 
@@ -21,20 +21,7 @@ const KIT: kit::Kit = kit::Kit {
 };
 
 async fn world(nodes: usize, pool: usize, family: IpFamily) -> (SimulatedWorld, Arc<AwsSim>) {
-    let aws = Arc::new(AwsSim::start().await.expect("EC2 simulator starts"));
-    let world = SimulatedWorld::start_on(
-        WorldSpec {
-            nodes,
-            pool,
-            family,
-            cloud_latency: Duration::ZERO,
-            seed: 1,
-        },
-        aws.clone() as Arc<dyn SimulatedCloud>,
-    )
-    .await
-    .expect("simulated world starts");
-    (world, aws)
+    kit::aws_world(nodes, pool, family, 1).await
 }
 
 fn events(world: &SimulatedWorld, node: &str, reason: &str) -> Vec<String> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pinip::domain::pool_part::{first_part, PART_FROM_NODES};
-use pinip::simulate::{AwsSim, SimulatedCloud, SimulatedWorld, WorldSpec};
+use pinip::simulate::{AwsSim, SimulatedWorld};
 use pinip_providers::aws::last_digit_patterns;
 use pinip_providers::IpFamily;
 
@@ -23,20 +23,7 @@ const KIT: kit::Kit = kit::Kit {
 const NODES: usize = PART_FROM_NODES as usize;
 
 async fn world() -> (SimulatedWorld, Arc<AwsSim>) {
-    let aws = Arc::new(AwsSim::start().await.expect("EC2 simulator starts"));
-    let world = SimulatedWorld::start_on(
-        WorldSpec {
-            nodes: NODES,
-            pool: NODES + NODES / 10,
-            family: IpFamily::V4,
-            cloud_latency: Duration::ZERO,
-            seed: 3,
-        },
-        aws.clone() as Arc<dyn SimulatedCloud>,
-    )
-    .await
-    .expect("simulated world starts");
-    (world, aws)
+    kit::aws_world(NODES, NODES + NODES / 10, IpFamily::V4, 3).await
 }
 
 /// The last digits the part of `node` holds, in a cluster of `NODES`.

@@ -17,8 +17,8 @@ use tracing::debug;
 
 use super::acquire::{Pass, PassError};
 use super::{cloud, Agent, NodeContext};
-use crate::domain::pool_part::{carried_outside, first_part, part_choice, PartChoice};
-use crate::domain::selection::{prefix_choice, PrefixChoice};
+use crate::domain::pool_part::{carried_outside, first_part, part_choice};
+use crate::domain::selection::{prefix_choice, PartialChoice};
 
 /// What a pass did not read of the pool.
 pub(super) enum Unread {
@@ -105,41 +105,38 @@ impl Agent {
     ) -> Result<Option<Vec<&'a PoolAddress>>, PassError> {
         let ordered = self.settings.cloud.pool.order_by.is_some();
         let name = &self.settings.node.name;
-        let (tried, why) = match unread {
+        let choice = match unread {
             Unread::Refused(_) => {
                 let holds_claim = !ordered && preferred.is_none() && self.holds_claim(ctx).await;
-                match prefix_choice(read, name, ordered, holds_claim, preferred.is_some()) {
-                    PrefixChoice::Try(tried) => {
-                        // The refusal says the window is spent or nearly: the record of an
-                        // attach made now waits for its turn, as a paced one's does,
-                        // leaving this window's last mutations to the swaps of peers
-                        // that read the same page.
-                        ctx.paced_by_window |= matches!(
-                            ctx.provider.assignment_rate_limit(),
-                            Some(AssignmentRateLimit::Window { .. })
-                        );
-                        (Some(tried), None)
-                    }
-                    PrefixChoice::Wait(why) => (None, Some(why)),
-                }
+                prefix_choice(read, name, ordered, holds_claim, preferred.is_some())
             }
             Unread::OutsidePart => {
                 let instance = self.described(ctx).await?;
                 let outside = carried_outside(&instance.reserved_ips, read);
                 let holds_claim = preferred.is_none() && !outside && self.holds_claim(ctx).await;
-                match part_choice(read, name, holds_claim, preferred.is_some(), outside) {
-                    PartChoice::Try(tried) => (Some(tried), None),
-                    PartChoice::ReadWhole(why) => (None, Some(why)),
-                }
+                part_choice(read, name, holds_claim, preferred.is_some(), outside)
             }
         };
-        if let Some(why) = why {
-            debug!(
-                read = read.len(),
-                why, "a partial pool read does not settle the node"
-            );
+        match choice {
+            PartialChoice::Try(tried) => {
+                // A refusal says the window is spent or nearly: the record of an attach
+                // made now waits for its turn, as a paced one's does, leaving this
+                // window's last mutations to the swaps of peers that read the same page.
+                ctx.paced_by_window |= matches!(unread, Unread::Refused(_))
+                    && matches!(
+                        ctx.provider.assignment_rate_limit(),
+                        Some(AssignmentRateLimit::Window { .. })
+                    );
+                Ok(Some(tried))
+            }
+            PartialChoice::Decline(why) => {
+                debug!(
+                    read = read.len(),
+                    why, "a partial pool read does not settle the node"
+                );
+                Ok(None)
+            }
         }
-        Ok(tried)
     }
 
     /// Whether this node holds a claim (one request, by the holder label): a restart,

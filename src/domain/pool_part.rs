@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use pinip_providers::{PoolAddress, PoolPart};
 
-use super::selection::{candidates, finalise, stable_hash};
+use super::selection::{candidates, finalise, stable_hash, PartialChoice};
 
 /// About how many addresses a node's part holds in a cluster of the pool's size.
 pub const PART_ADDRESSES: u64 = 100;
@@ -29,15 +29,6 @@ pub fn first_part(node_name: &str, nodes: Option<u64>) -> Option<PoolPart> {
     })
 }
 
-/// What a node does with the part of the pool it read.
-#[derive(Debug, PartialEq, Eq)]
-pub enum PartChoice<'a> {
-    /// Try these free addresses in turn: the walk a whole listing gives, on the part.
-    Try(Vec<&'a PoolAddress>),
-    /// Read the whole pool now.
-    ReadWhole(&'static str),
-}
-
 /// Pure: whether the part settles the node.
 ///
 /// - a node that holds a claim, or had an address (`had_address`), may hold one outside
@@ -52,17 +43,17 @@ pub fn part_choice<'a>(
     holds_claim: bool,
     had_address: bool,
     carried_outside: bool,
-) -> PartChoice<'a> {
+) -> PartialChoice<'a> {
     if holds_claim || had_address {
-        return PartChoice::ReadWhole("this node may hold an address outside its part");
+        return PartialChoice::Decline("this node may hold an address outside its part");
     }
     if carried_outside {
-        return PartChoice::ReadWhole("the instance carries a reserved address outside its part");
+        return PartialChoice::Decline("the instance carries a reserved address outside its part");
     }
     let free = candidates(part, node_name, false, None);
     match free.is_empty() {
-        true => PartChoice::ReadWhole("no free address in the part"),
-        false => PartChoice::Try(free),
+        true => PartialChoice::Decline("no free address in the part"),
+        false => PartialChoice::Try(free),
     }
 }
 
@@ -105,7 +96,7 @@ mod tests {
             pool_address("192.0.2.11", None),
             pool_address("192.0.2.21", None),
         ];
-        let PartChoice::Try(tried) = part_choice(&part, "node-a", false, false, false) else {
+        let PartialChoice::Try(tried) = part_choice(&part, "node-a", false, false, false) else {
             panic!("a fresh node tries its part");
         };
         assert_eq!(tried, candidates(&part, "node-a", false, None));
@@ -118,7 +109,7 @@ mod tests {
         let whole = |claim, had, outside| {
             matches!(
                 part_choice(&part, "n", claim, had, outside),
-                PartChoice::ReadWhole(_)
+                PartialChoice::Decline(_)
             )
         };
         assert!(whole(true, false, false));
@@ -128,7 +119,7 @@ mod tests {
         let spent = vec![pool_address("192.0.2.1", Some("i-other"))];
         assert!(matches!(
             part_choice(&spent, "n", false, false, false),
-            PartChoice::ReadWhole("no free address in the part")
+            PartialChoice::Decline("no free address in the part")
         ));
     }
 

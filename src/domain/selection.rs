@@ -49,13 +49,14 @@ pub fn candidates<'a>(
 /// claim writes on addresses its peers took a moment ago.
 pub const PREFIX_TRIES: usize = 4;
 
-/// What a node whose pool listing a rate limit cut short does with the pages it read.
+/// What a node does with less than the whole pool (the pages a rate limit let it read,
+/// or its part of the pool: `domain::pool_part`).
 #[derive(Debug, PartialEq, Eq)]
-pub enum PrefixChoice<'a> {
-    /// Try these free addresses (at most [`PREFIX_TRIES`]) in turn.
+pub enum PartialChoice<'a> {
+    /// Try these free addresses in turn (fresh claims only).
     Try(Vec<&'a PoolAddress>),
-    /// Wait for the whole pool.
-    Wait(&'static str),
+    /// Try none, for this reason: the node waits for, or reads, the whole pool.
+    Decline(&'static str),
 }
 
 /// Pure: whether a node may take an address from a listing's first pages.
@@ -71,18 +72,18 @@ pub fn prefix_choice<'a>(
     ordered: bool,
     holds_claim: bool,
     had_address: bool,
-) -> PrefixChoice<'a> {
+) -> PartialChoice<'a> {
     if ordered {
-        return PrefixChoice::Wait("ORDER_BY's first free address may be on a page not read");
+        return PartialChoice::Decline("ORDER_BY's first free address may be on a page not read");
     }
     if holds_claim || had_address {
-        return PrefixChoice::Wait("this node may hold an address on a page not read");
+        return PartialChoice::Decline("this node may hold an address on a page not read");
     }
     let mut free = candidates(read, node_name, false, None);
     free.truncate(PREFIX_TRIES);
     match free.is_empty() {
-        true => PrefixChoice::Wait("no free address on the pages read"),
-        false => PrefixChoice::Try(free),
+        true => PartialChoice::Decline("no free address on the pages read"),
+        false => PartialChoice::Try(free),
     }
 }
 
@@ -144,7 +145,7 @@ mod tests {
     fn a_cut_short_listing_is_tried_a_few_addresses_deep_by_a_node_with_nothing_to_lose() {
         let mut p = pool(10);
         p[0].attached_to = Some("i-other".into());
-        let PrefixChoice::Try(tried) = prefix_choice(&p, "node-a", false, false, false) else {
+        let PartialChoice::Try(tried) = prefix_choice(&p, "node-a", false, false, false) else {
             panic!("a fresh node tries the pages read");
         };
         assert_eq!(tried.len(), PREFIX_TRIES);
@@ -160,7 +161,7 @@ mod tests {
         let wait = |ordered, claim, had| {
             matches!(
                 prefix_choice(&p, "node-a", ordered, claim, had),
-                PrefixChoice::Wait(_)
+                PartialChoice::Decline(_)
             )
         };
         assert!(wait(true, false, false), "ORDER_BY");
@@ -172,7 +173,7 @@ mod tests {
         }
         assert_eq!(
             prefix_choice(&taken, "node-a", false, false, false),
-            PrefixChoice::Wait("no free address on the pages read")
+            PartialChoice::Decline("no free address on the pages read")
         );
     }
 

@@ -85,3 +85,30 @@ pub async fn world(nodes: usize, pool: usize, seed: u64) -> SimulatedWorld {
     .await
     .expect("the simulated world starts")
 }
+
+/// A world on the EC2 simulator, no latency, and that simulator (for its counters).
+pub async fn aws_world(
+    nodes: usize,
+    pool: usize,
+    family: pinip_providers::IpFamily,
+    seed: u64,
+) -> (SimulatedWorld, std::sync::Arc<pinip::simulate::AwsSim>) {
+    let aws = std::sync::Arc::new(
+        pinip::simulate::AwsSim::start()
+            .await
+            .expect("EC2 simulator starts"),
+    );
+    let world = SimulatedWorld::start_on(
+        pinip::simulate::WorldSpec {
+            nodes,
+            pool,
+            family,
+            cloud_latency: Duration::ZERO,
+            seed,
+        },
+        aws.clone() as std::sync::Arc<dyn pinip::simulate::SimulatedCloud>,
+    )
+    .await
+    .expect("simulated world starts");
+    (world, aws)
+}
