@@ -1,7 +1,8 @@
-//! Pool parts on EC2 (docs/design.md, "Pool parts"): in a cluster of 200 Nodes or
-//! more a fresh node reads first the Elastic IPs whose last digit its name picks, and
-//! reads the whole pool when the part does not settle it. Real agents against the
-//! Kubernetes and EC2 simulators; waits are bounded, nothing asserts on timing.
+//! Pool parts (docs/design.md, "Pool parts"): in a cluster of 200 Nodes or more a fresh
+//! node reads first the Elastic IPs whose last digit its name picks, and reads the whole
+//! pool when the part does not settle it. Real agents against the Kubernetes simulator
+//! and the EC2 simulator (one test: the in-memory cloud, which reads parts alike);
+//! waits are bounded, nothing asserts on timing.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -86,6 +87,21 @@ async fn fresh_nodes_take_distinct_addresses_from_their_parts_with_one_listing_e
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_carrying_a_pool_address_outside_its_part_adopts_it() {
     let (world, aws) = world().await;
+    let before = describe_addresses(&aws);
+    adopts_the_address_outside_its_part(&world).await;
+    // Its part, then the whole pool.
+    let listings = describe_addresses(&aws) - before;
+    assert!(listings >= 2, "{:?}", aws.ec2().call_counts());
+}
+
+/// The in-memory cloud reads parts as EC2 does, and names the addresses on an instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_fake_cloud_too_a_node_carrying_an_address_outside_its_part_adopts_it() {
+    let world = kit::world(NODES, NODES + NODES / 10, 3).await;
+    adopts_the_address_outside_its_part(&world).await;
+}
+
+async fn adopts_the_address_outside_its_part(world: &SimulatedWorld) {
     let node = world.nodes[0].clone();
     let digits = part_digits(&node.name);
     let outside = world
@@ -95,20 +111,13 @@ async fn a_node_carrying_a_pool_address_outside_its_part_adopts_it() {
         .find(|a| a.attached_to.is_none() && !digits.contains(&last_digit(a.ip)))
         .expect("the pool has addresses outside the part");
     world.cloud.attach_by_hand(&outside.id, &node.instance);
-    let before = describe_addresses(&aws);
     let mut agent = world
-        .spawn_agent(KIT.settings(&world, &node.name))
+        .spawn_agent(KIT.settings(world, &node.name))
         .await
         .expect("the agent starts");
     let (address, adopted) = KIT.assigned(&mut agent).await;
     assert_eq!((address, adopted), (outside.ip, true));
     assert_eq!(world.cloud.attached_to(&node.instance), vec![outside.ip]);
-    // Its part, then the whole pool.
-    assert!(
-        describe_addresses(&aws) - before >= 2,
-        "{:?}",
-        aws.ec2().call_counts()
-    );
 }
 
 /// A part whose free addresses other nodes hold claims on settles nothing: the node

@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use crate::filter::{parse_shorthand, value_matches, ShorthandFilter};
 use crate::order::OrderBy;
 use crate::{
-    ErrorClass, Instance, InstanceRef, Ownership, PoolAddress, PoolSpec, Provider, ProviderError,
+    ErrorClass, Instance, InstanceRef, IpFamily, Ownership, PoolAddress, PoolPart, PoolRead,
+    PoolSpec, Provider, ProviderError,
 };
 
 use crate::{OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG};
@@ -369,6 +370,36 @@ pub struct FakeProvider {
 }
 
 impl FakeProvider {
+    /// The pool's addresses that `selected` keeps, as one `ListPool` call.
+    async fn list_where(
+        &self,
+        selected: impl Fn(&IpAddr) -> bool,
+    ) -> Result<Vec<PoolAddress>, ProviderError> {
+        self.cloud.enter(op::LIST_POOL, "pool").await?;
+        let mut state = self.cloud.lock();
+        // Sized once: grown by doubling, a thousand agents' listings were reallocations
+        // and page faults.
+        let mut pool = Vec::with_capacity(state.addresses.len());
+        pool.extend(
+            state
+                .addresses
+                .iter()
+                .filter(|(id, a)| self.in_pool(id, a) && selected(&a.ip))
+                .map(|(id, a)| PoolAddress {
+                    id: id.clone(),
+                    ip: a.ip,
+                    attached_to: a.attached_to.clone(),
+                    owner: ownership_of(&a.tags),
+                    labels: a.tags.clone(),
+                }),
+        );
+        if let Some(order) = &self.order {
+            order.sort(&mut pool);
+        }
+        FakeCloud::record(&mut state, op::LIST_POOL, "pool", &Ok(()));
+        Ok(pool)
+    }
+
     fn in_pool(&self, id: &str, address: &FakeAddress) -> bool {
         self.spec.family.matches(&address.ip)
             && self.filters.iter().all(|f| {
@@ -425,38 +456,47 @@ impl Provider for FakeProvider {
             )),
         };
         FakeCloud::record(&mut state, op::DESCRIBE_INSTANCE, &instance.id, &result);
+        // Every address of this cloud is reserved: the ones on the instance, as EC2's
+        // description names its Elastic IPs.
+        let reserved_ips = state
+            .addresses
+            .values()
+            .filter(|a| a.attached_to.as_deref() == Some(instance.id.as_str()))
+            .map(|a| a.ip)
+            .collect();
         result.map(|()| Instance {
             reference: instance.clone(),
             nic: Some(format!("nic-{}", instance.id)),
             private_ip: None,
-            reserved_ips: Vec::new(),
+            reserved_ips,
         })
     }
 
     async fn list_pool(&self) -> Result<Vec<PoolAddress>, ProviderError> {
-        self.cloud.enter(op::LIST_POOL, "pool").await?;
-        let mut state = self.cloud.lock();
-        // Sized once: grown by doubling, a thousand agents' listings were reallocations
-        // and page faults.
-        let mut pool = Vec::with_capacity(state.addresses.len());
-        pool.extend(
-            state
-                .addresses
-                .iter()
-                .filter(|(id, a)| self.in_pool(id, a))
-                .map(|(id, a)| PoolAddress {
-                    id: id.clone(),
-                    ip: a.ip,
-                    attached_to: a.attached_to.clone(),
-                    owner: ownership_of(&a.tags),
-                    labels: a.tags.clone(),
-                }),
-        );
-        if let Some(order) = &self.order {
-            order.sort(&mut pool);
+        self.list_where(|_| true).await
+    }
+
+    fn reads_pool_parts(&self) -> bool {
+        self.spec.family == IpFamily::V4
+    }
+
+    /// The addresses whose last digit `part` chose, as EC2 selects them with a
+    /// `public-ip` wildcard (`aws::pool_part`); the whole pool where EC2 would read it.
+    async fn list_pool_part(&self, part: &PoolPart) -> Result<PoolRead, ProviderError> {
+        let names_public_ip = self.filters.iter().any(|f| f.name == "public-ip");
+        match part
+            .last_digits()
+            .filter(|_| self.reads_pool_parts() && !names_public_ip)
+        {
+            Some(digits) => {
+                let in_part = |ip: &IpAddr| match ip {
+                    IpAddr::V4(v4) => digits.contains(&(v4.octets()[3] % 10)),
+                    IpAddr::V6(_) => false,
+                };
+                self.list_where(in_part).await.map(PoolRead::Part)
+            }
+            None => self.list_pool().await.map(PoolRead::Whole),
         }
-        FakeCloud::record(&mut state, op::LIST_POOL, "pool", &Ok(()));
-        Ok(pool)
     }
 
     async fn attach(

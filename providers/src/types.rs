@@ -118,6 +118,24 @@ pub struct PoolPart {
     pub share: f64,
 }
 
+impl PoolPart {
+    /// The part as last decimal digits of IPv4 addresses (close to uniform in a pool of
+    /// public addresses): `share` of ten rounded up, consecutive from a digit the seed
+    /// picks; None when that is every digit (the whole pool).
+    pub fn last_digits(&self) -> Option<Vec<u8>> {
+        let wanted = (self.share * 10.0).ceil();
+        if !(1.0..10.0).contains(&wanted) {
+            return None;
+        }
+        let first = self.seed % 10;
+        Some(
+            (0..wanted as u64)
+                .map(|n| ((first + n) % 10) as u8)
+                .collect(),
+        )
+    }
+}
+
 /// Who holds an address, recorded on the cloud object so a sweep can find it later.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Ownership {

@@ -10,20 +10,11 @@ use crate::PoolPart;
 /// The filter name the part selects on.
 pub const PART_FILTER: &str = "public-ip";
 
-/// The `public-ip` patterns of `part`: `share` of ten rounded up, consecutive from a
-/// digit the seed picks; None when that is every digit (the whole pool).
+/// The `public-ip` patterns of `part` ([`PoolPart::last_digits`]): `*3`, `*4`, …; None
+/// for the whole pool.
 pub fn last_digit_patterns(part: &PoolPart) -> Option<Vec<String>> {
-    let wanted = (part.share * 10.0).ceil();
-    if !(1.0..10.0).contains(&wanted) {
-        return None;
-    }
-    let digits = wanted as u64;
-    let first = part.seed % 10;
-    Some(
-        (0..digits)
-            .map(|n| format!("*{}", (first + n) % 10))
-            .collect(),
-    )
+    let digits = part.last_digits()?;
+    Some(digits.iter().map(|d| format!("*{d}")).collect())
 }
 
 /// The pool's filters narrowed to `part`, or None to read the whole pool: also when
