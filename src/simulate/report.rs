@@ -340,10 +340,24 @@ fn phase_of(lease: &Value) -> &str {
 /// Claims not yet `held`: acquisitions in flight (an attach done in the cloud is
 /// marked held a moment later), or leftovers that `check_claims` reports.
 pub(crate) fn claims_not_held(world: &SimulatedWorld) -> usize {
+    unheld_claims(world).len()
+}
+
+/// The claims not (yet) held: name, holder and phase of each.
+pub(crate) fn unheld_claims(world: &SimulatedWorld) -> Vec<String> {
     claim_leases(world)
         .iter()
         .filter(|lease| phase_of(lease) != "held")
-        .count()
+        .map(|lease| {
+            let text = |path: &str| lease.pointer(path).and_then(Value::as_str).unwrap_or("?");
+            format!(
+                "{} held by {} ({})",
+                text("/metadata/name"),
+                text("/spec/holderIdentity"),
+                phase_of(lease)
+            )
+        })
+        .collect()
 }
 
 fn check_claims(

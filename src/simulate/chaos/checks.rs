@@ -160,10 +160,11 @@ impl Storm<'_> {
                     .map(|(n, a)| format!("{n}: {:?}", *a.status.borrow()))
                     .collect();
                 self.violations.push(format!(
-                    "{} nodes without an address {:?} after faults stopped, with {} free addresses: {waiting:?}",
+                    "{} nodes without an address {:?} after faults stopped, with {} free addresses: {waiting:?}; claims not held: {:?}",
                     waiting.len(),
                     self.spec.settle,
-                    self.pool_free()
+                    self.pool_free(),
+                    crate::simulate::report::unheld_claims(self.world)
                 ));
                 return Ok(());
             }
