@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use pinip::domain::pool_part::{first_part, PART_FROM_NODES};
 use pinip::simulate::{AwsSim, SimulatedWorld};
-use pinip_providers::aws::last_digit_patterns;
 use pinip_providers::IpFamily;
 
 mod kit;
@@ -30,7 +29,7 @@ async fn world() -> (SimulatedWorld, Arc<AwsSim>) {
 /// The last digits the part of `node` holds, in a cluster of `NODES`.
 fn part_digits(node: &str) -> Vec<char> {
     let part = first_part(node, Some(NODES as u64)).expect("a cluster this size reads parts");
-    last_digit_patterns(&part)
+    part.public_ip_patterns(["tag:kubeip"])
         .expect("a part smaller than the pool")
         .iter()
         .filter_map(|p| p.chars().last())

@@ -15,7 +15,7 @@ use crate::filter::{parse_shorthand, value_matches, ShorthandFilter};
 use crate::order::OrderBy;
 use crate::{
     ErrorClass, Instance, InstanceRef, IpFamily, Ownership, PoolAddress, PoolPart, PoolRead,
-    PoolSpec, Provider, ProviderError,
+    PoolSpec, Provider, ProviderError, PART_FILTER,
 };
 
 use crate::{OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG};
@@ -370,10 +370,10 @@ pub struct FakeProvider {
 }
 
 impl FakeProvider {
-    /// The pool's addresses that `selected` keeps, as one `ListPool` call.
+    /// The pool's addresses, narrowed by `extra` (a part) too, as one `ListPool` call.
     async fn list_where(
         &self,
-        selected: impl Fn(&IpAddr) -> bool,
+        extra: Option<&ShorthandFilter>,
     ) -> Result<Vec<PoolAddress>, ProviderError> {
         self.cloud.enter(op::LIST_POOL, "pool").await?;
         let mut state = self.cloud.lock();
@@ -384,7 +384,7 @@ impl FakeProvider {
             state
                 .addresses
                 .iter()
-                .filter(|(id, a)| self.in_pool(id, a) && selected(&a.ip))
+                .filter(|(id, a)| self.in_pool(id, a, extra))
                 .map(|(id, a)| PoolAddress {
                     id: id.clone(),
                     ip: a.ip,
@@ -400,9 +400,9 @@ impl FakeProvider {
         Ok(pool)
     }
 
-    fn in_pool(&self, id: &str, address: &FakeAddress) -> bool {
+    fn in_pool(&self, id: &str, address: &FakeAddress, extra: Option<&ShorthandFilter>) -> bool {
         self.spec.family.matches(&address.ip)
-            && self.filters.iter().all(|f| {
+            && self.filters.iter().chain(extra).all(|f| {
                 let field: Option<std::borrow::Cow<'_, str>> =
                     if let Some(key) = f.name.strip_prefix("tag:") {
                         address.tags.get(key).map(|v| v.as_str().into())
@@ -473,27 +473,27 @@ impl Provider for FakeProvider {
     }
 
     async fn list_pool(&self) -> Result<Vec<PoolAddress>, ProviderError> {
-        self.list_where(|_| true).await
+        self.list_where(None).await
     }
 
     fn reads_pool_parts(&self) -> bool {
         self.spec.family == IpFamily::V4
     }
 
-    /// The addresses whose last digit `part` chose, as EC2 selects them with a
-    /// `public-ip` wildcard (`aws::pool_part`); the whole pool where EC2 would read it.
+    /// The addresses whose last digit `part` chose, selected as EC2 selects them: one
+    /// more `public-ip` wildcard filter (`aws::pool_part`).
     async fn list_pool_part(&self, part: &PoolPart) -> Result<PoolRead, ProviderError> {
-        let names_public_ip = self.filters.iter().any(|f| f.name == "public-ip");
+        let names = self.filters.iter().map(|f| f.name.as_str());
         match part
-            .last_digits()
-            .filter(|_| self.reads_pool_parts() && !names_public_ip)
+            .public_ip_patterns(names)
+            .filter(|_| self.reads_pool_parts())
         {
-            Some(digits) => {
-                let in_part = |ip: &IpAddr| match ip {
-                    IpAddr::V4(v4) => digits.contains(&(v4.octets()[3] % 10)),
-                    IpAddr::V6(_) => false,
+            Some(values) => {
+                let part = ShorthandFilter {
+                    name: PART_FILTER.into(),
+                    values,
                 };
-                self.list_where(in_part).await.map(PoolRead::Part)
+                self.list_where(Some(&part)).await.map(PoolRead::Part)
             }
             None => self.list_pool().await.map(PoolRead::Whole),
         }
@@ -566,7 +566,7 @@ impl Provider for FakeProvider {
                 .filter(|(id, a)| {
                     *id != &address.id
                         && a.attached_to.as_deref() == Some(instance_id)
-                        && self.in_pool(id, a)
+                        && self.in_pool(id, a, None)
                 })
                 .map(|(_, a)| a.ip)
                 .collect();

@@ -28,5 +28,5 @@ pub use provider::{Provider, ProviderHandle};
 pub use rate_limit::{until_window_turn, AssignmentRateLimit};
 pub use types::{
     Instance, InstanceRef, IpFamily, Ownership, PoolAddress, PoolPart, PoolRead, PoolSpec,
-    OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG,
+    OWNER_CLUSTER_TAG, OWNER_INSTANCE_TAG, OWNER_NODE_TAG, PART_FILTER,
 };

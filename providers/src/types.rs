@@ -118,11 +118,23 @@ pub struct PoolPart {
     pub share: f64,
 }
 
+/// The filter name a part selects on, where the cloud's filters know it (EC2 and the
+/// in-memory cloud): `public-ip` with `*` wildcards.
+pub const PART_FILTER: &str = "public-ip";
+
 impl PoolPart {
-    /// The part as last decimal digits of IPv4 addresses (close to uniform in a pool of
-    /// public addresses): `share` of ten rounded up, consecutive from a digit the seed
-    /// picks; None when that is every digit (the whole pool).
-    pub fn last_digits(&self) -> Option<Vec<u8>> {
+    /// The part as [`PART_FILTER`] patterns on IPv4 addresses' last decimal digit (close
+    /// to uniform in a pool of public addresses): `share` of ten rounded up, consecutive
+    /// from a digit the seed picks (`*3`, `*4`, …). None for the whole pool: every digit,
+    /// or a pool filter (`filter_names`) that names `public-ip` already (two filters of
+    /// one name would AND, and a pattern of the user's with ours may select nothing).
+    pub fn public_ip_patterns<'a>(
+        &self,
+        filter_names: impl IntoIterator<Item = &'a str>,
+    ) -> Option<Vec<String>> {
+        if filter_names.into_iter().any(|name| name == PART_FILTER) {
+            return None;
+        }
         let wanted = (self.share * 10.0).ceil();
         if !(1.0..10.0).contains(&wanted) {
             return None;
@@ -130,7 +142,7 @@ impl PoolPart {
         let first = self.seed % 10;
         Some(
             (0..wanted as u64)
-                .map(|n| ((first + n) % 10) as u8)
+                .map(|n| format!("*{}", (first + n) % 10))
                 .collect(),
         )
     }
@@ -215,5 +227,46 @@ mod tests {
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         assert!(IpFamily::V4.matches(&v4) && !IpFamily::V4.matches(&v6));
         assert!(IpFamily::V6.matches(&v6) && !IpFamily::V6.matches(&v4));
+    }
+}
+
+#[cfg(test)]
+mod pool_part_tests {
+    use super::*;
+
+    fn part(seed: u64, share: f64) -> PoolPart {
+        PoolPart { seed, share }
+    }
+
+    #[test]
+    fn a_share_becomes_that_many_tenths_rounded_up_from_the_seeds_digit() {
+        let none: [&str; 0] = [];
+        assert_eq!(
+            part(7, 0.1).public_ip_patterns(none),
+            Some(vec!["*7".into()])
+        );
+        assert_eq!(
+            part(18, 0.25).public_ip_patterns(none),
+            Some(vec!["*8".into(), "*9".into(), "*0".into()])
+        );
+        assert_eq!(
+            part(3, 0.01).public_ip_patterns(none),
+            Some(vec!["*3".into()])
+        );
+    }
+
+    #[test]
+    fn every_digit_a_nonsense_share_or_a_public_ip_filter_is_the_whole_pool() {
+        for share in [0.95, 1.0, 2.0, 0.0, -1.0, f64::NAN] {
+            assert_eq!(
+                part(1, share).public_ip_patterns(["tag:kubeip"]),
+                None,
+                "{share}"
+            );
+        }
+        assert_eq!(
+            part(1, 0.1).public_ip_patterns(["tag:kubeip", "public-ip"]),
+            None
+        );
     }
 }

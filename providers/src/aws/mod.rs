@@ -23,7 +23,7 @@ pub use filters::{address_filters, ADDRESS_FILTER_NAMES};
 pub use instance::InstanceFacts;
 pub use ipv6::{Ipv6Pool, Ipv6PoolError, MAX_POOL_ADDRESSES};
 pub use ordering::{AwsOrder, AwsOrderError, AwsOrderField, ORDER_FIELDS};
-pub use pool_part::{last_digit_patterns, part_filters, PART_FILTER};
+pub use pool_part::part_filters;
 pub use provider::{AwsProvider, AwsSettings, OWNER_IPV6_TAG};
 
 /// The SDK, for callers that build their own requests (tests setting up moto).

@@ -718,7 +718,7 @@ impl Provider for AwsProvider {
     /// The Elastic IPs whose last digit `part` chose (`aws::pool_part`); the whole pool
     /// for IPv6 (read from the subnet, not listed) or when `FILTER` names `public-ip`.
     async fn list_pool_part(&self, part: &PoolPart) -> Result<PoolRead, ProviderError> {
-        match part_filters(&self.filters, part).filter(|_| self.family == IpFamily::V4) {
+        match part_filters(&self.filters, part).filter(|_| self.reads_pool_parts()) {
             Some(filters) => self.list_eips(&filters).await.map(PoolRead::Part),
             None => self.list_pool().await.map(PoolRead::Whole),
         }
